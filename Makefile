@@ -1,0 +1,27 @@
+# Two entry points: `make run` (the main job) and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TORCH  := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup run test clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m lightsnn search --method lightsnn --dataset digits --seed 0 \
+		--config config/quick.yaml --out results/search/digits-lightsnn-seed0.json
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf results .pytest_cache

@@ -1,0 +1,85 @@
+"""Run configuration: a YAML file resolved against the registries' defaults.
+
+Layout (every section optional; see config/README.md)::
+
+    device: auto            # auto | cpu | cuda | cuda:N
+    data: {}                # dataset options (paths), by dataset name
+    network: {}             # NetConfig overrides for every dataset
+    networks: {digits: {}}  # NetConfig overrides for one dataset
+    search: {lightsnn: {}}  # method options, by method name
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, fields, replace
+from pathlib import Path
+
+import torch
+import yaml
+
+from .datasets import get_dataset_spec
+from .network import PRESETS, NetConfig
+from .search import get_method
+from .search.common import BaseOptions
+
+TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "workflow")
+
+
+def load_config(path: str | Path | None) -> dict:
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ValueError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
+    unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
+    if unknown:
+        raise ValueError(f"unknown config key(s) {unknown} in {str(path)!r}; allowed: {list(TOP_LEVEL_KEYS)}")
+    return data
+
+
+def resolve_device(spec: str | None) -> torch.device:
+    spec = spec or "auto"
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(spec)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {spec!r} asked for, but no CUDA device is available here; use cpu or auto")
+    return device
+
+
+def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
+    cls = get_method(method).options
+    values = dict((config.get("search") or {}).get(method) or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {sorted(known)}")
+    options = cls(**values)
+    options.validate()
+    return options
+
+
+def net_config(dataset: str, config: dict, options: BaseOptions | None = None) -> NetConfig:
+    spec = get_dataset_spec(dataset)
+    cfg = PRESETS[spec.preset].with_overrides(config.get("network"))
+    cfg = cfg.with_overrides((config.get("networks") or {}).get(dataset))
+    if options is not None:
+        cfg = replace(cfg, pooling=options.pooling)
+    return cfg
+
+
+def stable_hash(obj) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def options_dict(options: BaseOptions) -> dict:
+    return asdict(options)

@@ -1,0 +1,301 @@
+"""The SNASNet macro network (spec 1.3), discrete or as a supernet.
+
+Shapes, once for the whole package: a network takes either a static image
+batch ``[B, C, H, W]`` (direct encoding: the same analog image is the input
+at every timestep, the stem runs once) or event frames ``[T, B, C, H, W]``;
+it returns the time-averaged boosted class scores ``[B, num_classes]``.
+Every LIF runs single-step inside the timestep loop, so state lives in the
+neurons; call :func:`lightsnn.neurons.reset_state` before each sequence.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+from spikingjelly.activation_based import layer
+
+from .cell import Cell
+from .genotype import ALL_EDGES, CellGenotype, Genotype, GenotypeError, edge_key, edges_of
+from .neurons import LIFConfig, make_lif
+from .ops import OpSpec, parse_space
+
+POOLINGS = ("avg", "max")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Sizes of the macro network; presets per dataset in :data:`PRESETS`, every field overridable."""
+
+    in_channels: int = 3
+    image_size: int = 32
+    num_classes: int = 10
+    channels: int = 256  # C of cell1; cell2 has 2C
+    timesteps: int = 5
+    pooling: str = "avg"  # resdown pools: SNASNet avg, LightSNN max
+    second_pool: int = 2  # kernel of the pool after cell2 (SNASNet's --second_avgpooling)
+    classifier_width: int = 1024
+    num_cluster: int = 10  # boost: output neurons per class
+    input_pool: bool = False  # MaxPool2d(2) after the stem (LightSNN on DVS)
+    dropout: float = 0.5
+    lif: LIFConfig = field(default_factory=LIFConfig)
+
+    def __post_init__(self):
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        for name in ("in_channels", "image_size", "num_classes", "channels", "timesteps", "second_pool",
+                     "classifier_width", "num_cluster"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"network.{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"network.dropout must be in [0, 1), got {self.dropout!r}")
+
+    def with_overrides(self, overrides: dict | None) -> "NetConfig":
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"unknown network option(s) {unknown}; allowed: {sorted(known)}")
+        values = dict(overrides)
+        if isinstance(values.get("lif"), dict):
+            values["lif"] = replace(self.lif, **values["lif"])
+        return replace(self, **values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+#: Network presets of the papers (spec 1.2-1.3) and of the offline datasets.
+PRESETS: dict[str, NetConfig] = {
+    "cifar10": NetConfig(in_channels=3, image_size=32, num_classes=10, channels=256, num_cluster=10),
+    "cifar100": NetConfig(in_channels=3, image_size=32, num_classes=100, channels=128, num_cluster=5),
+    "dvs128_gesture": NetConfig(in_channels=2, image_size=128, num_classes=11, channels=128, timesteps=16,
+                                num_cluster=10, input_pool=True),
+    "digits": NetConfig(in_channels=1, image_size=8, num_classes=10, channels=16, classifier_width=128,
+                        num_cluster=10),
+}
+
+
+def _init_weights(module: nn.Module) -> None:
+    """SNASNet/LightSNN initialisation (spec 1.4)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_uniform_(m.weight, a=2)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+            m.reset_running_stats()
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
+class SNASNetwork(nn.Module):
+    """stem -> [input pool] -> cell1 -> downconv -> pool -> cell2 -> BN+LIF -> pool -> classifier -> boost."""
+
+    def __init__(self, config: NetConfig, cell_ops: Sequence[dict[tuple[int, int], Sequence[str]]],
+                 dead_backward: bool = False):
+        super().__init__()
+        if len(cell_ops) != 2:
+            raise ValueError("cell_ops needs the edge ops of cell1 and cell2")
+        self.config = config
+        c = config.channels
+        pool = nn.AvgPool2d if config.pooling == "avg" else nn.MaxPool2d
+        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
+        self.input_pool = nn.MaxPool2d(2, 2) if config.input_pool else nn.Identity()
+        self.cell1 = Cell(c, cell_ops[0], config.lif, dead_backward)
+        self.downconv = nn.Sequential(nn.BatchNorm2d(c), make_lif(config.lif),
+                                      nn.Conv2d(c, 2 * c, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * c))
+        self.pool1 = pool(2, 2)
+        self.cell2 = Cell(2 * c, cell_ops[1], config.lif, dead_backward)
+        self.last_act = nn.Sequential(nn.BatchNorm2d(2 * c), make_lif(config.lif))
+        self.pool2 = pool(config.second_pool, config.second_pool)
+        self.in_features = 2 * c * self._feature_area()
+        self.classifier = nn.Sequential(
+            layer.Dropout(config.dropout),
+            nn.Linear(self.in_features, config.classifier_width, bias=False),
+            make_lif(config.lif),
+            nn.Linear(config.classifier_width, config.num_classes * config.num_cluster, bias=True),
+        )
+        self.boost = nn.AvgPool1d(config.num_cluster, config.num_cluster)
+        _init_weights(self)
+
+    def _feature_area(self) -> int:
+        """Spatial size of the real feature map at the classifier (the released LightSNN hard-codes it wrongly)."""
+        with torch.no_grad():
+            probe = torch.zeros(1, self.config.in_channels, self.config.image_size, self.config.image_size,
+                                device=self.stem[0].weight.device, dtype=self.stem[0].weight.dtype)
+            h = self.pool2(self.pool1(self.input_pool(self.stem[0](probe))))
+        if h.shape[-1] < 1 or h.shape[-2] < 1:
+            raise ValueError(f"image_size {self.config.image_size} is too small for the network's pools")
+        return int(h.shape[-2] * h.shape[-1])
+
+    @classmethod
+    def from_genotype(cls, config: NetConfig, genotype: Genotype, dead_backward: bool = False) -> "SNASNetwork":
+        cell_ops = [{e: [op] for e, op in genotype.cell_for(i).ops} for i in range(2)]
+        net = cls(config, cell_ops, dead_backward)  # one op per edge: weight 1.0
+        net.arch = genotype
+        return net
+
+    def reinitialize(self) -> None:
+        _init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        steps = self.config.timesteps
+        static = x.dim() == 4
+        if not static and (x.dim() != 5 or x.shape[0] != steps):
+            raise ValueError(f"expected [B,C,H,W] or [T={steps},B,C,H,W] input, got shape {tuple(x.shape)}")
+        stem_out = self.stem(x) if static else None
+        state1 = state2 = None
+        total = None
+        for t in range(steps):
+            h = stem_out if static else self.stem(x[t])
+            h = self.input_pool(h)
+            h, state1 = self.cell1(h, state1)
+            h = self.pool1(self.downconv(h))
+            h, state2 = self.cell2(h, state2)
+            h = self.pool2(self.last_act(h))
+            h = self.classifier(h.flatten(1))
+            h = self.boost(h.unsqueeze(1)).squeeze(1)
+            total = h if total is None else total + h
+        return total / steps
+
+
+class SuperNet(SNASNetwork):
+    """Every op of the space on every edge, mixed by softmax over per-edge logits.
+
+    Ops whose weight is at most ``threshold`` do not run (LightSNN's rule, spec 3.1).
+    Logits are plain tensors on the host, never parameters: they are not trained.
+    """
+
+    def __init__(self, config: NetConfig, space: Sequence[str], cell_type: str = "backward",
+                 shared: bool = True, threshold: float = 0.01, dead_backward: bool = False):
+        self.space = parse_space(space)
+        self.edges = edges_of(cell_type)
+        edge_ops = {e: list(self.space) for e in self.edges}
+        super().__init__(config, [edge_ops, edge_ops], dead_backward)
+        self.cell_type = cell_type
+        self.shared = shared
+        self.threshold = threshold
+        self.logits = torch.zeros(1 if shared else 2, len(self.edges), len(self.space), dtype=torch.float64)
+        self.set_logits(self.logits)
+
+    def weights(self, logits: torch.Tensor | None = None) -> torch.Tensor:
+        return torch.softmax((self.logits if logits is None else logits).to(torch.float64), dim=-1)
+
+    def active_mask(self, logits: torch.Tensor | None = None) -> torch.Tensor:
+        return self.weights(logits) > self.threshold
+
+    def set_logits(self, logits: torch.Tensor) -> None:
+        logits = logits.detach().to("cpu", torch.float64)
+        if logits.shape != self.logits.shape:
+            raise ValueError(f"logits must have shape {tuple(self.logits.shape)}, got {tuple(logits.shape)}")
+        self.logits = logits.clone()
+        weights = self.weights().tolist()
+        for index, cell in enumerate((self.cell1, self.cell2)):
+            rows = weights[0 if self.shared else index]
+            cell.set_active({edge_key(e): {op: w for op, w in zip(self.space, row) if w > self.threshold}
+                             for e, row in zip(self.edges, rows)})
+
+    def mask_logits(self, genotype: Genotype) -> torch.Tensor:
+        """Logits that select exactly the genotype's op on every edge (weight 1.0, others 0)."""
+        cells = range(1 if self.shared else 2)
+        if self.shared and len(genotype.cells) == 2 and genotype.cells[0] != genotype.cells[1]:
+            raise GenotypeError("this supernet shares one cell genotype; the genotype has two different cells")
+        logits = torch.full_like(self.logits, -1000.0)
+        for c in cells:
+            cell = genotype.cell_for(c)
+            for (src, dst), _ in cell.ops:
+                if (src, dst) not in self.edges:
+                    raise GenotypeError(f"edge {src}->{dst} is not in a {self.cell_type} cell")
+            for e_index, edge in enumerate(self.edges):
+                op = cell.op(edge)
+                if op not in self.space:
+                    raise GenotypeError(f"op {op!r} on edge {edge_key(edge)} is not in the space {list(self.space)}")
+                logits[c, e_index, self.space.index(op)] = 0.0
+        return logits
+
+    def set_genotype(self, genotype: Genotype) -> None:
+        self.set_logits(self.mask_logits(genotype))
+
+    def reinitialize(self) -> None:
+        """Fresh weights for the modules that run now; ops that do not run are left as they are."""
+        for name, child in self.named_children():
+            if name not in ("cell1", "cell2"):
+                _init_weights(child)
+        for cell in (self.cell1, self.cell2):
+            for key, runs in cell.active.items():
+                for module_key, _ in runs:
+                    _init_weights(cell.edge_ops[key][module_key])
+
+    def is_single_path(self) -> bool:
+        return bool((self.active_mask().sum(-1) == 1).all())
+
+    def genotype(self) -> Genotype:
+        """The argmax op of every edge."""
+        best = self.weights().argmax(-1).tolist()
+        cells = [CellGenotype.from_edges({e: self.space[o] for e, o in zip(self.edges, row)}) for row in best]
+        return Genotype(tuple(cells))
+
+    def discrete_state_dict(self, genotype: Genotype) -> dict[str, torch.Tensor]:
+        """The supernet's weights restricted to the modules of ``SNASNetwork.from_genotype(genotype)``."""
+        keep = {}
+        for name, tensor in self.state_dict().items():
+            parts = name.split(".")
+            if parts[0] in ("cell1", "cell2") and parts[1] == "edge_ops":
+                cell = genotype.cell_for(0 if parts[0] == "cell1" else 1)
+                src, dst = (int(v) for v in parts[2].split("->"))
+                op = cell.op((src, dst))
+                if op == "zero" or OpSpec.parse(op).module_key() != parts[3]:
+                    continue
+            keep[name] = tensor
+        return keep
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def flops_per_sample_step(net: SNASNetwork) -> float:
+    """Analytic conv+linear FLOPs (2 x MACs) of one sample and timestep of the modules that run."""
+    total = 0.0
+    hooks = []
+
+    def conv_hook(m, inp, out):
+        nonlocal total
+        per = m.in_channels // m.groups * math.prod(m.kernel_size) * out.shape[1] * out.shape[-2] * out.shape[-1]
+        total += 2.0 * per
+
+    def linear_hook(m, inp, out):
+        nonlocal total
+        total += 2.0 * m.in_features * m.out_features
+
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    cfg = net.config
+    was_training = net.training
+    try:
+        net.eval()
+        with torch.no_grad():
+            from .neurons import reset_state
+            reset_state(net)
+            x = torch.zeros(1, cfg.in_channels, cfg.image_size, cfg.image_size,
+                            device=next(net.parameters()).device)
+            net(x)
+            reset_state(net)
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was_training)
+    # a static stem runs once per sequence, so it adds stem/T to the per-step figure
+    return total / cfg.timesteps

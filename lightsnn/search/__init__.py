@@ -1,0 +1,42 @@
+"""Search methods, in a registry keyed by name (the CLI and the workflow schema read it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .common import COMPAT_FLAGS, BaseOptions, SearchContext, SearchResult
+from .lightsnn import LightSNNOptions, run_lightsnn
+from .random import RandomOptions, run_random
+from .snasnet import SNASNetOptions, run_snasnet
+from .spikenas import SpikeNASOptions, run_spikenas
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    options: type[BaseOptions]
+    run: Callable[[BaseOptions, SearchContext], SearchResult]
+
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("snasnet", "SNASNet: random sampling scored by SAHD (Kim et al., ECCV 2022)", SNASNetOptions,
+               run_snasnet),
+        Method("lightsnn", "LightSNN: pruning by importance over a supernet with SAHD (arXiv 2503.21846)",
+               LightSNNOptions, run_lightsnn),
+        Method("spikenas", "SpikeNAS: memory-aware per-cell search, reimplemented from the paper's "
+                           "description (arXiv 2402.11322)", SpikeNASOptions, run_spikenas),
+        Method("random", "control: a uniformly random valid architecture, no scoring", RandomOptions, run_random),
+    ]
+}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known methods: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+__all__ = ["METHODS", "COMPAT_FLAGS", "Method", "SearchContext", "SearchResult", "get_method"]

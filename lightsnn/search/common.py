@@ -1,0 +1,179 @@
+"""What every search shares: options, reference-compat flags, the scoring loop, the record."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..batches import SearchBatches
+from ..datasets import Splits
+from ..genotype import CELL_TYPES, Genotype
+from ..network import POOLINGS, NetConfig, SNASNetwork
+from ..neurons import reset_state
+from ..ops import parse_space
+from ..sahd import SAHDScorer
+
+BN_MODES = ("train", "eval")
+
+#: Released-code behaviours that ``reference_compat`` can switch on one by one (spec 7).
+COMPAT_FLAGS: dict[str, str] = {
+    "dead_backward": "LightSNN's backward edges run but never reach the next timestep (spec 7.1)",
+    "carry_state": "neuron state is not reset between scorings; it carries over (spec 7.3, 7.12)",
+    "count_normalize": "K is divided by the number of LIF calls, as both codes do (spec 1.5.1)",
+    "fresh_batches": "every repeat of every scoring draws a new random batch (spec 7.5)",
+    "trained_logits": "architecture logits sit in the optimiser and weight decay revives pruned ops "
+                      "(spec 7.2; used by training)",
+}
+
+
+def opt(default: Any, help: str, choices: tuple | None = None):
+    """A method option: its default, help text and allowed values feed the CLI and the config docs."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "choices": choices})
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class BaseOptions:
+    space: Any = opt("snasnet", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
+    cell_type: str = opt("backward", "cell type: backward (with next-timestep edges) or forward", CELL_TYPES)
+    pooling: str = opt("avg", "resdown pooling of the macro network", POOLINGS)
+    reference_compat: Any = opt(False, "true, false or a list of released-code behaviours to reproduce: "
+                                + ", ".join(COMPAT_FLAGS))
+
+    #: compat flags this method understands; ``reference_compat: true`` turns all of them on
+    compat_flags: ClassVar[tuple[str, ...]] = ()
+
+    def validate(self) -> None:
+        self.space = list(parse_space(self.space))
+        for f in fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"option {f.name}={getattr(self, f.name)!r} is not allowed; choose from {choices}")
+        self.compat()  # raises on unknown flags
+
+    def compat(self) -> set[str]:
+        value = self.reference_compat
+        if value is True:
+            return set(self.compat_flags)
+        if value in (False, None):
+            return set()
+        flags = [value] if isinstance(value, str) else list(value)
+        unknown = [f for f in flags if f not in self.compat_flags]
+        if unknown:
+            raise ValueError(f"reference_compat flag(s) {unknown} do not apply here; "
+                             f"allowed: {list(self.compat_flags) or 'none'}")
+        return set(flags)
+
+
+@dataclass
+class ScoringOptions(BaseOptions):
+    batch_size: int = opt(64, "search batch size (samples per SAHD kernel)")
+    repeat: int = opt(2, "forward passes per scoring; the score is their mean")
+    bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring", BN_MODES)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.repeat < 1:
+            raise ValueError(f"option repeat must be >= 1, got {self.repeat}")
+        if self.batch_size < 2:
+            raise ValueError(f"option batch_size must be >= 2, got {self.batch_size}")
+
+
+@dataclass
+class SearchContext:
+    net_config: NetConfig
+    splits: Splits
+    device: torch.device
+    seed: int
+    progress: bool | None = None  # None: a bar only on a terminal
+
+    def batches(self, options: ScoringOptions) -> SearchBatches:
+        from ..batches import DatasetSearchBatches
+        return DatasetSearchBatches(self.splits.train, options.batch_size, options.repeat, self.device,
+                                    seed=self.seed, fresh="fresh_batches" in options.compat(),
+                                    events=self.splits.events)
+
+    def bar(self, total: int, desc: str):
+        return tqdm(total=total, desc=desc, disable=False if self.progress else (None if self.progress is None
+                                                                                  else True),
+                    leave=False, dynamic_ncols=True)
+
+
+@dataclass
+class SearchRecord:
+    candidates: list[dict] = field(default_factory=list)
+    num_scorings: int = 0
+    compute_seconds: float = 0.0
+    data_seconds: float = 0.0
+    total_seconds: float = 0.0
+    nonfinite_scores: int = 0
+    details: dict = field(default_factory=dict)
+
+    def add(self, score: float, **fields) -> None:
+        """One scoring; non-finite scores are kept as strings ("nan", "-inf") so the JSON stays valid."""
+        self.num_scorings += 1
+        if not math.isfinite(score):
+            self.nonfinite_scores += 1
+        self.candidates.append({**fields, "score": score if math.isfinite(score) else str(score)})
+
+
+@dataclass
+class SearchResult:
+    genotype: Genotype
+    score: float | None
+    record: SearchRecord
+    net_config: NetConfig
+
+
+class Scorer:
+    """Scores networks with SAHD under a method's semantics, timing compute apart from data."""
+
+    def __init__(self, options: ScoringOptions, batches: SearchBatches, record: SearchRecord):
+        flags = options.compat()
+        self.options = options
+        self.batches = batches
+        self.record = record
+        self.reset = "carry_state" not in flags
+        self.normalize = "count" if "count_normalize" in flags else "none"
+
+    @torch.no_grad()
+    def __call__(self, net: SNASNetwork, scorer: SAHDScorer) -> float:
+        net.train(self.options.bn_mode == "train")
+        data_before = self.batches.data_seconds
+        start = time.perf_counter()
+        values = []
+        for r in range(self.options.repeat):
+            batch = self.batches.get(r)
+            if self.reset:
+                reset_state(net)
+            values.append(scorer.score(batch))
+        elapsed = time.perf_counter() - start
+        data = self.batches.data_seconds - data_before
+        self.record.compute_seconds += elapsed - data
+        self.record.data_seconds += data
+        return float(np.mean(values))
+
+
+def best_index(scores: list[float]) -> int:
+    """Index of the highest finite score; NaN and inf are never chosen (spec 7.14)."""
+    finite = [i for i, s in enumerate(scores) if math.isfinite(s)]
+    if not finite:
+        raise RuntimeError(f"all {len(scores)} candidates scored NaN or inf; no architecture can be chosen")
+    return max(finite, key=lambda i: (scores[i], -i))
+
+
+def timed(run: Callable[..., SearchResult]) -> Callable[..., SearchResult]:
+    def wrapper(options, context: SearchContext) -> SearchResult:
+        start = time.perf_counter()
+        result = run(options, context)
+        result.record.total_seconds = time.perf_counter() - start
+        return result
+    wrapper.__name__ = run.__name__
+    wrapper.__doc__ = run.__doc__
+    return wrapper

@@ -1,0 +1,81 @@
+"""LightSNN: pruning by importance over a supernet with the SAHD score (spec 3.2)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from ..genotype import edge_key
+from ..network import SuperNet
+from ..sahd import SAHDScorer
+from .common import ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
+
+PRUNED = -1000.0  # the logit LightSNN writes for a removed op
+
+
+@dataclass
+class LightSNNOptions(ScoringOptions):
+    space: Any = opt("lightsnn", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
+    pooling: str = opt("max", "resdown pooling of the macro network (LightSNN: max)", ("avg", "max"))
+    batch_size: int = opt(32, "search batch size (paper 32; released code 64)")
+    bn_mode: str = opt("eval", "BatchNorm/Dropout mode while scoring (LightSNN calls eval())", ("train", "eval"))
+    threshold: float = opt(0.01, "an op runs while its softmax weight exceeds this")
+    separate_cell_alphas: bool = opt(False, "one set of logits per cell instead of one shared by both")
+    compat_flags: ClassVar[tuple[str, ...]] = ("dead_backward", "carry_state", "count_normalize",
+                                               "fresh_batches", "trained_logits")
+
+
+def expected_scorings(num_edges: int, num_ops: int, num_alpha_cells: int = 1) -> int:
+    """Each round scores every remaining op of every edge, then prunes one op per edge."""
+    return num_alpha_cells * num_edges * sum(range(2, num_ops + 1))
+
+
+@timed
+def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
+    """Score the supernet with each remaining op of each edge removed; prune per edge the op whose
+    removal scores highest; repeat until one op per edge remains."""
+    torch.manual_seed(ctx.seed)
+    flags = options.compat()
+    record = SearchRecord()
+    batches = ctx.batches(options)
+    net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=not options.separate_cell_alphas,
+                   threshold=options.threshold, dead_backward="dead_backward" in flags).to(ctx.device)
+    scorer = Scorer(options, batches, record)
+    logits = torch.zeros_like(net.logits)
+    rounds = []
+    total = expected_scorings(len(net.edges), len(net.space), logits.shape[0])
+    with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(total, "lightsnn") as bar:
+        round_index = 0
+        while not bool((net.active_mask(logits).sum(-1) == 1).all()):
+            active = net.active_mask(logits)
+            candidates = []
+            for c in range(logits.shape[0]):
+                for e, edge in enumerate(net.edges):
+                    if active[c, e].sum() <= 1:
+                        continue
+                    for o in active[c, e].nonzero().flatten().tolist():
+                        trial = logits.clone()
+                        trial[c, e, o] = PRUNED
+                        net.set_logits(trial)
+                        score = scorer(net, sahd)
+                        record.add(score, round=round_index, cell=c, edge=edge_key(edge), removed=net.space[o])
+                        candidates.append((score, (c, e, o)))
+                        bar.update()
+            # highest score first, non-finite never pruned first; ties: larger (cell, edge, op) first
+            candidates.sort(key=lambda item: (item[0] if math.isfinite(item[0]) else -math.inf, item[1]),
+                            reverse=True)
+            pruned = {}
+            for score, (c, e, o) in candidates:
+                if (c, e) not in pruned:
+                    logits[c, e, o] = PRUNED
+                    pruned[(c, e)] = net.space[o]
+            rounds.append({"round": round_index,
+                           "pruned": {f"cell{c}:{edge_key(net.edges[e])}": op for (c, e), op in pruned.items()}})
+            round_index += 1
+        net.set_logits(logits)
+        genotype = net.genotype()
+        final_score = scorer(net, sahd)  # the chosen path's own score, not one of the search's scorings
+    record.details = {"rounds": rounds, "final_logits": logits.tolist()}
+    return SearchResult(genotype, final_score if math.isfinite(final_score) else None, record, ctx.net_config)

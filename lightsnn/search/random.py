@@ -1,0 +1,23 @@
+"""The control every NAS comparison needs: a uniformly random valid architecture, no scoring."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..genotype import Genotype
+from .common import BaseOptions, SearchContext, SearchRecord, SearchResult, opt, timed
+from .sampling import sample_uniform_canonical
+
+
+@dataclass
+class RandomOptions(BaseOptions):
+    separate_cells: bool = opt(False, "draw cell1 and cell2 independently instead of one shared cell")
+
+
+@timed
+def run_random(options: RandomOptions, ctx: SearchContext) -> SearchResult:
+    rng = np.random.default_rng(ctx.seed)
+    cells = [sample_uniform_canonical(rng, options.space, options.cell_type)
+             for _ in range(2 if options.separate_cells else 1)]
+    return SearchResult(Genotype(tuple(cells)), None, SearchRecord(), ctx.net_config)

@@ -1,0 +1,66 @@
+"""SNASNet: random sampling of cells scored by SAHD at initialisation (spec 2.2)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..genotype import Genotype
+from ..network import SuperNet
+from ..sahd import SAHDScorer
+from .common import (ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed)
+from .sampling import sample_valid
+
+
+@dataclass
+class SNASNetOptions(ScoringOptions):
+    space: Any = opt("snasnet", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
+    num_search: int = opt(5000, "number of accepted (valid) candidates to score")
+    batch_size: int = opt(256, "search batch size (samples per SAHD kernel)")
+    bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring (SNASNet never calls eval())",
+                       ("train", "eval"))
+    dedupe_cache: bool = opt(False, "score each distinct cell once and reuse its score; changes the method "
+                                    "(duplicates get no fresh weights or batch)")
+    compat_flags: ClassVar[tuple[str, ...]] = ("carry_state", "count_normalize", "fresh_batches")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.num_search < 1:
+            raise ValueError(f"option num_search must be >= 1, got {self.num_search}")
+
+
+@timed
+def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
+    """Sample valid cells with SNASNet's sampler, score each at fresh initialisation, keep the best."""
+    rng = np.random.default_rng(ctx.seed)
+    torch.manual_seed(ctx.seed)
+    record = SearchRecord()
+    batches = ctx.batches(options)
+    # One network on the device, masked to each candidate and re-initialised in place (spec 7.11).
+    net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=True).to(ctx.device)
+    scorer = Scorer(options, batches, record)
+    scores: list[float] = []
+    genotypes: list[Genotype] = []
+    cache: dict[Genotype, float] = {}
+    draws = 0
+    with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(options.num_search, "snasnet") as bar:
+        for index in range(options.num_search):
+            cell, n = sample_valid(rng, options.space, options.cell_type)
+            draws += n
+            genotype = Genotype.shared(cell)
+            if options.dedupe_cache and genotype in cache:
+                score = cache[genotype]
+            else:
+                net.set_genotype(genotype)
+                net.reinitialize()
+                score = scorer(net, sahd)
+                record.add(score, index=index, genotype=genotype.to_str())
+                cache[genotype] = score
+            scores.append(score)
+            genotypes.append(genotype)
+            bar.update()
+    best = best_index(scores)
+    record.details = {"draws": draws, "accepted": len(scores), "distinct_cells": len(set(genotypes))}
+    return SearchResult(genotypes[best], scores[best], record, ctx.net_config)

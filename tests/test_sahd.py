@@ -1,0 +1,77 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lightsnn.genotype import Genotype
+from lightsnn.network import SNASNetwork
+from lightsnn.neurons import reset_state, spiking_modules
+from lightsnn.sahd import SAHDScorer, sahd_kernel
+
+
+def test_kernel_matches_a_value_worked_out_by_hand():
+    # two samples, N=4 neurons: counts a=(2,2); they differ in 2 positions.
+    # Ek = a_i + a_j - 2 a_i a_j / N = 2 on every pair; K = N - 0.5/(Ek+1e-3) * dH
+    x = torch.tensor([[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    k = sahd_kernel(x)
+    off = 4 - 0.5 / 2.001 * 2
+    assert k.dtype == torch.float64
+    assert torch.allclose(k, torch.tensor([[4.0, off], [off, 4.0]], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_kernel_equals_the_reference_code_formula():
+    rng = np.random.default_rng(0)
+    x = (rng.random((7, 50)) < 0.2).astype(np.float64)
+    n = x.shape[1]
+    s = x.sum(1, keepdims=True) / n
+    ek = (s @ (1 - s).T + (1 - s) @ s.T) * n
+    dh = x @ (1 - x).T + (1 - x) @ x.T
+    expected = n * np.ones((7, 7)) - (0.5 / (ek + 1e-3)) * dh
+    assert np.allclose(sahd_kernel(torch.from_numpy(x).float()).numpy(), expected, rtol=0, atol=1e-9)
+
+
+def _net(tiny):
+    torch.manual_seed(0)
+    return SNASNetwork.from_genotype(tiny, Genotype.from_str("0302 0030 3003 0000"))
+
+
+def test_score_is_logdet_of_the_summed_kernel_and_hooks_are_removed(tiny):
+    net = _net(tiny)
+    x = torch.randn(8, 1, 8, 8) * 2
+    seen = []
+
+    def grab(module, inputs, output):
+        seen.append(output.reshape(output.shape[0], -1).clone())
+
+    handles = [m.register_forward_hook(grab) for m in spiking_modules(net)]
+    net.eval()
+    reset_state(net)
+    with SAHDScorer(net, normalize="none") as scorer:
+        score = scorer.score(x)
+        calls = scorer.calls
+    for h in handles:
+        h.remove()
+    k = sum(sahd_kernel(s) for s in seen)
+    assert calls == len(seen) == tiny.timesteps * len(spiking_modules(net))
+    assert score == pytest.approx(float(torch.linalg.slogdet(k)[1]), rel=1e-12)
+    reset_state(net)
+    with SAHDScorer(net, normalize="count") as scorer:
+        counted = scorer.score(x)
+    assert counted == pytest.approx(score - 8 * math.log(calls), rel=1e-9)
+    assert all(not m._forward_hooks for m in spiking_modules(net))
+
+
+def test_score_outside_the_context_is_an_error(tiny):
+    with pytest.raises(RuntimeError, match="outside its 'with' block"):
+        SAHDScorer(_net(tiny)).score(torch.zeros(2, 1, 8, 8))
+    with pytest.raises(ValueError, match="normalize"):
+        SAHDScorer(_net(tiny), normalize="mean")
+
+
+def test_identical_samples_give_a_singular_kernel_reported_as_minus_infinity(tiny):
+    net = _net(tiny).eval()
+    reset_state(net)
+    with SAHDScorer(net) as scorer:
+        score = scorer.score(torch.ones(4, 1, 8, 8))
+    assert not math.isfinite(score)
