@@ -7,7 +7,7 @@ from dataclasses import MISSING, fields
 
 import yaml
 
-from .datasets import DATASETS
+from .data import DATASET_NAMES
 from .search import COMPAT_FLAGS, METHODS
 
 
@@ -60,7 +60,7 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
         epilog="Method options override the config file's search.<method> section. Values that are lists "
                "take YAML, e.g. --space '[zero, conv3x3, skip]' or --reference-compat '[carry_state]'.")
     p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
-    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASETS)})")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same device: "
                                                        "same genotype and score")
     p.add_argument("--config", default=None, help="YAML config file (see config/README.md); optional")
@@ -106,11 +106,50 @@ def _cmd_search(args, table) -> int:
     return 0
 
 
+def _prepare_parser(sub) -> None:
+    p = sub.add_parser("prepare", help="check a dataset's files; frame and cache event datasets once",
+                       description="Load a dataset as searches and trainings will. Event datasets (ndigits, "
+                                   "dvs128_gesture) are framed into T frames once and cached under data.cache; "
+                                   "static ones are checked and counted. Prints what was done.")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    p.add_argument("--config", default=None, help="YAML config file (data and network sections)")
+    p.add_argument("--timesteps", type=int, default=None, help="frames per sample (default: the network's T)")
+    p.add_argument("--report", default=None, help="also write the report as JSON to this path")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+
+
+def _cmd_prepare(args) -> int:
+    import json
+
+    from .config import load_config, net_config
+    from .data import prepare
+    from .results import write_json_atomic
+
+    config = load_config(args.config)
+    timesteps = args.timesteps or net_config(args.dataset, config).timesteps
+    report = prepare(args.dataset, config.get("data"), timesteps, progress=False if args.no_progress else None)
+    if args.report:
+        write_json_atomic(args.report, report)
+    print(f"{args.dataset}: prepared in {report['seconds']:.1f}s")
+    for split in ("train", "test"):
+        info = report[split]
+        print(f"  {split}: {info['samples']} samples of shape {info['input_shape']}; per class {info['per_class']}")
+    for split, cache in (report.get("cache") or {}).items():
+        print(f"  {split} cache: {cache['path']} ({cache['bytes'] / 1e6:.1f} MB, "
+              f"{'built' if cache['built'] else 'reused'} in {cache['seconds']:.1f}s, "
+              f"events per sample {cache.get('events_mean', 0):.0f} "
+              f"[{cache.get('events_min', 0)}..{cache.get('events_max', 0)}])")
+    if not report.get("cache"):
+        print("  " + json.dumps({k: v for k, v in report.items() if k in ("root", "path")}))
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="python -m lightsnn",
                                      description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _, table = _search_parser(sub)
+    _prepare_parser(sub)
     return parser, table
 
 
@@ -120,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "search":
             return _cmd_search(args, table)
+        if args.command == "prepare":
+            return _cmd_prepare(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

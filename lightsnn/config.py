@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from .datasets import get_dataset_spec
+from .data import get_dataset_spec
 from .network import PRESETS, NetConfig
 from .search import get_method
 from .search.common import BaseOptions

@@ -7,7 +7,7 @@ from dataclasses import asdict
 import torch
 
 from .config import method_options, net_config, resolve_device, stable_hash
-from .datasets import load_splits
+from .data import load_splits
 from .results import versions
 from .search import SearchContext, get_method
 
@@ -22,7 +22,7 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
     netcfg = net_config(dataset, config, options)
     device = resolve_device(config.get("device"))
     start = time.perf_counter()
-    splits = load_splits(dataset, (config.get("data") or {}).get(dataset))
+    splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     load_seconds = time.perf_counter() - start
     context = SearchContext(net_config=netcfg, splits=splits, device=device, seed=seed, progress=progress)
     result = get_method(method).run(options, context)
@@ -50,5 +50,6 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "versions": versions(),
         "details": record.details,
+        "data": splits.info,
         "candidates": record.candidates,
     }

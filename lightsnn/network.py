@@ -77,6 +77,8 @@ PRESETS: dict[str, NetConfig] = {
                                 num_cluster=10, input_pool=True),
     "digits": NetConfig(in_channels=1, image_size=8, num_classes=10, channels=16, classifier_width=128,
                         num_cluster=10),
+    "ndigits": NetConfig(in_channels=2, image_size=32, num_classes=10, channels=16, classifier_width=128,
+                         num_cluster=10, input_pool=True),
 }
 
 

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..batches import SearchBatches
-from ..datasets import Splits
+from ..data import Splits
 from ..genotype import CELL_TYPES, Genotype
 from ..network import POOLINGS, NetConfig, SNASNetwork
 from ..neurons import reset_state
@@ -141,6 +141,7 @@ class Scorer:
         self.record = record
         self.reset = "carry_state" not in flags
         self.normalize = "count" if "count_normalize" in flags else "none"
+        record.data_seconds += batches.data_seconds  # fixed batches were drawn before the first scoring
 
     @torch.no_grad()
     def __call__(self, net: SNASNetwork, scorer: SAHDScorer) -> float:
