@@ -63,10 +63,8 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same device: "
                                                        "same genotype and score")
-    p.add_argument("--config", default=None, help="YAML config file (see config/README.md); optional")
     p.add_argument("--out", required=True, help="path of the result JSON (written atomically)")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    _common_job_flags(p)
     table = _method_option_fields()
     group = p.add_argument_group("method options (default per method in brackets)")
     for name, entry in table.items():
@@ -75,6 +73,110 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
         group.add_argument("--" + name.replace("_", "-"), dest=f"opt_{name}", type=entry["type"], default=None,
                            help=f"{entry['help']}{choices} [{defaults}]", metavar=name.upper())
     return p, table
+
+
+def _track(result: dict, config: dict, path, args) -> None:
+    if getattr(args, "no_tracking", False):
+        return
+    from .tracking import log_result, tracking_uri
+
+    run_id = log_result(result, config, path)
+    if run_id:
+        print(f"MLflow run {run_id} in {tracking_uri(config)}", file=sys.stderr)
+
+
+def _common_job_flags(p) -> None:
+    p.add_argument("--config", default=None, help="YAML config file (see config/README.md); optional")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument("--no-tracking", action="store_true", help="do not log this run to MLflow")
+
+
+def _train_parser(sub) -> None:
+    from .train import RECIPES
+
+    p = sub.add_parser("train", help="train a found architecture from scratch and write its checkpoint",
+                       description="Train the discrete network of a search result (or a genotype) with surrogate "
+                                   "gradients. A checkpoint is written every epoch; running the same command again "
+                                   "resumes from it. Writes OUT/train.json, OUT/checkpoint.pt, OUT/best.pt.")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--search", help="search result JSON (its genotype and network are trained)")
+    src.add_argument("--genotype", help="a genotype string, e.g. '0302 0030 3003 0000'")
+    p.add_argument("--dataset", required=True, help="dataset name")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--recipe", choices=list(RECIPES), default=None, help="training recipe (config train.recipe)")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (overrides the recipe)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (overrides the recipe)")
+    p.add_argument("--lr", type=float, default=None, help="initial learning rate (overrides the recipe)")
+    p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
+    _common_job_flags(p)
+
+
+def _cmd_train(args) -> int:
+    import json
+    from pathlib import Path
+
+    from .config import load_config
+    from .jobs import run_train
+    from .results import write_json_atomic
+
+    config = load_config(args.config)
+    if args.device:
+        config["device"] = args.device
+    search = None
+    if args.search:
+        try:
+            search = json.loads(Path(args.search).read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise ValueError(f"cannot read search result {args.search!r}: {err}") from None
+    overrides = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                 "max_batches": args.max_batches}
+    result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
+                       overrides=overrides, progress=False if args.no_progress else None)
+    path = write_json_atomic(Path(args.out) / "train.json", result)
+    _track(result, config, path, args)
+    print(f"trained {result['genotype']['str']} on {args.dataset}: final test acc {result['final_test_acc']:.4f}, "
+          f"best epoch {result['best_epoch']} ({result['selection']}), "
+          f"{result['seconds_per_epoch']:.1f}s/epoch -> {path}")
+    return 0
+
+
+def _evaluate_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="measure a trained checkpoint: accuracy, SAR, params, SynOps, energy",
+                       description="Evaluate a checkpoint on its test set: top-1/top-5, spiking activity rate over "
+                                   "the whole test set, parameters and weight memory, synaptic operations and an "
+                                   "energy estimate (spikingjelly op_counter; 0.9 pJ per AC, 4.6 pJ per MAC, "
+                                   "Horowitz ISSCC 2014, 45 nm), and inference latency per sample.")
+    p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.pt written by 'train'")
+    p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
+    p.add_argument("--bits", type=int, default=8, help="bit width for the memory footprint (default 8)")
+    p.add_argument("--energy-samples", type=int, default=256, help="test samples for op counting (default 256)")
+    _common_job_flags(p)
+
+
+def _cmd_evaluate(args) -> int:
+    from pathlib import Path
+
+    from .config import load_config
+    from .jobs import run_evaluate
+    from .results import write_json_atomic
+
+    config = load_config(args.config)
+    if args.device:
+        config["device"] = args.device
+    result = run_evaluate(args.checkpoint, config, bits=args.bits, energy_samples=args.energy_samples,
+                          progress=False if args.no_progress else None)
+    path = write_json_atomic(args.out or Path(args.checkpoint).with_name("evaluate.json"), result)
+    _track(result, config, path, args)
+    top5 = f"{result['top5']:.4f}" if result["top5"] is not None else "n/a"
+    print(f"{result['dataset']} {result['genotype']}: top-1 {result['top1']:.4f} top-5 {top5} "
+          f"SAR {result['sar']:.4f} params {result['parameters']} "
+          f"({result['bytes_fp32'] / 1e6:.3f} MB fp32, {result[f'bytes_{args.bits}bit'] / 1e6:.3f} MB {args.bits}-bit) "
+          f"SynOps/sample {result['synops_per_sample']:.3g} MACs/sample {result['macs_per_sample']:.3g} "
+          f"energy/sample {result['energy_pj_per_sample'] / 1e6:.3f} uJ "
+          f"latency {result['latency_seconds_per_sample'] * 1e3:.2f} ms -> {path}")
+    return 0
 
 
 def _cmd_search(args, table) -> int:
@@ -97,6 +199,7 @@ def _cmd_search(args, table) -> int:
     result = run_search(args.method, args.dataset, args.seed, config, overrides,
                         progress=False if args.no_progress else None)
     path = write_json_atomic(args.out, result)
+    _track(result, config, path, args)
     times = result["times"]
     score = result["score"]
     print(f"{args.method} on {args.dataset} (seed {args.seed}): genotype {result['genotype']['str']} "
@@ -150,6 +253,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _, table = _search_parser(sub)
     _prepare_parser(sub)
+    _train_parser(sub)
+    _evaluate_parser(sub)
     return parser, table
 
 
@@ -161,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_search(args, table)
         if args.command == "prepare":
             return _cmd_prepare(args)
+        if args.command == "train":
+            return _cmd_train(args)
+        if args.command == "evaluate":
+            return _cmd_evaluate(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

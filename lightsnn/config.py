@@ -23,7 +23,8 @@ from .network import PRESETS, NetConfig
 from .search import get_method
 from .search.common import BaseOptions
 
-TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "workflow")
+TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "tracking",
+                  "workflow")
 
 
 def load_config(path: str | Path | None) -> dict:

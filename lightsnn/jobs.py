@@ -53,3 +53,127 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
         "data": splits.info,
         "candidates": record.candidates,
     }
+
+
+TRAIN_SCHEMA_VERSION = 1
+EVAL_SCHEMA_VERSION = 1
+
+
+def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
+    from .genotype import Genotype
+    from .network import NetConfig
+    from .neurons import LIFConfig
+
+    if search is not None:
+        if search.get("dataset") != dataset:
+            raise ValueError(f"the search result is for dataset {search.get('dataset')!r}, not {dataset!r}")
+        network = dict(search["network"])
+        network["lif"] = LIFConfig(**network["lif"])
+        return Genotype.from_json(search["genotype"]["json"]), NetConfig(**network)
+    if genotype is None:
+        raise ValueError("give a search result (--search) or a genotype (--genotype)")
+    return Genotype.from_str(genotype), net_config(dataset, config)
+
+
+def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | None = None,
+              genotype: str | None = None, overrides: dict | None = None, progress: bool | None = None,
+              log=None, on_epoch=None) -> dict:
+    from pathlib import Path
+
+    from .train import Trainer, TrainOptions, build_model
+
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    options = TrainOptions.from_config(config.get("train"), overrides)
+    arch, netcfg = _genotype_and_network(dataset, config, search, genotype)
+    device = resolve_device(config.get("device"))
+    splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
+    loss_kind = options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+    torch.manual_seed(seed)
+    model, logits = build_model(netcfg, arch, search)
+    meta = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
+            "data": config.get("data") or {}, "loss": loss_kind, "search": search and {
+                k: search[k] for k in ("method", "options", "compat_flags", "details", "genotype")}}
+    trainer = Trainer(model, options, splits, device, seed, Path(out_dir), netcfg.num_classes, loss_kind,
+                      logits, progress, log, meta)
+    start = time.perf_counter()
+    state = trainer.run(on_epoch)
+    history = state["history"]
+    final, best = history[-1], state["best"]
+    from .network import count_parameters
+    return {
+        "schema_version": TRAIN_SCHEMA_VERSION, "kind": "train", "dataset": dataset, "seed": seed,
+        "method": search["method"] if search else None,
+        "genotype": {"str": arch.to_str(), "hash": arch.short_hash()},
+        "final_test_acc": final["test_acc"],
+        "best_epoch_test_acc": best["test_acc"] if "val_acc" not in best else None,
+        "best_epoch": best["epoch"],
+        "test_acc_at_best_val": best["test_acc"] if "val_acc" in best else None,
+        "selection": "validation split" if options.val_fraction > 0 else
+                     "test set (as the papers do: optimistic, report final_test_acc too)",
+        "epochs": len(history), "history": history,
+        "seconds_this_run": time.perf_counter() - start,
+        "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
+        "samples_per_second": sum(r["samples_per_second"] for r in history) / len(history),
+        "parameters": count_parameters(trainer.model),
+        "options": asdict(options), "network": netcfg.to_dict(), "loss": loss_kind,
+        "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / "best.pt"),
+        "compat_flags": (search or {}).get("compat_flags", []),
+        "device": str(device), "versions": versions(),
+    }
+
+
+def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = 8, energy_samples: int = 256,
+                 batch_size: int = 64, progress: bool | None = None) -> dict:
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    from .genotype import Genotype
+    from .metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
+    from .network import NetConfig
+    from .neurons import LIFConfig
+    from .train import build_model, collate, evaluate_accuracy, loss_fn
+
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        meta = saved["meta"]
+    except Exception as err:
+        raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint ({type(err).__name__}: {err})") from None
+    config = config or {}
+    device = resolve_device(config.get("device"))
+    network = dict(meta["network"])
+    network["lif"] = LIFConfig(**network["lif"])
+    netcfg = NetConfig(**network)
+    arch = Genotype.from_str(meta["genotype"])
+    search = meta.get("search")
+    if search is not None:
+        search = {**search, "details": search.get("details") or {}}
+    model, logits = build_model(netcfg, arch, search)
+    model.load_state_dict(saved["model"])
+    if logits is not None:
+        model.set_logits(saved["logits"])
+    model.to(device)
+    splits = load_splits(meta["dataset"], meta.get("data"), netcfg.timesteps, progress)
+    loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False, collate_fn=collate(splits.events))
+    topk = (1, 5) if netcfg.num_classes >= 5 else (1,)
+    start = time.perf_counter()
+    acc = evaluate_accuracy(model, loader, device, loss_fn(meta.get("loss", "ce"), netcfg.num_classes), topk)
+    sar = spiking_activity_rate(model, loader, device)
+    ops = operation_counts(model, loader, device, energy_samples)
+    sample = collate(splits.events)([splits.test[0]])[0]
+    latency = latency_per_sample(model, sample, device)
+    return {
+        "schema_version": EVAL_SCHEMA_VERSION, "kind": "evaluate", "checkpoint": str(path),
+        "dataset": meta["dataset"], "seed": meta["seed"], "genotype": meta["genotype"],
+        "method": (search or {}).get("method"),
+        "top1": acc["top1"], "top5": acc.get("top5"), "test_loss": acc["loss"], "test_samples": len(splits.test),
+        "sar": sar["sar"], "spikes": sar["spikes"], "neuron_steps": sar["neuron_steps"],
+        **memory_footprint(model, bits), "bits": bits,
+        **{k: v for k, v in ops.items() if k != "samples"}, "op_count_samples": ops["samples"],
+        "latency_seconds_per_sample": latency, "seconds": time.perf_counter() - start,
+        "device": str(device), "versions": versions(),
+    }

@@ -40,6 +40,7 @@ class NetConfig:
     num_cluster: int = 10  # boost: output neurons per class
     input_pool: bool = False  # MaxPool2d(2) after the stem (LightSNN on DVS)
     dropout: float = 0.5
+    linear_init_std: float = 0.01  # papers' N(0, 0.01); tiny classifiers need more to let their LIF fire
     lif: LIFConfig = field(default_factory=LIFConfig)
 
     def __post_init__(self):
@@ -75,14 +76,15 @@ PRESETS: dict[str, NetConfig] = {
     "cifar100": NetConfig(in_channels=3, image_size=32, num_classes=100, channels=128, num_cluster=5),
     "dvs128_gesture": NetConfig(in_channels=2, image_size=128, num_classes=11, channels=128, timesteps=16,
                                 num_cluster=10, input_pool=True),
+    # small offline presets: 0.01 * sqrt(32768 / fan-in) keeps the classifier LIF firing as at paper size
     "digits": NetConfig(in_channels=1, image_size=8, num_classes=10, channels=16, classifier_width=128,
-                        num_cluster=10),
+                        num_cluster=10, linear_init_std=0.5),
     "ndigits": NetConfig(in_channels=2, image_size=32, num_classes=10, channels=16, classifier_width=128,
-                         num_cluster=10, input_pool=True),
+                         num_cluster=10, input_pool=True, linear_init_std=0.25),
 }
 
 
-def _init_weights(module: nn.Module) -> None:
+def _init_weights(module: nn.Module, linear_std: float = 0.01) -> None:
     """SNASNet/LightSNN initialisation (spec 1.4)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
@@ -94,7 +96,7 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
             m.reset_running_stats()
         elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.normal_(m.weight, 0.0, linear_std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
@@ -127,7 +129,7 @@ class SNASNetwork(nn.Module):
             nn.Linear(config.classifier_width, config.num_classes * config.num_cluster, bias=True),
         )
         self.boost = nn.AvgPool1d(config.num_cluster, config.num_cluster)
-        _init_weights(self)
+        _init_weights(self, config.linear_init_std)
 
     def _feature_area(self) -> int:
         """Spatial size of the real feature map at the classifier (the released LightSNN hard-codes it wrongly)."""
@@ -147,7 +149,7 @@ class SNASNetwork(nn.Module):
         return net
 
     def reinitialize(self) -> None:
-        _init_weights(self)
+        _init_weights(self, self.config.linear_init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = self.config.timesteps
@@ -231,7 +233,7 @@ class SuperNet(SNASNetwork):
         """Fresh weights for the modules that run now; ops that do not run are left as they are."""
         for name, child in self.named_children():
             if name not in ("cell1", "cell2"):
-                _init_weights(child)
+                _init_weights(child, self.config.linear_init_std)
         for cell in (self.cell1, self.cell2):
             for key, runs in cell.active.items():
                 for module_key, _ in runs:

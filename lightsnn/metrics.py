@@ -1,0 +1,88 @@
+"""Metrics of a trained network: accuracy, SAR, parameters, memory, synaptic operations, energy, latency."""
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+
+from .network import count_parameters
+from .neurons import reset_state, spiking_modules
+
+#: Per-operation energies: Horowitz, ISSCC 2014, 45 nm, 32-bit float (spikingjelly's SimpleEnergyCostConfig.fp32).
+E_MAC_PJ = 4.6
+E_AC_PJ = 0.9
+
+
+@torch.no_grad()
+def spiking_activity_rate(model, loader, device) -> dict:
+    """SAR = total spikes / (total neurons x timesteps x samples), over the whole loader (spec 3.4, 6).
+
+    Eval mode, neuron state reset before each batch; hooks removed afterwards.
+    """
+    spikes = torch.zeros((), dtype=torch.float64, device=device)
+    neuron_steps = 0
+
+    def hook(module, inputs, output):
+        nonlocal spikes, neuron_steps
+        spikes += output.detach().sum(dtype=torch.float64)
+        neuron_steps += output.numel()  # B x neurons of this layer, for one timestep
+
+    handles = [m.register_forward_hook(hook) for m in spiking_modules(model)]
+    try:
+        model.eval()
+        for x, _ in loader:
+            reset_state(model)
+            model(x.to(device))
+    finally:
+        for h in handles:
+            h.remove()
+        reset_state(model)
+    return {"sar": float(spikes) / max(neuron_steps, 1), "spikes": float(spikes), "neuron_steps": neuron_steps}
+
+
+@torch.no_grad()
+def operation_counts(model, loader, device, max_samples: int) -> dict:
+    """Synaptic operations (spike-driven accumulates) and MACs per sample, with spikingjelly's op_counter."""
+    from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
+
+    model.eval()
+    synops, macs = SynOpCounter(), MACCounter()
+    seen = 0
+    for x, _ in loader:
+        if seen >= max_samples:
+            break
+        reset_state(model)
+        with DispatchCounterMode([synops, macs]):
+            model(x.to(device))
+        seen += x.shape[1] if x.dim() == 5 else x.shape[0]
+    reset_state(model)
+    per_sample_synops = synops.get_total() / max(seen, 1)
+    per_sample_macs = macs.get_total() / max(seen, 1)
+    return {"samples": seen, "synops_per_sample": per_sample_synops, "macs_per_sample": per_sample_macs,
+            "energy_pj_per_sample": per_sample_synops * E_AC_PJ + per_sample_macs * E_MAC_PJ,
+            "energy_model": f"E = {E_AC_PJ} pJ x SynOps + {E_MAC_PJ} pJ x MACs (Horowitz, ISSCC 2014, 45 nm fp32)"}
+
+
+def memory_footprint(model, bits: int) -> dict:
+    params = count_parameters(model)
+    return {"parameters": params, "bytes_fp32": params * 4, f"bytes_{bits}bit": params * bits / 8}
+
+
+@torch.no_grad()
+def latency_per_sample(model, sample: torch.Tensor, device, repeats: int = 10) -> float:
+    """Median wall time of one single-sample inference (timesteps included), in seconds."""
+    model.eval()
+    x = sample.to(device)
+    times = []
+    for _ in range(repeats + 1):
+        reset_state(model)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        model(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append(time.perf_counter() - start)
+    reset_state(model)
+    return statistics.median(times[1:])

@@ -1,0 +1,303 @@
+"""Training a found architecture from scratch with surrogate gradients (spec 2.3, 3.3).
+
+The discrete network is trained, never the supernet. Only the reference-compat
+flag ``trained_logits`` trains LightSNN's supernet with its logits in the
+optimiser, where weight decay alone revives pruned ops (spec 3.3).
+Checkpoints are written atomically every epoch; a restarted run resumes from
+the last one and, on the CPU with the same seed, ends exactly as an
+uninterrupted run: the shuffling order of epoch e depends only on (seed, e),
+and the RNG states are saved with the weights.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
+
+from .genotype import Genotype
+from .network import NetConfig, SNASNetwork, SuperNet
+from .neurons import reset_state
+
+LOSSES = ("auto", "ce", "mse")
+
+#: Named recipes (spec 2.3, 3.3); any field can be overridden in the config's ``train`` section.
+RECIPES: dict[str, dict] = {
+    "snasnet": {"lr": 0.1, "eta_min": 0.001, "epochs": 300, "batch_size": 64},
+    "lightsnn": {"lr": 0.2, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the paper's lr
+    "lightsnn-code": {"lr": 0.1, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the released code's
+    "quick": {"lr": 0.1, "eta_min": 0.0, "epochs": 5, "batch_size": 64},
+}
+
+
+@dataclass
+class TrainOptions:
+    recipe: str = "snasnet"
+    epochs: int = 300
+    batch_size: int = 64
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    eta_min: float | None = 0.001  # cosine floor; or eta_min_ratio * lr
+    eta_min_ratio: float | None = None
+    loss: str = "auto"  # auto: MSE on one-hot for dvs128_gesture (LightSNN), cross-entropy otherwise
+    val_fraction: float = 0.0  # hold out this share of the training set for model selection
+    amp: bool = False  # CUDA only: bf16 autocast
+    channels_last: bool = False  # CUDA only
+    max_batches: int | None = None  # cap batches per epoch (smoke runs)
+
+    @classmethod
+    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "TrainOptions":
+        values = dict(section or {})
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        recipe = values.get("recipe", "snasnet")
+        if recipe not in RECIPES:
+            raise ValueError(f"unknown training recipe {recipe!r}; known: {', '.join(RECIPES)}")
+        merged = {**RECIPES[recipe], **values}
+        if "eta_min_ratio" in merged and merged["eta_min_ratio"] is not None and "eta_min" not in values:
+            merged["eta_min"] = None
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(merged) - known)
+        if unknown:
+            raise ValueError(f"unknown train option(s) {unknown}; allowed: {sorted(known)}")
+        options = cls(**merged)
+        if options.loss not in LOSSES:
+            raise ValueError(f"train.loss must be one of {LOSSES}, got {options.loss!r}")
+        if options.epochs < 1 or options.batch_size < 1:
+            raise ValueError(f"train.epochs and train.batch_size must be >= 1, got {options.epochs}, "
+                             f"{options.batch_size}")
+        if not 0.0 <= options.val_fraction < 1.0:
+            raise ValueError(f"train.val_fraction must be in [0, 1), got {options.val_fraction}")
+        return options
+
+    def floor(self) -> float:
+        if self.eta_min is not None:
+            return self.eta_min
+        return (self.eta_min_ratio or 0.0) * self.lr
+
+
+def collate(events: bool):
+    def fn(batch):
+        x = torch.stack([item[0] for item in batch])
+        y = torch.as_tensor([int(item[1]) for item in batch])
+        return (x.transpose(0, 1).contiguous() if events else x), y  # events: [T, B, ...]
+    return fn
+
+
+def split_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    if fraction <= 0:
+        return train, None
+    order = np.random.default_rng(seed).permutation(len(train))
+    n_val = max(1, int(round(fraction * len(train))))
+    return Subset(train, order[n_val:].tolist()), Subset(train, order[:n_val].tolist())
+
+
+def loss_fn(kind: str, num_classes: int):
+    if kind == "mse":
+        return lambda out, y: F.mse_loss(out, F.one_hot(y, num_classes).to(out.dtype))
+    return F.cross_entropy
+
+
+def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None = None):
+    """The network to train and, under LightSNN's ``trained_logits`` compat, the logits parameter.
+
+    The search result's compat flags carry over: ``dead_backward`` trains LightSNN's dead-edge cell.
+    """
+    flags = set((search or {}).get("compat_flags", []))
+    dead = "dead_backward" in flags
+    if "trained_logits" not in flags:
+        return SNASNetwork.from_genotype(net_config, genotype, dead_backward=dead), None
+    options = search["options"]
+    model = SuperNet(net_config, options["space"], options["cell_type"], shared=not options["separate_cell_alphas"],
+                     threshold=options["threshold"], dead_backward=dead)
+    logits = torch.nn.Parameter(torch.tensor(search["details"]["final_logits"], dtype=torch.float32))
+    model.set_logits(logits.detach())
+    return model, logits
+
+
+def _atomic_save(obj: dict, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@torch.no_grad()
+def evaluate_accuracy(model, loader, device, loss, topk=(1,)) -> dict:
+    model.eval()
+    total, loss_sum = 0, 0.0
+    correct = {k: 0 for k in topk}
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        reset_state(model)
+        out = model(x).float()
+        loss_sum += float(loss(out, y)) * len(y)
+        top = out.topk(max(topk), dim=1).indices
+        for k in topk:
+            correct[k] += int((top[:, :k] == y[:, None]).any(1).sum())
+        total += len(y)
+    reset_state(model)
+    return {"loss": loss_sum / max(total, 1), **{f"top{k}": correct[k] / max(total, 1) for k in topk}}
+
+
+class Trainer:
+    def __init__(self, model, options: TrainOptions, splits, device, seed: int, out_dir: Path,
+                 num_classes: int, loss_kind: str, logits_param: torch.nn.Parameter | None = None,
+                 progress: bool | None = None, log=None, meta: dict | None = None):
+        self.meta = meta or {}  # what evaluation needs to rebuild the model: genotype, network, dataset
+        self.model = model.to(device)
+        self.options = options
+        self.device = device
+        self.seed = seed
+        self.out_dir = Path(out_dir)
+        self.checkpoint = self.out_dir / "checkpoint.pt"
+        self.progress = progress
+        self.log = log or (lambda line: print(line, flush=True))
+        self.loss = loss_fn(loss_kind, num_classes)
+        self.events = splits.events
+        train, self.val = split_validation(splits.train, options.val_fraction, seed)
+        self.train_set, self.test_set = train, splits.test
+        params = list(self.model.parameters())
+        self.logits_param = logits_param
+        if logits_param is not None:
+            params.append(logits_param)
+        self.optimizer = torch.optim.SGD(params, lr=options.lr, momentum=options.momentum,
+                                         weight_decay=options.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=options.epochs,
+                                                                    eta_min=options.floor())
+        self.use_amp = options.amp and device.type == "cuda"
+        if options.channels_last and device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    def _loader(self, dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        return DataLoader(dataset, batch_size=self.options.batch_size, shuffle=shuffle, generator=generator,
+                          num_workers=0, collate_fn=collate(self.events),
+                          pin_memory=self.device.type == "cuda")
+
+    def _sync_logits(self):
+        if self.logits_param is not None:
+            self.model.set_logits(self.logits_param.detach())
+
+    def run(self, on_epoch=None) -> dict:
+        state = {"epoch": 0, "history": [], "best": None}
+        if self.checkpoint.exists():
+            saved = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(saved["model"])
+            self.optimizer.load_state_dict(saved["optimizer"])
+            self.scheduler.load_state_dict(saved["scheduler"])
+            if self.logits_param is not None:
+                self.logits_param.data.copy_(saved["logits"])
+            _set_rng_state(saved["rng"])
+            state = saved["state"]
+            self.log(f"resuming from {self.checkpoint} after epoch {state['epoch']}")
+        else:
+            torch.manual_seed(self.seed)
+            np.random.seed(self.seed % 2**32)
+            random.seed(self.seed)
+        self._sync_logits()
+        test_loader = self._loader(self.test_set, shuffle=False)
+        val_loader = self._loader(self.val, shuffle=False) if self.val is not None else None
+        for epoch in range(state["epoch"] + 1, self.options.epochs + 1):
+            start = time.perf_counter()
+            train_stats = self._train_epoch(epoch)
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.scheduler.step()
+            test = evaluate_accuracy(self.model, test_loader, self.device, self.loss)
+            row = {"epoch": epoch, "lr": lr, "train_loss": train_stats["loss"], "train_acc": train_stats["acc"],
+                   "test_loss": test["loss"], "test_acc": test["top1"], "seconds": time.perf_counter() - start,
+                   "samples_per_second": train_stats["samples"] / train_stats["seconds"]}
+            if val_loader is not None:
+                val = evaluate_accuracy(self.model, val_loader, self.device, self.loss)
+                row.update(val_loss=val["loss"], val_acc=val["top1"])
+            state["history"].append(row)
+            key = "val_acc" if val_loader is not None else "test_acc"
+            if state["best"] is None or row[key] > state["best"][key]:
+                state["best"] = dict(row)
+                self._save_weights(self.out_dir / "best.pt")
+            state["epoch"] = epoch
+            _atomic_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                          "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
+                          "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
+                          "meta": self.meta}, self.checkpoint)
+            self.log(f"epoch {epoch}/{self.options.epochs} loss {row['train_loss']:.4f} "
+                     f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f}"
+                     + (f" val acc {row['val_acc']:.4f}" if "val_acc" in row else "")
+                     + f" lr {lr:.4g} {row['seconds']:.1f}s ({row['samples_per_second']:.0f} samples/s)")
+            if on_epoch is not None:
+                on_epoch(row)
+        return state
+
+    def _save_weights(self, path: Path) -> None:
+        _atomic_save({"model": self.model.state_dict(), "meta": self.meta,
+                      "logits": None if self.logits_param is None else self.logits_param.detach().clone()}, path)
+
+    def _train_epoch(self, epoch: int) -> dict:
+        self.model.train()
+        loader = self._loader(self.train_set, shuffle=True, epoch=epoch)
+        total = len(loader) if self.options.max_batches is None else min(len(loader), self.options.max_batches)
+        seen = correct = 0
+        loss_sum = 0.0
+        start = time.perf_counter()
+        bar = tqdm(total=total, desc=f"epoch {epoch}", leave=False,
+                   disable=None if self.progress is None else not self.progress, file=sys.stderr)
+        for index, (x, y) in enumerate(loader):
+            if index >= total:
+                break
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            if self.options.channels_last and self.device.type == "cuda" and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+            reset_state(self.model)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+                out = self.model(x)
+            loss = self.loss(out.float(), y)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.logits_param is not None:  # no gradient reaches the logits: only weight decay acts
+                self.logits_param.grad = torch.zeros_like(self.logits_param)
+            self.optimizer.step()
+            self._sync_logits()
+            batch_loss = float(loss.detach())
+            if not math.isfinite(batch_loss):
+                raise RuntimeError(f"training diverged at epoch {epoch}, batch {index}: loss {batch_loss}")
+            seen += len(y)
+            loss_sum += batch_loss * len(y)
+            correct += int((out.detach().argmax(1) == y).sum())
+            bar.update()
+            bar.set_postfix(loss=f"{batch_loss:.3f}")
+        bar.close()
+        reset_state(self.model)
+        return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
+                "seconds": max(time.perf_counter() - start, 1e-9)}
+
+
+def options_dict(options: TrainOptions) -> dict:
+    return asdict(options)

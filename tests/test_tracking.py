@@ -1,0 +1,118 @@
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from lightsnn.tracking import log_result, tracking_uri
+
+RESULT = {"kind": "search", "method": "lightsnn", "dataset": "digits", "seed": 3, "score": 12.5,
+          "num_scorings": 60, "genotype": {"str": "0302 0030 3003 0000"}, "config_hash": "abc",
+          "options": {"batch_size": 32, "space": ["zero", "conv3x3", "skip"]}, "times": {"search_seconds": 1.5},
+          "versions": {"torch": "x"}}
+
+
+def _runs(uri, experiment="lightsnn"):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    return client.search_runs([exp.experiment_id], max_results=1000) if exp else [], client
+
+
+def test_sqlite_store_holds_params_metrics_tags_and_the_artifact(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    artifact = tmp_path / "result.json"
+    artifact.write_text(json.dumps(RESULT))
+    train = {"kind": "train", "method": "lightsnn", "dataset": "digits", "seed": 3, "final_test_acc": 0.9,
+             "history": [{"epoch": 1, "train_loss": 1.0, "test_acc": 0.5}, {"epoch": 2, "train_loss": 0.5,
+                                                                           "test_acc": 0.9}]}
+    config = {"name": "unit", "tracking": {"uri": uri}}
+    run_id = log_result(RESULT, config, artifact)
+    log_result(train, config)
+    runs, client = _runs(uri, "unit")
+    assert len(runs) == 2
+    run = client.get_run(run_id)
+    assert run.data.params["genotype"] == "0302 0030 3003 0000" and run.data.params["options.batch_size"] == "32"
+    assert run.data.metrics["score"] == 12.5 and run.data.metrics["time.search_seconds"] == 1.5
+    assert run.data.tags["method"] == "lightsnn" and run.data.tags["kind"] == "search"
+    assert [a.path for a in client.list_artifacts(run_id)] == ["result.json"]
+    train_run = next(r for r in runs if r.info.run_id != run_id)
+    history = client.get_metric_history(train_run.info.run_id, "epoch.test_acc")
+    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.9)]
+    assert log_result(RESULT, {"tracking": {"enabled": False}}) is None
+
+
+def test_environment_variable_wins(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    assert tracking_uri({"tracking": {"uri": "sqlite:///x.db"}}) == "http://127.0.0.1:1"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri({}).startswith("sqlite:///") and tracking_uri({}).endswith("results/mlflow.db")
+
+
+WRITER = """
+import sys
+from lightsnn.tracking import log_result
+uri, worker = sys.argv[1], int(sys.argv[2])
+for i in range(3):
+    log_result({"kind": "search", "method": "snasnet", "dataset": "digits", "seed": worker * 10 + i,
+                "score": float(i)}, {"name": "parallel", "tracking": {"uri": uri}})
+"""
+
+
+def test_parallel_jobs_lose_no_run_on_one_sqlite_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a fresh store: the processes also race to create it
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, uri, str(w)], env=env, stderr=subprocess.PIPE,
+                              text=True) for w in range(4)]
+    for p in procs:
+        assert p.wait(timeout=300) == 0, p.stderr.read()
+    runs, _ = _runs(uri, "parallel")
+    assert sorted(int(r.data.tags["seed"]) for r in runs) == sorted(w * 10 + i for w in range(4) for i in range(3))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_real_mlflow_server_on_localhost(tmp_path, monkeypatch):
+    port = _free_port()
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    server = subprocess.Popen([str(mlflow_bin), "server", "--host", "127.0.0.1", "--port", str(port),
+                               "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                               "--default-artifact-root", str(tmp_path / "artifacts"), "--workers", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"mlflow server exited: {server.stderr.read()[-2000:]}")
+                if time.time() > deadline:
+                    pytest.fail("mlflow server did not answer within 120 s")
+                time.sleep(0.5)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+        artifact = tmp_path / "result.json"
+        artifact.write_text(json.dumps(RESULT))
+        run_id = log_result(RESULT, {"name": "served"}, artifact)
+        runs, client = _runs(url, "served")
+        assert [r.info.run_id for r in runs] == [run_id]
+        assert client.get_run(run_id).data.metrics["num_scorings"] == 60
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
