@@ -1,4 +1,5 @@
-# Two entry points: `make run` (the main job) and `make test`. Both create .venv when missing.
+# Two entry points: `make run` (the whole workflow, config/config.yaml) and `make test`.
+# Both create .venv when missing.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -17,8 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m lightsnn search --method lightsnn --dataset digits --seed 0 \
-		--config config/quick.yaml --out results/search/digits-lightsnn-seed0.json
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake --cores all
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -86,10 +86,12 @@ def _track(result: dict, config: dict, path, args) -> None:
 
 
 def _common_job_flags(p) -> None:
-    p.add_argument("--config", default=None, help="YAML config file (see config/README.md); optional")
+    p.add_argument("--config", action="append", default=None,
+                   help="YAML config file (see config/README.md); repeat to merge several, later ones win")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument("--no-tracking", action="store_true", help="do not log this run to MLflow")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
 def _train_parser(sub) -> None:
@@ -215,7 +217,8 @@ def _prepare_parser(sub) -> None:
                                    "dvs128_gesture) are framed into T frames once and cached under data.cache; "
                                    "static ones are checked and counted. Prints what was done.")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
-    p.add_argument("--config", default=None, help="YAML config file (data and network sections)")
+    p.add_argument("--config", action="append", default=None,
+                   help="YAML config file (data and network sections); repeat to merge several")
     p.add_argument("--timesteps", type=int, default=None, help="frames per sample (default: the network's T)")
     p.add_argument("--report", default=None, help="also write the report as JSON to this path")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
@@ -247,6 +250,44 @@ def _cmd_prepare(args) -> int:
     return 0
 
 
+def _report_parser(sub) -> None:
+    p = sub.add_parser("report", help="aggregate run folders into tables (csv, md, tex) and plots",
+                       description="Each run folder holds search.json, train/train.json and evaluate.json of one "
+                                   "dataset, run and seed (the workflow's layout). Writes table2.*, runs.csv, "
+                                   "accuracy_vs_sar.png, search_time.png and, with --table1, table1.*.")
+    p.add_argument("--runs", nargs="+", required=True, help="run folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--table1", nargs=3, metavar=("DATASET", "RANDOM_RUN", "PRUNING_RUN"), default=None,
+                   help="also write table 1: random search vs pruning on one dataset")
+
+
+def _cmd_report(args) -> int:
+    from .report import build_report
+
+    spec = dict(zip(("dataset", "random", "pruning"), args.table1)) if args.table1 else None
+    written = build_report(args.runs, args.out, spec)
+    print(f"aggregated {len(args.runs)} runs -> " + ", ".join(written.values()))
+    return 0
+
+
+def _schema_parser(sub) -> None:
+    p = sub.add_parser("schema", help="print the workflow config schema generated from the registries")
+    p.add_argument("--out", default=None, help="write it to this file instead of printing")
+
+
+def _cmd_schema(args) -> int:
+    from pathlib import Path
+
+    from .schema import schema_yaml
+
+    text = schema_yaml()
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     parser = argparse.ArgumentParser(prog="python -m lightsnn",
                                      description="Training-free architecture search for spiking networks.")
@@ -255,12 +296,17 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     _prepare_parser(sub)
     _train_parser(sub)
     _evaluate_parser(sub)
+    _schema_parser(sub)
+    _report_parser(sub)
     return parser, table
 
 
 def main(argv: list[str] | None = None) -> int:
     parser, table = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+        torch.set_num_threads(args.threads)
     try:
         if args.command == "search":
             return _cmd_search(args, table)
@@ -270,6 +316,10 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_train(args)
         if args.command == "evaluate":
             return _cmd_evaluate(args)
+        if args.command == "schema":
+            return _cmd_schema(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -27,7 +27,24 @@ TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "tr
                   "workflow")
 
 
-def load_config(path: str | Path | None) -> dict:
+def merge(base: dict, update: dict) -> dict:
+    """Deep merge as Snakemake merges --configfile over a workflow's configfile: mappings merge, the rest replaces."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_config(path: str | Path | list | None) -> dict:
+    """One config file, or several merged in order (later files override earlier ones)."""
+    if isinstance(path, (list, tuple)):
+        config: dict = {}
+        for item in path:
+            config = merge(config, load_config(item))
+        return config
     if path is None:
         return {}
     path = Path(path)

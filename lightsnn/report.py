@@ -1,0 +1,200 @@
+"""Aggregate run folders into the comparison tables (CSV, Markdown, LaTeX) and plots.
+
+A run folder holds ``search.json``, ``train/train.json`` and ``evaluate.json`` of one
+(dataset, run, seed); a run is a method or a named variant of one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .paper import TABLE1, TABLE2
+
+METRICS = {  # column -> (source file, key)
+    "acc": ("evaluate", "top1"),
+    "best_epoch_acc": ("train", "best_epoch_test_acc"),
+    "search_s": ("search", "times.search_seconds"),
+    "sar": ("evaluate", "sar"),
+    "params": ("evaluate", "parameters"),
+    "synops": ("evaluate", "synops_per_sample"),
+    "energy_uj": ("evaluate", "energy_pj_per_sample"),
+    "memory_mb": ("evaluate", "bytes_fp32"),
+}
+SCALE = {"acc": 100.0, "best_epoch_acc": 100.0, "energy_uj": 1e-6, "memory_mb": 1e-6}
+
+
+def _get(data: dict, dotted: str):
+    for part in dotted.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
+
+
+def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
+    rows = []
+    for folder in map(Path, run_dirs):
+        files = {}
+        for kind, name in (("search", "search.json"), ("train", "train/train.json"), ("evaluate", "evaluate.json")):
+            path = folder / name
+            if not path.is_file():
+                raise FileNotFoundError(f"run folder {folder} has no {name}")
+            files[kind] = json.loads(path.read_text())
+        search = files["search"]
+        space = search["options"]["space"]
+        cells = len(search["genotype"]["json"]["cells"])
+        row = {"dataset": search["dataset"], "run": folder.parent.name, "method": search["method"],
+               "seed": search["seed"], "timesteps": search["network"]["timesteps"],
+               "structure": f"2 cells {len(space)} ops" + (" (separate)" if cells == 2 else ""),
+               "genotype": search["genotype"]["str"]}
+        for column, (kind, key) in METRICS.items():
+            value = _get(files[kind], key)
+            row[column] = None if value is None else float(value) * SCALE.get(column, 1.0)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_std(series: pd.Series, digits: int) -> str:
+    values = series.dropna()
+    if values.empty:
+        return "-"
+    if len(values) == 1:
+        return f"{values.iloc[0]:.{digits}f}"
+    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+DIGITS = {"acc": 2, "best_epoch_acc": 2, "search_s": 1, "sar": 3, "params": 0, "synops": 0, "energy_uj": 2,
+          "memory_mb": 3}
+
+
+def summarize(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Numeric (mean, std, n per metric) and display ("mean ± std") tables, one row per dataset and run."""
+    keys = ["dataset", "run", "method", "structure", "timesteps"]
+    numeric, display = [], []
+    for group, part in frame.groupby(keys, sort=False):
+        base = dict(zip(keys, group))
+        num = {**base, "seeds": len(part)}
+        shown = {**base, "seeds": len(part)}
+        for column in METRICS:
+            num[f"{column}_mean"] = part[column].mean()
+            num[f"{column}_std"] = part[column].std(ddof=1) if len(part) > 1 else np.nan
+            shown[column] = _mean_std(part[column], DIGITS[column])
+        paper = TABLE2.get((base["dataset"], base["run"]))
+        for frame_ in (num, shown):
+            frame_["paper_acc"] = paper[2] if paper else None
+            frame_["paper_search_s"] = paper[3] if paper else None
+            frame_["paper_sar"] = paper[4] if paper else None
+        numeric.append(num)
+        display.append(shown)
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path) -> None:
+    _atomic_text(stem.with_suffix(".csv"), numeric.to_csv(index=False))
+    shown = display.fillna("-")
+    _atomic_text(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
+    _atomic_text(stem.with_suffix(".tex"), shown.to_latex(index=False, escape=True))
+
+
+def table1(frame: pd.DataFrame, dataset: str, random_run: str, pruning_run: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    part = frame[(frame["dataset"] == dataset) & frame["run"].isin([random_run, pruning_run])].copy()
+    part["algorithm"] = part["run"].map({random_run: "Random search", pruning_run: "Pruning-by-importance"})
+    numeric, display = [], []
+    for algorithm, rows in part.groupby("algorithm", sort=False):
+        paper = TABLE1["random" if algorithm == "Random search" else "pruning"]
+        numeric.append({"dataset": dataset, "algorithm": algorithm, "run": rows["run"].iloc[0], "seeds": len(rows),
+                        "acc_mean": rows["acc"].mean(), "acc_std": rows["acc"].std(ddof=1),
+                        "search_s_mean": rows["search_s"].mean(), "search_s_std": rows["search_s"].std(ddof=1),
+                        "paper_acc_cifar10": paper[0], "paper_search_s_cifar10": paper[1]})
+        display.append({"dataset": dataset, "algorithm": algorithm, "seeds": len(rows),
+                        "acc": _mean_std(rows["acc"], 2), "search_s": _mean_std(rows["search_s"], 1),
+                        "paper_acc_cifar10": paper[0], "paper_search_s_cifar10": paper[1]})
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def plot_accuracy_vs_sar(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        part = frame[frame["dataset"] == dataset]
+        for index, (run, rows) in enumerate(part.groupby("run", sort=False)):
+            color = f"C{index}"
+            ax.scatter(rows["sar"], rows["acc"], color=color, alpha=0.5, s=25)
+            ax.scatter(rows["sar"].mean(), rows["acc"].mean(), color=color, marker="*", s=200,
+                       edgecolor="black", label=f"{run} (mean)")
+        ax.set_title(dataset)
+        ax.set_xlabel("spiking activity rate")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    summary = frame.groupby(["dataset", "run"], sort=False)["search_s"].agg(["mean", "std"]).reset_index()
+    datasets = list(dict.fromkeys(summary["dataset"]))
+    runs = list(dict.fromkeys(summary["run"]))
+    width = 0.8 / max(len(datasets), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(runs)), 4))
+    for i, dataset in enumerate(datasets):
+        part = summary[summary["dataset"] == dataset].set_index("run").reindex(runs)
+        means = part["mean"].clip(lower=1e-3)
+        ax.bar(np.arange(len(runs)) + i * width, means, width, yerr=part["std"].fillna(0), label=dataset)
+    ax.set_xticks(np.arange(len(runs)) + width * (len(datasets) - 1) / 2, runs)
+    ax.set_yscale("log")
+    ax.set_ylabel("search time (s, log scale)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | None = None) -> dict:
+    out = Path(out_dir)
+    frame = load_runs(run_dirs)
+    _atomic_text(out / "runs.csv", frame.to_csv(index=False))
+    t1_runs = set()
+    if table1_spec:
+        t1_runs = {table1_spec["random"], table1_spec["pruning"]}
+    main = frame[~frame["run"].isin(t1_runs - set(frame["method"]))] if t1_runs else frame
+    numeric, display = summarize(main)
+    write_table(numeric, display, out / "table2")
+    written = {"table2": str(out / "table2.csv"), "runs": str(out / "runs.csv")}
+    if table1_spec:
+        n1, d1 = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"])
+        write_table(n1, d1, out / "table1")
+        written["table1"] = str(out / "table1.csv")
+    plot_accuracy_vs_sar(main, out / "accuracy_vs_sar.png")
+    plot_search_time(frame, out / "search_time.png")
+    return written

@@ -1,0 +1,172 @@
+"""The workflow's config schema, generated from the registries and option dataclasses.
+
+``python -m lightsnn schema`` writes workflow/schemas/config.schema.yaml; a test
+checks the committed file equals this output, so the allowed methods, datasets,
+ops and every default have one source.
+"""
+from __future__ import annotations
+
+from dataclasses import MISSING, fields
+
+from .data import DATASET_NAMES, DataOptions
+from .network import POOLINGS, NetConfig
+from .neurons import LIFConfig
+from .ops import OPS, SPACES
+from .search import COMPAT_FLAGS, METHODS
+from .train import LOSSES, RECIPES, TrainOptions
+
+NET_HELP = {
+    "in_channels": "input channels (2 for event polarities)", "image_size": "input height = width",
+    "num_classes": "classes", "channels": "C: channels of cell1 (cell2 has 2C)",
+    "timesteps": "T: timesteps (frames for event data)", "pooling": "resdown pooling (set by the method)",
+    "second_pool": "kernel of the pool after cell2", "classifier_width": "hidden width of the classifier",
+    "num_cluster": "boost: output neurons per class", "input_pool": "max-pool after the stem (DVS)",
+    "dropout": "classifier dropout", "linear_init_std": "std of the N(0, s) init of Linear layers",
+}
+TRAIN_HELP = {
+    "recipe": "named recipe: " + ", ".join(RECIPES), "epochs": "epochs", "batch_size": "batch size",
+    "lr": "initial learning rate", "momentum": "SGD momentum", "weight_decay": "SGD weight decay",
+    "eta_min": "cosine floor of the learning rate", "eta_min_ratio": "cosine floor as a share of lr",
+    "loss": "auto (MSE on one-hot for dvs128_gesture, else CE), ce or mse",
+    "val_fraction": "share of the training set held out for model selection",
+    "amp": "bf16 autocast (CUDA only)", "channels_last": "channels-last memory format (CUDA only)",
+    "max_batches": "cap batches per epoch (smoke runs)",
+}
+DATA_HELP = {
+    "root": "folder of cifar-10-batches-py/, cifar-100-python/, DVSGesture/",
+    "cache": "frame cache folder of event datasets (default <root>/cache)",
+    "download": "let torchvision download CIFAR (needs a network)",
+    "subsets": "folder of cifar10_subset.npz and cifar100_subset.npz",
+    "ndigits": "event-camera emulator settings (EmulatorConfig fields), max_samples, seed",
+}
+
+
+def _type_of(value, name: str = "") -> dict:
+    if name == "space":
+        return {"oneOf": [{"type": "string", "enum": list(SPACES)},
+                          {"type": "array", "items": {"type": "string"}, "minItems": 2}]}
+    if name == "reference_compat":
+        return {"oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string",
+                                                                          "enum": list(COMPAT_FLAGS)}}]}
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int):
+        return {"type": "integer"}
+    if isinstance(value, float):
+        return {"type": "number"}
+    if isinstance(value, str):
+        return {"type": "string"}
+    if isinstance(value, dict):
+        return {"type": "object"}
+    return {"type": ["number", "null"]}
+
+
+def _dataclass_schema(cls, helps: dict | None = None, choices: dict | None = None) -> dict:
+    props = {}
+    for f in fields(cls):
+        if f.name == "lif":
+            continue
+        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+        prop = _type_of(default, f.name)
+        description = (helps or {}).get(f.name) or f.metadata.get("help") or f.name
+        prop["description"] = description
+        allowed = (choices or {}).get(f.name) or f.metadata.get("choices")
+        if allowed:
+            prop["enum"] = list(allowed)
+        if isinstance(default, list):
+            default = list(default)
+        prop["default"] = default
+        props[f.name] = prop
+    return {"type": "object", "additionalProperties": False, "properties": props}
+
+
+def network_schema() -> dict:
+    schema = _dataclass_schema(NetConfig, NET_HELP, {"pooling": POOLINGS})
+    for prop in schema["properties"].values():
+        prop.pop("default", None)  # defaults come from the dataset's preset
+    for name in ("in_channels", "image_size", "num_classes", "channels", "timesteps", "second_pool",
+                 "classifier_width", "num_cluster"):
+        schema["properties"][name]["minimum"] = 1
+    lif = _dataclass_schema(LIFConfig)
+    for prop in lif["properties"].values():
+        prop.pop("default", None)
+    schema["properties"]["lif"] = {**lif, "description": "LIF neuron: tau, v_threshold, v_reset, detach_reset"}
+    schema["description"] = "overrides of the dataset's network preset"
+    return schema
+
+
+def config_schema() -> dict:
+    search = {}
+    for method in METHODS.values():
+        s = _dataclass_schema(method.options)
+        s["description"] = method.description
+        search[method.name] = s
+    train = _dataclass_schema(TrainOptions, TRAIN_HELP, {"recipe": tuple(RECIPES), "loss": LOSSES})
+    for prop in train["properties"].values():
+        prop.pop("default", None)  # the recipe supplies defaults
+    runs_item = {"type": "string"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "description": "lightsnn workflow configuration (generated by 'python -m lightsnn schema'; do not edit)",
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "default": "default",
+                     "description": "name of the run set: MLflow experiment and results/<name>/"},
+            "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$", "default": "auto",
+                       "description": "auto (CUDA when present), cpu, cuda or cuda:N"},
+            "workflow": {
+                "type": "object", "additionalProperties": False, "default": {},
+                "description": "what the pipeline runs",
+                "properties": {
+                    "datasets": {"type": "array", "minItems": 1, "uniqueItems": True, "default": ["digits"],
+                                 "items": {"type": "string", "enum": list(DATASET_NAMES)},
+                                 "description": "datasets of table 2"},
+                    "methods": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                "default": list(METHODS), "items": {"type": "string", "enum": list(METHODS)},
+                                "description": "search methods of table 2"},
+                    "seeds": {"type": "array", "minItems": 1, "uniqueItems": True, "default": [0, 1],
+                              "items": {"type": "integer", "minimum": 0}, "description": "seeds per run"},
+                    "variants": {"type": "object", "default": {}, "description":
+                                 "extra runs: name -> a method with option overrides (e.g. LightSNN on 5 ops)",
+                                 "propertyNames": {"pattern": "^[a-z0-9]+(-[a-z0-9]+)*$", "not": {"enum": list(METHODS)}},
+                                 "additionalProperties": {
+                                     "type": "object", "additionalProperties": False, "required": ["method"],
+                                     "properties": {"method": {"type": "string", "enum": list(METHODS)},
+                                                    "options": {"type": "object", "default": {}}}}},
+                    "table1": {"oneOf": [{"type": "null"}, {
+                        "type": "object", "additionalProperties": False,
+                        "required": ["dataset", "random", "pruning"],
+                        "properties": {"dataset": {"type": "string", "enum": list(DATASET_NAMES)},
+                                       "random": runs_item, "pruning": runs_item}}],
+                               "default": None,
+                               "description": "random search vs pruning on one dataset (paper's table 1)"},
+                    "results": {"type": "string", "default": "results", "description": "output folder"},
+                },
+            },
+            "network": network_schema(),
+            "networks": {"type": "object", "default": {}, "description": "network overrides per dataset",
+                         "propertyNames": {"enum": list(DATASET_NAMES)}, "additionalProperties": network_schema()},
+            "data": _dataclass_schema(DataOptions, DATA_HELP),
+            "search": {"type": "object", "additionalProperties": False, "default": {},
+                       "description": "options per method", "properties": search},
+            "train": {**train, "description": "training recipe and overrides"},
+            "evaluate": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+                "bits": {"type": "integer", "minimum": 1, "maximum": 32, "default": 8,
+                         "description": "bit width of the reported weight memory"},
+                "energy_samples": {"type": "integer", "minimum": 1, "default": 256,
+                                   "description": "test samples for synaptic-operation counting"}}},
+            "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
+                "uri": {"type": ["string", "null"], "default": None,
+                        "description": "MLflow tracking URI (default sqlite:///results/mlflow.db)"},
+                "enabled": {"type": "boolean", "default": True, "description": "log runs to MLflow"}}},
+        },
+        "$defs": {"ops": {"enum": list(OPS), "description": "registered op names"}},
+    }
+
+
+def schema_yaml() -> str:
+    import yaml
+
+    header = "# Generated by 'python -m lightsnn schema' from the library's registries. Do not edit.\n"
+    return header + yaml.safe_dump(config_schema(), sort_keys=False, width=110)

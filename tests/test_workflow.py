@@ -1,0 +1,141 @@
+"""The Snakemake workflow, run for real (in a copy of the workflow files in a temporary folder)."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = BIN / "snakemake"
+pytestmark = pytest.mark.skipif(not SNAKEMAKE.exists(), reason="snakemake is not installed beside this python")
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}:{env['PATH']}"  # rules call `python -m lightsnn`
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def _workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "wf"
+    work.mkdir()
+    shutil.copy(ROOT / "Snakefile", work)
+    shutil.copytree(ROOT / "workflow", work / "workflow")
+    shutil.copytree(ROOT / "config", work / "config")
+    return work
+
+
+def _smk(work, *args, timeout=600):
+    return subprocess.run(["timeout", "-k", "10", str(timeout), str(SNAKEMAKE), *args], cwd=work, env=_env(),
+                          capture_output=True, text=True)
+
+
+def test_schema_file_is_generated_from_the_registries():
+    from lightsnn.schema import schema_yaml
+
+    committed = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    assert committed == schema_yaml(), "run: python -m lightsnn schema --out workflow/schemas/config.schema.yaml"
+    schema = yaml.safe_load(committed)
+    from lightsnn.data import DATASET_NAMES
+    from lightsnn.search import METHODS
+    wf = schema["properties"]["workflow"]["properties"]
+    assert wf["methods"]["items"]["enum"] == list(METHODS)
+    assert wf["datasets"]["items"]["enum"] == list(DATASET_NAMES)
+    assert schema["properties"]["search"]["properties"]["snasnet"]["properties"]["num_search"]["default"] == 5000
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"workflow": {"methods": ["snasnet", "darts"]}}, "'darts' is not one of"),
+    ({"workflow": {"seeds": [-1]}}, "-1 is less than the minimum of 0"),
+    ({"serach": {}}, "'serach' was unexpected"),
+    ({"search": {"lightsnn": {"batch_sise": 3}}}, "'batch_sise' was unexpected"),
+])
+def test_a_bad_config_stops_before_any_job_with_the_schema_message(tmp_path, change, message):
+    work = _workdir(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    for key, value in change.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    bad = work / "bad.yaml"
+    bad.write_text(yaml.safe_dump(config))
+    proc = _smk(work, "--cores", "1", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert message in proc.stdout + proc.stderr
+    assert not (work / "results").exists()
+
+
+def test_lint_and_the_paper_dag(tmp_path):
+    work = _workdir(tmp_path)
+    lint = _smk(work, "--lint")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    dry = _smk(work, "-n", "--quiet", "rules", "--configfile", "config/paper.yaml")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    # 3 datasets x 4 methods x 3 seeds, plus table 1's pruning variant on CIFAR10 x 3 seeds
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 3 * 4 * 3 + 3
+    assert counts["prepare"] == 3 and counts["aggregate"] == 1
+
+
+def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_path):
+    work = _workdir(tmp_path)
+    proc = _smk(work, "--cores", "2", "--configfile", "config/test.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tables = work / "results" / "test" / "tables"
+    table2 = pd.read_csv(tables / "table2.csv")
+    assert set(table2["run"]) == {"lightsnn", "random"} and set(table2["dataset"]) == {"digits"}
+    assert {"acc_mean", "acc_std", "search_s_mean", "sar_mean", "params_mean", "synops_mean", "energy_uj_mean",
+            "memory_mb_mean", "paper_acc"} <= set(table2.columns)
+    assert (table2["acc_mean"] > 0).all()
+    assert "±" in (tables / "table2.md").read_text() or "seeds" in (tables / "table2.md").read_text()
+    assert (tables / "table2.tex").read_text().startswith("\\begin{tabular}")
+    table1 = pd.read_csv(tables / "table1.csv")
+    assert list(table1["algorithm"]) == ["Random search", "Pruning-by-importance"]
+    for plot in ("accuracy_vs_sar.png", "search_time.png"):
+        assert (tables / plot).read_bytes()[:4] == b"\x89PNG"
+    search = json.loads((work / "results/test/runs/digits/lightsnn-5op/seed0/search.json").read_text())
+    assert search["num_scorings"] == 168 and search["options"]["space"][0] == "zero"
+    assert (work / "results/test/benchmarks/train/digits/lightsnn/seed0.tsv").exists()
+    # every job logged to the default MLflow store
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert sorted(r.data.tags["kind"] for r in runs).count("train") == 3 and len(runs) == 9
+    report = _smk(work, "--configfile", "config/test.yaml", "--report", "results/test/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    html = (work / "results/test/report.html").read_text(errors="replace")
+    assert "Table 2" in html or "table2" in html
+
+
+def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
+    work = _workdir(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["workflow"].update(methods=["random"], table1=None, variants={})
+    config["train"] = {"recipe": "quick", "epochs": 40, "batch_size": 64, "max_batches": 4}
+    config["tracking"] = {"enabled": False}
+    (work / "slow.yaml").write_text(yaml.safe_dump(config))
+    run = work / "results/test/runs/digits/random/seed0"
+    proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1", "--configfile", "slow.yaml"], cwd=work, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake stops its jobs and releases its lock
+    proc.wait(timeout=120)
+    assert not (run / "train" / "train.json").exists() and (run / "train" / "checkpoint.pt").exists()
+    search_mtime = (run / "search.json").stat().st_mtime
+    again = _smk(work, "--cores", "1", "--configfile", "slow.yaml")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert (run / "search.json").stat().st_mtime == search_mtime  # finished jobs are not redone
+    log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
+    assert "resuming from" in log
+    assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 40

@@ -1,0 +1,96 @@
+# Helpers and input functions; every rule file reads from here.
+import json
+import os
+import shlex
+
+WF = config["workflow"]
+RESULTS = WF["results"]
+RUNS_DIR = f"{RESULTS}/runs"
+LOGS = f"{RESULTS}/logs"
+BENCH = f"{RESULTS}/benchmarks"
+TABLES = f"{RESULTS}/tables"
+# Snakemake merges each --configfile over the Snakefile's configfile; jobs merge the same files in the same order.
+_CLI_CONFIGS = [str(f) for f in workflow.overwrite_configfiles or []]
+CONFIG_FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGS] + _CLI_CONFIGS
+CONFIG_FILE = " ".join(f"--config {shlex.quote(f)}" for f in dict.fromkeys(CONFIG_FILES))
+VARIANTS = WF["variants"]
+KNOWN_RUNS = list(WF["methods"]) + list(VARIANTS)
+
+
+def _check_table1():
+    spec = WF["table1"]
+    if spec is None:
+        return
+    for key in ("random", "pruning"):
+        if spec[key] not in KNOWN_RUNS and spec[key] not in ("snasnet", "lightsnn", "spikenas", "random"):
+            raise ValueError(f"workflow.table1.{key}={spec[key]!r} is neither a method nor a variant; "
+                             f"known: {KNOWN_RUNS}")
+
+
+_check_table1()
+
+
+def run_pairs():
+    """(dataset, run) pairs: table 2's methods on every dataset, plus table 1's two runs."""
+    pairs = [(d, m) for d in WF["datasets"] for m in WF["methods"]]
+    if WF["table1"]:
+        spec = WF["table1"]
+        pairs += [(spec["dataset"], spec["random"]), (spec["dataset"], spec["pruning"])]
+    return list(dict.fromkeys(pairs))
+
+
+def run_dirs():
+    return [f"{RUNS_DIR}/{d}/{r}/seed{s}" for d, r in run_pairs() for s in WF["seeds"]]
+
+
+def table_outputs():
+    outputs = [f"{TABLES}/table2.{ext}" for ext in ("csv", "md", "tex")]
+    outputs += [f"{TABLES}/accuracy_vs_sar.png", f"{TABLES}/search_time.png"]
+    if WF["table1"]:
+        outputs += [f"{TABLES}/table1.{ext}" for ext in ("csv", "md", "tex")]
+    return outputs
+
+
+def evaluations():
+    return [f"{d}/evaluate.json" for d in run_dirs()]
+
+
+def searches():
+    return [f"{d}/search.json" for d in run_dirs()]
+
+
+def method_of(wildcards):
+    return VARIANTS[wildcards.run]["method"] if wildcards.run in VARIANTS else wildcards.run
+
+
+def variant_flags(wildcards):
+    """A variant's option overrides as CLI flags (YAML for lists)."""
+    options = VARIANTS.get(wildcards.run, {}).get("options", {})
+    flags = []
+    for key, value in options.items():
+        text = value if isinstance(value, str) else json.dumps(value)  # JSON is YAML
+        flags += [f"--{key.replace('_', '-')}", shlex.quote(str(text))]
+    return " ".join(flags)
+
+
+def train_dir(wildcards):
+    return f"{RUNS_DIR}/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed}/train"
+
+
+def checkpoint_of(wildcards):
+    return f"{train_dir(wildcards)}/checkpoint.pt"
+
+
+def folder_of_first_output(wildcards, output):
+    return os.path.dirname(output[0])
+
+
+def table1_flags(wildcards):
+    spec = WF["table1"]
+    return f"--table1 {spec['dataset']} {spec['random']} {spec['pruning']}" if spec else ""
+
+
+wildcard_constraints:
+    dataset="|".join(sorted(set(d for d, _ in run_pairs()))),
+    run="|".join(sorted(set(r for _, r in run_pairs()), key=len, reverse=True)),
+    seed=r"\d+",

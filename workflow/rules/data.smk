@@ -1,0 +1,14 @@
+rule prepare:
+    output:
+        f"{RESULTS}/prepared/{{dataset}}.json",
+    log:
+        f"{LOGS}/prepare/{{dataset}}.log",
+    benchmark:
+        f"{BENCH}/prepare/{{dataset}}.tsv"
+    params:
+        config_files=CONFIG_FILE,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn prepare --dataset {wildcards.dataset} {params.config_files} "
+        "--report {output} --no-progress > {log} 2>&1"

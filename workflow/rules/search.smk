@@ -1,0 +1,19 @@
+rule search:
+    input:
+        f"{RESULTS}/prepared/{{dataset}}.json",
+    output:
+        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/search.json",
+    log:
+        f"{LOGS}/search/{{dataset}}/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/search/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    params:
+        method=method_of,
+        flags=variant_flags,
+        config_files=CONFIG_FILE,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn search --method {params.method} --dataset {wildcards.dataset} "
+        "--seed {wildcards.seed} {params.config_files} --out {output} --no-progress --threads {threads} "
+        "{params.flags} > {log} 2>&1"

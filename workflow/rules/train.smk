@@ -1,0 +1,44 @@
+# Training writes checkpoint.pt every epoch next to train.json; the checkpoint is not a declared output,
+# so a killed job's rerun (rerun-incomplete) resumes from it instead of starting over.
+rule train:
+    input:
+        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/search.json",
+    output:
+        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/train/train.json",
+    log:
+        f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    params:
+        out_dir=train_dir,
+        config_files=CONFIG_FILE,
+    resources:
+        gpu=1,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn train --search {input} --dataset {wildcards.dataset} --seed {wildcards.seed} "
+        "{params.config_files} --out {params.out_dir} --no-progress --threads {threads} > {log} 2>&1"
+
+
+rule evaluate:
+    input:
+        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/train/train.json",
+    output:
+        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/evaluate.json",
+    log:
+        f"{LOGS}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    params:
+        checkpoint=checkpoint_of,
+        config_files=CONFIG_FILE,
+        bits=config["evaluate"]["bits"],
+        samples=config["evaluate"]["energy_samples"],
+    resources:
+        gpu=1,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn evaluate --checkpoint {params.checkpoint} {params.config_files} "
+        "--bits {params.bits} --energy-samples {params.samples} --out {output} --no-progress --threads {threads} > {log} 2>&1"
