@@ -68,17 +68,22 @@ class Cell(nn.Module):
         out = None
         for module_key, weight in runs:
             y = modules[module_key](value)
-            if weight != 1.0:
-                y = y * weight
-            out = y if out is None else out + y
+            if out is None:
+                out = y if weight == 1.0 else y * weight
+            else:
+                out = torch.add(out, y, alpha=weight)  # one fused kernel instead of a multiply and an add
         return out
 
     def forward(self, x: torch.Tensor, state: list | None = None) -> tuple[torch.Tensor, list]:
         """One timestep. ``state[j]`` is node j's backward input from the previous timestep."""
         back = state if state is not None else [None] * NUM_NODES
+        inputs: dict[int, torch.Tensor] = {}
 
         def node_input(j: int) -> torch.Tensor:
-            return nodes[j] if back[j] is None else nodes[j] + back[j]
+            """Node j's value plus its backward state, computed once per timestep."""
+            if j not in inputs:
+                inputs[j] = nodes[j] if back[j] is None else nodes[j] + back[j]
+            return inputs[j]
 
         nodes = [x]
         for i in range(1, NUM_NODES):

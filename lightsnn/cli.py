@@ -270,6 +270,36 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _bench_parser(sub) -> None:
+    p = sub.add_parser("bench", help="measure search and training speed against plain conv2d throughput",
+                       description="Runs a LightSNN search, a short SNASNet search and training steps at the sizes "
+                                   "of the config's bench section (or the flags), counts their FLOPs analytically "
+                                   "and compares them with plain torch conv2d calls of the same shapes.")
+    p.add_argument("--config", action="append", default=None, help="YAML config with a bench section")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    for name, kind in (("channels", int), ("image-size", int), ("timesteps", int), ("batch-size", int),
+                       ("repeat", int), ("snasnet-candidates", int), ("train-batch-size", int),
+                       ("train-batches", int)):
+        p.add_argument(f"--{name}", type=kind, default=None, help=f"bench {name.replace('-', '_')}")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _cmd_bench(args) -> int:
+    from .bench import BenchOptions, run_bench
+    from .config import load_config, resolve_device
+    from .results import write_json_atomic
+
+    config = load_config(args.config)
+    overrides = {k: getattr(args, k) for k in ("channels", "image_size", "timesteps", "batch_size", "repeat",
+                                               "snasnet_candidates", "train_batch_size", "train_batches")}
+    opts = BenchOptions.from_config(config.get("bench"), overrides)
+    figures = run_bench(opts, resolve_device(args.device or config.get("device")))
+    if args.json:
+        write_json_atomic(args.json, figures)
+    return 0
+
+
 def _schema_parser(sub) -> None:
     p = sub.add_parser("schema", help="print the workflow config schema generated from the registries")
     p.add_argument("--out", default=None, help="write it to this file instead of printing")
@@ -298,6 +328,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     _evaluate_parser(sub)
     _schema_parser(sub)
     _report_parser(sub)
+    _bench_parser(sub)
     return parser, table
 
 
@@ -320,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_schema(args)
         if args.command == "report":
             return _cmd_report(args)
+        if args.command == "bench":
+            return _cmd_bench(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

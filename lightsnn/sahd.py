@@ -70,7 +70,7 @@ class SAHDScorer:
         self._kernel = k if self._kernel is None else self._kernel + k
         self.calls += 1
 
-    @torch.no_grad()
+    @torch.inference_mode()  # cheaper than no_grad: spikingjelly's LIF step then skips its autograd bookkeeping
     def score(self, batch: torch.Tensor) -> float:
         """log|det K| of one forward pass of ``batch``; ``nan``/``-inf`` are returned as they are."""
         if not self._handles:

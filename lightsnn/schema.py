@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
+from .bench import BenchOptions
 from .data import DATASET_NAMES, DataOptions
 from .network import POOLINGS, NetConfig
 from .neurons import LIFConfig
@@ -156,6 +157,7 @@ def config_schema() -> dict:
                          "description": "bit width of the reported weight memory"},
                 "energy_samples": {"type": "integer", "minimum": 1, "default": 256,
                                    "description": "test samples for synaptic-operation counting"}}},
+            "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
             "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
                 "uri": {"type": ["string", "null"], "default": None,
                         "description": "MLflow tracking URI (default sqlite:///results/mlflow.db)"},

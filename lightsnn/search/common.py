@@ -143,7 +143,7 @@ class Scorer:
         self.normalize = "count" if "count_normalize" in flags else "none"
         record.data_seconds += batches.data_seconds  # fixed batches were drawn before the first scoring
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def __call__(self, net: SNASNetwork, scorer: SAHDScorer) -> float:
         net.train(self.options.bn_mode == "train")
         data_before = self.batches.data_seconds

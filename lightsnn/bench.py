@@ -1,0 +1,237 @@
+"""``python -m lightsnn bench``: how close the searches and training come to this machine's conv throughput.
+
+Inputs are random tensors of the configured size (timing only: the data does not change the work).
+FLOPs are counted analytically (2 x MACs of every Conv2d and Linear call that runs); the reference is the
+FLOP/s of plain ``torch.nn.functional.conv2d`` calls of exactly the conv shapes one search scoring runs,
+timed in the same process.
+"""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import TensorDataset
+
+from .data import Splits
+from .genotype import Genotype
+from .network import PRESETS, SNASNetwork, SuperNet
+from .neurons import reset_state
+
+
+@dataclass
+class BenchOptions:
+    """The config's ``bench`` section: sizes of the measured work."""
+
+    channels: int = 32
+    image_size: int = 32
+    timesteps: int = 5
+    batch_size: int = 32  # search batch
+    repeat: int = 2
+    snasnet_candidates: int = 10
+    train_batch_size: int = 64
+    train_batches: int = 10
+    genotype: str = "0302 0030 3003 0000"  # trained in the epoch benchmark
+
+    @classmethod
+    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "BenchOptions":
+        values = {**(section or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown bench option(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**values)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class ConvRecorder:
+    """Records FLOPs and conv input/weight shapes of every Conv2d/Linear call while active."""
+
+    def __init__(self, net: nn.Module):
+        self.flops = 0.0
+        self.conv_shapes: Counter = Counter()
+        self.handles = []
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d):
+                self.handles.append(m.register_forward_hook(self._conv))
+            elif isinstance(m, nn.Linear):
+                self.handles.append(m.register_forward_hook(self._linear))
+
+    def _conv(self, m, inputs, out):
+        x = inputs[0]
+        self.flops += 2.0 * m.in_channels * m.kernel_size[0] * m.kernel_size[1] * out.shape[0] * out.shape[1] \
+            * out.shape[2] * out.shape[3]
+        self.conv_shapes[(tuple(x.shape), tuple(m.weight.shape), m.padding[0])] += 1
+
+    def _linear(self, m, inputs, out):
+        self.flops += 2.0 * m.in_features * m.out_features * inputs[0].shape[0]
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+
+def plain_conv_flops_per_second(shapes: Counter, device: torch.device, dtype=torch.float32,
+                                min_seconds: float = 2.0) -> float:
+    """FLOP/s of bare F.conv2d over the given shapes with their multiplicities."""
+    tensors = {key: (torch.randn(key[0], device=device, dtype=dtype),
+                     torch.randn(key[1], device=device, dtype=dtype)) for key in shapes}
+    flops_per_pass = 0.0
+    for (xs, ws, pad), count in shapes.items():
+        out_hw = xs[2] * xs[3]  # stride 1, same padding in every conv of the network
+        flops_per_pass += 2.0 * ws[0] * ws[1] * ws[2] * ws[3] * out_hw * xs[0] * count
+
+    def one_pass():
+        for (xs, ws, pad), count in shapes.items():
+            x, w = tensors[(xs, ws, pad)]
+            for _ in range(count):
+                F.conv2d(x, w, padding=pad)
+
+    with torch.no_grad():
+        one_pass()  # warm-up
+        _sync(device)
+        passes, start = 0, time.perf_counter()
+        while True:
+            one_pass()
+            passes += 1
+            _sync(device)
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+    return flops_per_pass * passes / elapsed
+
+
+def _random_splits(opts: BenchOptions, n: int) -> Splits:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, opts.image_size, opts.image_size, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return Splits(TensorDataset(x, y), TensorDataset(x[:64], y[:64]))
+
+
+def _net_config(opts: BenchOptions, pooling: str):
+    return PRESETS["cifar10"].with_overrides({"channels": opts.channels, "image_size": opts.image_size,
+                                              "timesteps": opts.timesteps, "pooling": pooling})
+
+
+def bench_search(method: str, opts: BenchOptions, device: torch.device, overrides: dict) -> dict:
+    from .config import method_options
+    from .search import SearchContext, get_method
+
+    options = method_options(method, {}, {"batch_size": opts.batch_size, "repeat": opts.repeat, **overrides})
+    cfg = _net_config(opts, options.pooling)
+    splits = _random_splits(opts, max(256, opts.batch_size * 2))
+    ctx = SearchContext(net_config=cfg, splits=splits, device=device, seed=0, progress=False)
+    _sync(device)
+    result = get_method(method).run(options, ctx)
+    _sync(device)
+    seconds = result.record.total_seconds
+    flops, shapes = _replay_flops(method, result, options, cfg, opts, device)
+    return {"seconds": seconds, "scorings": result.record.num_scorings,
+            "scorings_per_second": result.record.num_scorings / seconds,
+            "compute_seconds": result.record.compute_seconds, "data_seconds": result.record.data_seconds,
+            "flops": flops, "flops_per_second": flops / seconds, "conv_shapes": shapes}
+
+
+def _replay_flops(method, result, options, cfg, opts, device):
+    """FLOPs of the whole search, counted by replaying each scored architecture on one forward."""
+    net = SuperNet(cfg, options.space, options.cell_type, shared=True).to(device).eval()
+    x = torch.zeros(1, 3, opts.image_size, opts.image_size, device=device)  # FLOPs scale with the batch
+    total, first_shapes = 0.0, None
+    per_arch: dict = {}
+    for entry in result.record.candidates:
+        if method == "lightsnn":
+            logits = torch.zeros_like(net.logits)
+            for rnd in result.record.details["rounds"][: entry["round"]]:
+                for key, op in rnd["pruned"].items():
+                    cell, edge = key.split(":")
+                    logits[int(cell[4:]), [f"{a}->{b}" for a, b in net.edges].index(edge), net.space.index(op)] = -1000
+            e = [f"{a}->{b}" for a, b in net.edges].index(entry["edge"])
+            logits[entry["cell"], e, net.space.index(entry["removed"])] = -1000
+            key = tuple(logits.flatten().tolist())
+            arch = logits
+        else:
+            key = entry["genotype"]
+            arch = Genotype.from_str(entry["genotype"])
+        if key not in per_arch:
+            net.set_logits(arch) if method == "lightsnn" else net.set_genotype(arch)
+            rec = ConvRecorder(net)
+            with torch.no_grad():
+                reset_state(net)
+                net(x)
+            rec.close()
+            per_arch[key] = (rec.flops, rec.conv_shapes)
+        flops, shapes = per_arch[key]
+        total += flops * opts.repeat * opts.batch_size
+        if first_shapes is None:  # the conv calls of one scoring, at the real batch size
+            first_shapes = Counter({((opts.batch_size,) + k[0][1:], k[1], k[2]): v * opts.repeat
+                                    for k, v in shapes.items()})
+    return total, first_shapes
+
+
+def bench_training(opts: BenchOptions, device: torch.device) -> dict:
+    cfg = _net_config(opts, "max")
+    torch.manual_seed(0)
+    net = SNASNetwork.from_genotype(cfg, Genotype.from_str(opts.genotype)).to(device)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(opts.train_batch_size, 3, opts.image_size, opts.image_size, generator=g).to(device)
+    y = torch.randint(0, 10, (opts.train_batch_size,), generator=g).to(device)
+    rec = ConvRecorder(net)
+    with torch.no_grad():
+        reset_state(net)
+        net(x)
+    rec.close()
+    forward_flops = rec.flops
+    net.train()
+
+    def step():
+        reset_state(net)
+        loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(opts.train_batches):
+        step()
+    _sync(device)
+    seconds = time.perf_counter() - start
+    samples = opts.train_batches * opts.train_batch_size
+    flops = 3.0 * forward_flops * opts.train_batches  # backward ~ 2x forward
+    return {"samples_per_second": samples / seconds, "seconds": seconds, "batches": opts.train_batches,
+            "flops_per_second": flops / seconds, "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
+
+
+def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
+    figures: dict = {"options": asdict(opts), "device": str(device), "threads": torch.get_num_threads(),
+                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
+    log(f"bench on {figures['device_name']} ({figures['threads']} threads): C={opts.channels} "
+        f"{opts.image_size}x{opts.image_size} B={opts.batch_size} T={opts.timesteps}")
+    light = bench_search("lightsnn", opts, device, {})
+    conv = plain_conv_flops_per_second(light.pop("conv_shapes"), device)
+    figures["lightsnn"] = {**light, "plain_conv_flops_per_second": conv}
+    figures["search_conv_ratio"] = light["flops_per_second"] / conv
+    log(f"lightsnn search: {light['scorings']} scorings in {light['seconds']:.1f}s "
+        f"({light['scorings_per_second']:.3f}/s), {light['flops_per_second'] / 1e9:.1f} GFLOP/s; plain conv2d of "
+        f"the same shapes {conv / 1e9:.1f} GFLOP/s; ratio {figures['search_conv_ratio']:.2f}")
+    snas = bench_search("snasnet", opts, device, {"num_search": opts.snasnet_candidates})
+    snas_conv = plain_conv_flops_per_second(snas.pop("conv_shapes"), device, min_seconds=1.0)
+    figures["snasnet"] = {**snas, "plain_conv_flops_per_second": snas_conv,
+                          "conv_ratio": snas["flops_per_second"] / snas_conv}
+    log(f"snasnet search: {snas['scorings']} candidates in {snas['seconds']:.1f}s "
+        f"({snas['scorings_per_second']:.2f}/s), {snas['flops_per_second'] / 1e9:.1f} GFLOP/s, ratio to plain conv "
+        f"{figures['snasnet']['conv_ratio']:.2f}")
+    train = bench_training(opts, device)
+    figures["training"] = train
+    log(f"training: {train['samples_per_second']:.0f} samples/s, {train['flops_per_second'] / 1e9:.1f} GFLOP/s "
+        f"(batch {opts.train_batch_size}, genotype {opts.genotype})")
+    return figures
