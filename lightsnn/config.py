@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
@@ -97,7 +97,3 @@ def net_config(dataset: str, config: dict, options: BaseOptions | None = None) -
 def stable_hash(obj) -> str:
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def options_dict(options: BaseOptions) -> dict:
-    return asdict(options)

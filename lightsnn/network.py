@@ -9,7 +9,6 @@ neurons; call :func:`lightsnn.neurons.reset_state` before each sequence.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Sequence
 
@@ -18,7 +17,7 @@ import torch.nn as nn
 from spikingjelly.activation_based import layer
 
 from .cell import Cell
-from .genotype import ALL_EDGES, CellGenotype, Genotype, GenotypeError, edge_key, edges_of
+from .genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
 from .neurons import LIFConfig, make_lif
 from .ops import OpSpec, parse_space
 
@@ -266,41 +265,3 @@ class SuperNet(SNASNetwork):
 
 def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
-
-
-def flops_per_sample_step(net: SNASNetwork) -> float:
-    """Analytic conv+linear FLOPs (2 x MACs) of one sample and timestep of the modules that run."""
-    total = 0.0
-    hooks = []
-
-    def conv_hook(m, inp, out):
-        nonlocal total
-        per = m.in_channels // m.groups * math.prod(m.kernel_size) * out.shape[1] * out.shape[-2] * out.shape[-1]
-        total += 2.0 * per
-
-    def linear_hook(m, inp, out):
-        nonlocal total
-        total += 2.0 * m.in_features * m.out_features
-
-    for m in net.modules():
-        if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    cfg = net.config
-    was_training = net.training
-    try:
-        net.eval()
-        with torch.no_grad():
-            from .neurons import reset_state
-            reset_state(net)
-            x = torch.zeros(1, cfg.in_channels, cfg.image_size, cfg.image_size,
-                            device=next(net.parameters()).device)
-            net(x)
-            reset_state(net)
-    finally:
-        for h in hooks:
-            h.remove()
-        net.train(was_training)
-    # a static stem runs once per sequence, so it adds stem/T to the per-step figure
-    return total / cfg.timesteps

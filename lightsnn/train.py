@@ -16,7 +16,7 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -297,7 +297,3 @@ class Trainer:
         reset_state(self.model)
         return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
                 "seconds": max(time.perf_counter() - start, 1e-9)}
-
-
-def options_dict(options: TrainOptions) -> dict:
-    return asdict(options)
