@@ -91,7 +91,6 @@ def load_dvs_gesture(options: DataOptions, timesteps: int, progress) -> Splits:
     framer = ToFramesByCount(DVSGesture.sensor_size, timesteps)
     prepared = {}
     for split, train in (("train", True), ("test", False)):
-        cache = None
         folder = root / "DVSGesture" / f"ibmGesture{'Train' if train else 'Test'}"
         files = sorted(str(p.relative_to(folder)) for p in folder.glob("**/*.npy")) if folder.is_dir() else []
         key = cache_key({"dataset": "dvs128_gesture", "timesteps": timesteps, "files": files, "version": 1})

@@ -159,9 +159,6 @@ def emulate_batch(images: np.ndarray, config: EmulatorConfig, seeds: list) -> li
     return results
 
 
-def emulate_events(image: np.ndarray, config: EmulatorConfig, seed) -> np.ndarray:
-    return emulate_batch(np.asarray(image)[None], config, [seed])[0]
-
 
 # --- frame cache -------------------------------------------------------------------------------
 

@@ -100,8 +100,7 @@ class SearchContext:
                                     events=self.splits.events)
 
     def bar(self, total: int, desc: str):
-        return tqdm(total=total, desc=desc, disable=False if self.progress else (None if self.progress is None
-                                                                                  else True),
+        return tqdm(total=total, desc=desc, disable=None if self.progress is None else not self.progress,
                     leave=False, dynamic_ncols=True)
 
 
