@@ -8,6 +8,7 @@ from dataclasses import MISSING, fields
 import yaml
 
 from .data import DATASET_NAMES
+from .runtime import keep_freed_memory
 from .search import COMPAT_FLAGS, METHODS
 
 
@@ -335,6 +336,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
 def main(argv: list[str] | None = None) -> int:
     parser, table = build_parser()
     args = parser.parse_args(argv)
+    keep_freed_memory()
     if getattr(args, "threads", None):
         import torch
         torch.set_num_threads(args.threads)

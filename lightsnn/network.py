@@ -18,7 +18,7 @@ from spikingjelly.activation_based import layer
 
 from .cell import Cell
 from .genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
-from .neurons import LIFConfig, make_lif
+from .neurons import LIFConfig, make_lif, spiking_modules
 from .ops import OpSpec, parse_space
 
 POOLINGS = ("avg", "max")
@@ -198,15 +198,39 @@ class SuperNet(SNASNetwork):
         return self.weights(logits) > self.threshold
 
     def set_logits(self, logits: torch.Tensor) -> None:
+        logits = self._checked(logits)
+        self.logits = logits.clone()
+        self._set_cells([self.logits])
+
+    def set_candidate_logits(self, candidates: Sequence[torch.Tensor]) -> None:
+        """Run R logit sets at once on R candidate blocks of the batch (see :class:`~lightsnn.cell.Cell`).
+
+        Only meaningful with eval-mode BatchNorm (a fixed affine map, so blocks do not mix); :meth:`set_logits`
+        returns to one candidate.
+        """
+        if not candidates:
+            raise ValueError("set_candidate_logits needs at least one candidate")
+        self._set_cells([self._checked(c) for c in candidates])
+
+    def candidate_lif_rows(self) -> list[tuple[nn.Module, torch.Tensor | None]]:
+        """Every spiking module that runs, with the candidate blocks it runs on (None: all of them)."""
+        in_cells = {id(m) for cell in (self.cell1, self.cell2) for m in cell.modules()}
+        outside = [(m, None) for m in spiking_modules(self) if id(m) not in in_cells]
+        return outside + self.cell1.lif_rows() + self.cell2.lif_rows()
+
+    def _checked(self, logits: torch.Tensor) -> torch.Tensor:
         logits = logits.detach().to("cpu", torch.float64)
         if logits.shape != self.logits.shape:
             raise ValueError(f"logits must have shape {tuple(self.logits.shape)}, got {tuple(logits.shape)}")
-        self.logits = logits.clone()
-        weights = self.weights().tolist()
+        return logits
+
+    def _set_cells(self, candidates: list[torch.Tensor]) -> None:
+        weights = [self.weights(logits).tolist() for logits in candidates]
         for index, cell in enumerate((self.cell1, self.cell2)):
-            rows = weights[0 if self.shared else index]
-            cell.set_active({edge_key(e): {op: w for op, w in zip(self.space, row) if w > self.threshold}
-                             for e, row in zip(self.edges, rows)})
+            cell.set_candidates([
+                {edge_key(e): {op: w for op, w in zip(self.space, row) if w > self.threshold}
+                 for e, row in zip(self.edges, per_cell[0 if self.shared else index])}
+                for per_cell in weights])
 
     def mask_logits(self, genotype: Genotype) -> torch.Tensor:
         """Logits that select exactly the genotype's op on every edge (weight 1.0, others 0)."""
@@ -236,8 +260,8 @@ class SuperNet(SNASNetwork):
                 _init_weights(child, self.config.linear_init_std)
         for cell in (self.cell1, self.cell2):
             for key, runs in cell.active.items():
-                for module_key, _ in runs:
-                    _init_weights(cell.edge_ops[key][module_key])
+                for run in runs:
+                    _init_weights(cell.edge_ops[key][run.module_key])
 
     def is_single_path(self) -> bool:
         return bool((self.active_mask().sum(-1) == 1).all())

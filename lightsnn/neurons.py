@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional, neuron, surrogate
 
@@ -28,11 +29,37 @@ class LIFConfig:
         return LIFConfig(**values)
 
 
+class LIFNode(neuron.LIFNode):
+    """spikingjelly's LIF, with a lean CPU path for steps that record no gradient (scoring, evaluation).
+
+    spikingjelly 2.0 runs a single CPU step through its multi-step kernel with T=1: about 14 passes over
+    the tensor (casts, stacks, the reset as ``s*r + (1-s)*h``). Without autograd the same arithmetic
+    ``h = v + (x - v) / tau``, ``s = h >= th``, ``v = h - h*s [+ s*v_reset]`` takes 5 passes, and gives
+    the same spikes and voltages bit for bit (tested). With gradients, or off the CPU (where spikingjelly's
+    fused kernels run), spikingjelly's own step runs.
+    """
+
+    def single_step_functional_forward(self, inputs, states, **kwargs):
+        x, v = inputs[0], states[0]
+        lean = (not torch.is_grad_enabled() and x.device.type == "cpu" and x.dtype == torch.float32
+                and self.decay_input and self.v_reset is not None and isinstance(v, torch.Tensor)
+                and v.dtype == torch.float32)
+        if not lean:
+            return super().single_step_functional_forward(inputs, states, **kwargs)
+        h = torch.sub(x, v - self.v_reset if self.v_reset != 0.0 else v).div_(self.tau).add_(v)
+        # comparisons written straight into float tensors: bool results and masks run far slower on the CPU
+        spike = torch.ge(h, self.v_threshold, out=torch.empty_like(h))
+        v = h.addcmul_(h, spike, value=-1.0)  # h - h*s: exactly h where silent, 0 where it fired
+        if self.v_reset != 0.0:
+            v.add_(spike, alpha=self.v_reset)
+        return (spike,), (v, *states[1:])
+
+
 def make_lif(config: LIFConfig = LIFConfig()) -> nn.Module:
     """A single-step spikingjelly LIF with the ATan surrogate (alpha 2)."""
     if config.tau <= 1.0:
         raise ValueError(f"LIF tau must be > 1 (got {config.tau}); spikingjelly's decay is 1/tau")
-    return neuron.LIFNode(
+    return LIFNode(
         tau=config.tau,
         decay_input=True,
         v_threshold=config.v_threshold,

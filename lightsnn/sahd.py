@@ -25,13 +25,23 @@ NORMALIZATIONS = ("none", "count")  # paper: plain sum; reference code: divide b
 
 def sahd_kernel(spikes: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     """K of one LIF call: ``spikes`` is [B, N] (anything > 0 counts as a spike); returns [B, B] float64."""
-    x = (spikes.reshape(spikes.shape[0], -1) > 0).to(torch.float32)
-    n = x.shape[1]
-    counts = x.sum(1).to(torch.float64)
-    gram = (x @ x.T).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
-    pair = counts[:, None] + counts[None, :]
+    return sahd_kernels(spikes.reshape(1, spikes.shape[0], -1), alpha)[0]
+
+
+def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False) -> torch.Tensor:
+    """K of one LIF call for R candidates at once: ``spikes`` is [R, B, ...]; returns [R, B, B] float64.
+
+    ``binary=True`` promises float32 values that are exactly 0 or 1 (a LIF's output), saving a pass.
+    """
+    x = spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
+    if not binary or x.dtype != torch.float32:
+        x = (x > 0).to(torch.float32)
+    n = x.shape[2]
+    counts = x.sum(2).to(torch.float64)
+    gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
+    pair = counts[:, :, None] + counts[:, None, :]
     hamming = pair - 2.0 * gram
-    expected = pair - 2.0 * counts[:, None] * counts[None, :] / n
+    expected = pair - 2.0 * counts[:, :, None] * counts[:, None, :] / n
     return n - (alpha / (expected + 1e-3)) * hamming
 
 
@@ -66,7 +76,7 @@ class SAHDScorer:
         self._handles = []
 
     def _hook(self, module, inputs, output) -> None:
-        k = sahd_kernel(output, self.alpha)
+        k = sahd_kernels(output.reshape(1, output.shape[0], -1), self.alpha, binary=True)[0]
         self._kernel = k if self._kernel is None else self._kernel + k
         self.calls += 1
 
@@ -84,3 +94,73 @@ class SAHDScorer:
         if self.normalize == "count":
             kernel = kernel / calls
         return float(torch.linalg.slogdet(kernel)[1])
+
+
+class CandidateSAHDScorer:
+    """SAHD of R candidates of one supernet in one forward pass (``SuperNet.set_candidate_logits``).
+
+    Each LIF call's output is split into its candidate blocks and each block's kernel is added to the kernel
+    of the candidate it belongs to, so every candidate's K is the one its own forward pass would give.
+    Use as a context manager; call :meth:`refresh` after changing the candidates.
+    """
+
+    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5):
+        if normalize not in NORMALIZATIONS:
+            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        self.net = net
+        self.normalize = normalize
+        self.alpha = alpha
+        self._handles: list = []
+        self._rows: dict[int, torch.Tensor | None] = {}
+        self._kernel: torch.Tensor | None = None
+        self._calls: torch.Tensor | None = None
+
+    def __enter__(self) -> "CandidateSAHDScorer":
+        self._handles = [m.register_forward_hook(self._hook) for m in spiking_modules(self.net)]
+        if not self._handles:
+            raise ValueError("the network has no spiking modules to score")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def refresh(self) -> None:
+        """Read which candidate blocks each spiking module now runs on."""
+        self._rows = {id(m): rows for m, rows in self.net.candidate_lif_rows()}
+
+    def _hook(self, module, inputs, output) -> None:
+        if self._kernel is None:  # a forward outside score(), e.g. a memory probe
+            return
+        if id(module) not in self._rows:
+            raise RuntimeError("a spiking module ran that the candidates do not use; call refresh() after "
+                               "set_candidate_logits()")
+        rows = self._rows[id(module)]
+        blocks = len(rows) if rows is not None else self._kernel.shape[0]
+        k = sahd_kernels(output.unflatten(0, (blocks, -1)), self.alpha, binary=True)
+        if rows is None:
+            self._kernel += k
+            self._calls += 1
+        else:
+            rows = rows.to(k.device)
+            self._kernel.index_add_(0, rows, k)
+            self._calls.index_add_(0, rows, torch.ones_like(rows, dtype=self._calls.dtype))
+
+    @torch.inference_mode()
+    def score(self, batch: torch.Tensor, num_candidates: int) -> list[float]:
+        """log|det K| of every candidate; ``batch`` holds one block of B samples per candidate."""
+        if not self._handles:
+            raise RuntimeError("CandidateSAHDScorer.score() outside its 'with' block: no hooks registered")
+        size = batch.shape[1] if batch.dim() == 5 else batch.shape[0]
+        b = size // num_candidates
+        self._kernel = torch.zeros(num_candidates, b, b, dtype=torch.float64, device=batch.device)
+        self._calls = torch.zeros(num_candidates, dtype=torch.float64, device=batch.device)
+        self.net(batch)
+        kernel, calls = self._kernel, self._calls
+        self._kernel = self._calls = None
+        if self.normalize == "count":
+            kernel = kernel / calls.clamp(min=1)[:, None, None]
+        logdet = torch.linalg.slogdet(kernel)[1]
+        logdet[calls == 0] = math.nan  # a candidate without any LIF call has no score
+        return logdet.tolist()

@@ -110,3 +110,76 @@ def test_zero_edges_build_no_modules_and_discrete_params_are_smaller(tiny):
     assert len(spiking_modules(net)) == 3 + 2
     # weights live where the network lives: no hard-coded device
     assert all(p.device.type == "cpu" for p in copy.deepcopy(net).parameters())
+
+
+@pytest.mark.parametrize("lif", [LIFConfig(), LIFConfig(tau=2.0, v_reset=0.3, v_threshold=0.8)])
+def test_lean_cpu_lif_step_equals_spikingjelly_bit_for_bit(lif):
+    from spikingjelly.activation_based import neuron, surrogate
+    from lightsnn.neurons import make_lif
+    ours = make_lif(lif)
+    theirs = neuron.LIFNode(tau=lif.tau, decay_input=True, v_threshold=lif.v_threshold, v_reset=lif.v_reset,
+                            surrogate_function=surrogate.ATan(), detach_reset=True)
+    g = torch.Generator().manual_seed(0)
+    for context in (torch.inference_mode, torch.no_grad):
+        reset_state(ours), reset_state(theirs)
+        fired = 0
+        with context():
+            for _ in range(6):
+                x = torch.randn(16, 4, 5, 5, generator=g) * 2
+                x[0, 0, 0, :3] = torch.tensor([lif.v_threshold, lif.v_threshold * lif.tau, 0.0])  # on the edge
+                a, b = ours(x), theirs(x)
+                assert torch.equal(a, b) and torch.equal(ours.v, theirs.v)
+                fired += int(a.sum())
+        assert 0 < fired < 6 * x.numel()
+
+
+def test_lif_with_gradients_runs_spikingjelly_and_trains():
+    from lightsnn.neurons import make_lif
+    lif = make_lif()
+    x = (torch.randn(8, 3) * 2).requires_grad_()
+    out = lif(x) + lif(x)
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the ATan surrogate's gradient
+
+
+def _candidate_logits(net, count, seed):
+    """Random partly pruned logit sets: candidates run different ops on different edges."""
+    g = torch.Generator().manual_seed(seed)
+    sets = []
+    for _ in range(count):
+        logits = torch.zeros_like(net.logits)
+        pruned = torch.rand(logits.shape, generator=g) < 0.4
+        pruned[..., 0] &= pruned[..., 1:].sum(-1) < logits.shape[-1] - 1  # keep one op per edge
+        logits[pruned] = -1000.0
+        logits += torch.rand(logits.shape, generator=g, dtype=torch.float64) * 0.5  # unequal weights
+        sets.append(logits)
+    return sets
+
+
+@pytest.mark.parametrize("space, shared, events", [("lightsnn", True, False), ("snasnet", False, False),
+                                                   ("lightsnn", True, True)])
+@pytest.mark.parametrize("normalize", ["none", "count"])
+def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize):
+    from lightsnn.sahd import CandidateSAHDScorer, SAHDScorer
+    cfg = tiny if not events else PRESETS["ndigits"].with_overrides(
+        {"channels": 4, "timesteps": 3, "classifier_width": 16, "num_cluster": 2})
+    torch.manual_seed(0)
+    net = SuperNet(cfg, space, shared=shared).eval()
+    candidates = _candidate_logits(net, 5, seed=1)
+    shape = (cfg.timesteps, 6, cfg.in_channels, cfg.image_size, cfg.image_size) if events else \
+        (6, cfg.in_channels, cfg.image_size, cfg.image_size)
+    x = (torch.rand(shape) < 0.3).float() if events else torch.randn(shape) * 2
+    alone = []
+    with SAHDScorer(net, normalize) as scorer:
+        for logits in candidates:
+            net.set_logits(logits)
+            reset_state(net)
+            alone.append(scorer.score(x))
+    stacked_x = x.repeat(1, len(candidates), 1, 1, 1) if events else x.repeat(len(candidates), 1, 1, 1)
+    with CandidateSAHDScorer(net, normalize) as scorer:
+        net.set_candidate_logits(candidates)
+        scorer.refresh()
+        reset_state(net)
+        together = scorer.score(stacked_x, len(candidates))
+    assert len(set(alone)) == len(alone)  # the candidates really differ
+    assert together == pytest.approx(alone, rel=1e-9, abs=1e-9)

@@ -174,3 +174,24 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert not (tmp_path / "x.json").exists()
     proc = _cli("search", "--help", cwd=tmp_path)
     assert proc.returncode == 0 and "--num-search" in proc.stdout and "dead_backward" in proc.stdout
+
+
+@pytest.mark.parametrize("extra", [{}, {"space": "snasnet", "max_chunk": 7},
+                                   {"separate_cell_alphas": True, "reference_compat": ["count_normalize"]}])
+def test_lightsnn_stacked_scoring_gives_the_one_at_a_time_scores(tiny_config, extra):
+    alone = run_search("lightsnn", "digits", 0, tiny_config, {"stacked": False, **extra})
+    stacked = run_search("lightsnn", "digits", 0, tiny_config, extra)
+    assert alone["details"]["scoring"] == "one at a time" and stacked["details"]["scoring"] == "stacked"
+    if "max_chunk" in extra:
+        assert stacked["details"]["chunk"] == extra["max_chunk"]
+    assert [c["score"] for c in stacked["candidates"]] == pytest.approx([c["score"] for c in alone["candidates"]],
+                                                                        rel=1e-9)
+    assert stacked["genotype"]["str"] == alone["genotype"]["str"]
+    assert stacked["score"] == pytest.approx(alone["score"], rel=1e-9)
+
+
+@pytest.mark.parametrize("extra", [{"bn_mode": "train"}, {"reference_compat": ["carry_state"]},
+                                   {"reference_compat": ["fresh_batches"]}])
+def test_lightsnn_scores_one_at_a_time_where_stacking_would_change_the_scores(tiny_config, extra):
+    result = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, **extra})
+    assert result["details"]["scoring"] == "one at a time"

@@ -9,8 +9,8 @@ import torch
 
 from ..genotype import edge_key
 from ..network import SuperNet
-from ..sahd import SAHDScorer
-from .common import ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
+from ..sahd import CandidateSAHDScorer, SAHDScorer
+from .common import CandidateScorer, ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
 
 PRUNED = -1000.0  # the logit LightSNN writes for a removed op
 
@@ -23,6 +23,9 @@ class LightSNNOptions(ScoringOptions):
     bn_mode: str = opt("eval", "BatchNorm/Dropout mode while scoring (LightSNN calls eval())", ("train", "eval"))
     threshold: float = opt(0.01, "an op runs while its softmax weight exceeds this")
     separate_cell_alphas: bool = opt(False, "one set of logits per cell instead of one shared by both")
+    stacked: bool = opt(True, "score a round's candidates in stacked forward passes (same scores; used with "
+                              "eval-mode BN, fixed batches and reset state, else one at a time)")
+    max_chunk: int = opt(0, "most candidates per stacked pass; 0: as many as half the free memory holds")
     compat_flags: ClassVar[tuple[str, ...]] = ("dead_backward", "carry_state", "count_normalize",
                                                "fresh_batches", "trained_logits")
 
@@ -43,26 +46,38 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
     net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=not options.separate_cell_alphas,
                    threshold=options.threshold, dead_backward="dead_backward" in flags).to(ctx.device)
     scorer = Scorer(options, batches, record)
+    stacked = CandidateScorer(scorer, net, options.max_chunk) \
+        if options.stacked and CandidateScorer.applies(options) is None else None
     logits = torch.zeros_like(net.logits)
     rounds = []
     total = expected_scorings(len(net.edges), len(net.space), logits.shape[0])
-    with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(total, "lightsnn") as bar:
+    sahd = CandidateSAHDScorer(net, scorer.normalize) if stacked else SAHDScorer(net, scorer.normalize)
+    with sahd, ctx.bar(total, "lightsnn") as bar:
         round_index = 0
         while not bool((net.active_mask(logits).sum(-1) == 1).all()):
             active = net.active_mask(logits)
-            candidates = []
+            trials, removals = [], []
             for c in range(logits.shape[0]):
-                for e, edge in enumerate(net.edges):
+                for e in range(len(net.edges)):
                     if active[c, e].sum() <= 1:
                         continue
                     for o in active[c, e].nonzero().flatten().tolist():
                         trial = logits.clone()
                         trial[c, e, o] = PRUNED
-                        net.set_logits(trial)
-                        score = scorer(net, sahd)
-                        record.add(score, round=round_index, cell=c, edge=edge_key(edge), removed=net.space[o])
-                        candidates.append((score, (c, e, o)))
-                        bar.update()
+                        trials.append(trial)
+                        removals.append((c, e, o))
+            if stacked is not None:
+                scores = stacked(trials, sahd, bar.update)
+            else:
+                scores = []
+                for trial in trials:
+                    net.set_logits(trial)
+                    scores.append(scorer(net, sahd))
+                    bar.update()
+            candidates = []
+            for score, (c, e, o) in zip(scores, removals):
+                record.add(score, round=round_index, cell=c, edge=edge_key(net.edges[e]), removed=net.space[o])
+                candidates.append((score, (c, e, o)))
             # highest score first, non-finite never pruned first; ties: larger (cell, edge, op) first
             candidates.sort(key=lambda item: (item[0] if math.isfinite(item[0]) else -math.inf, item[1]),
                             reverse=True)
@@ -76,6 +91,11 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
             round_index += 1
         net.set_logits(logits)
         genotype = net.genotype()
-        final_score = scorer(net, sahd)  # the chosen path's own score, not one of the search's scorings
-    record.details = {"rounds": rounds, "final_logits": logits.tolist()}
+        if stacked is not None:
+            final_score = stacked([logits], sahd)[0]
+        else:
+            final_score = scorer(net, sahd)  # the chosen path's own score, not one of the search's scorings
+    record.details = {"rounds": rounds, "final_logits": logits.tolist(),
+                      "scoring": "stacked" if stacked else "one at a time",
+                      **({"chunk": stacked.chunk} if stacked else {})}
     return SearchResult(genotype, final_score if math.isfinite(final_score) else None, record, ctx.net_config)
