@@ -136,6 +136,7 @@ def bench_search(method: str, opts: BenchOptions, device: torch.device, override
     return {"seconds": seconds, "scorings": result.record.num_scorings,
             "scorings_per_second": result.record.num_scorings / seconds,
             "compute_seconds": result.record.compute_seconds, "data_seconds": result.record.data_seconds,
+            "scoring": result.record.details.get("scoring"), "chunk": result.record.details.get("chunk"),
             "flops": flops, "flops_per_second": flops / seconds, "conv_shapes": shapes}
 
 
@@ -220,7 +221,8 @@ def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
     conv = plain_conv_flops_per_second(light.pop("conv_shapes"), device)
     figures["lightsnn"] = {**light, "plain_conv_flops_per_second": conv}
     figures["search_conv_ratio"] = light["flops_per_second"] / conv
-    log(f"lightsnn search: {light['scorings']} scorings in {light['seconds']:.1f}s "
+    log(f"lightsnn search ({light['scoring']}, {light['chunk']} candidates per pass): {light['scorings']} scorings "
+        f"in {light['seconds']:.1f}s "
         f"({light['scorings_per_second']:.3f}/s), {light['flops_per_second'] / 1e9:.1f} GFLOP/s; plain conv2d of "
         f"the same shapes {conv / 1e9:.1f} GFLOP/s; ratio {figures['search_conv_ratio']:.2f}")
     snas = bench_search("snasnet", opts, device, {"num_search": opts.snasnet_candidates})
