@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .genotype import NUM_NODES, edge_key
-from .neurons import LIFConfig
+from .neurons import LIFConfig, spiking_modules
 from .ops import OpSpec
 
 Edge = tuple[int, int]
@@ -99,7 +99,6 @@ class Cell(nn.Module):
 
     def lif_rows(self) -> list[tuple[nn.Module, torch.Tensor | None]]:
         """Every spiking module that runs, with the candidate blocks it runs on."""
-        from .neurons import spiking_modules
         return [(lif, run.rows) for key, runs in self.active.items() for run in runs
                 for lif in spiking_modules(self.edge_ops[key][run.module_key])]
 
