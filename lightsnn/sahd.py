@@ -96,7 +96,7 @@ class SAHDScorer:
         return float(torch.linalg.slogdet(kernel)[1])
 
 
-class CandidateSAHDScorer:
+class CandidateSAHDScorer(SAHDScorer):
     """SAHD of R candidates of one supernet in one forward pass (``SuperNet.set_candidate_logits``).
 
     Each LIF call's output is split into its candidate blocks and each block's kernel is added to the kernel
@@ -105,26 +105,9 @@ class CandidateSAHDScorer:
     """
 
     def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5):
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        self.net = net
-        self.normalize = normalize
-        self.alpha = alpha
-        self._handles: list = []
+        super().__init__(net, normalize, alpha)
         self._rows: dict[int, torch.Tensor | None] = {}
-        self._kernel: torch.Tensor | None = None
         self._calls: torch.Tensor | None = None
-
-    def __enter__(self) -> "CandidateSAHDScorer":
-        self._handles = [m.register_forward_hook(self._hook) for m in spiking_modules(self.net)]
-        if not self._handles:
-            raise ValueError("the network has no spiking modules to score")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
 
     def refresh(self) -> None:
         """Read which candidate blocks each spiking module now runs on."""
