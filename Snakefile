@@ -1,5 +1,6 @@
 # lightsnn: from data to the comparison tables.
 #   snakemake --cores all                                  (config/config.yaml, local)
+#   snakemake evidence --cores all                         (the evidence study, docs/evidence.md)
 #   snakemake --workflow-profile workflow/profiles/slurm --configfile config/paper.yaml
 from snakemake.utils import min_version, validate
 
@@ -20,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/search.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/evidence.smk"
 
 
 rule all:

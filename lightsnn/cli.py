@@ -37,13 +37,15 @@ def _method_option_fields() -> dict[str, dict]:
             entry = table.setdefault(f.name, {"help": f.metadata.get("help", ""), "defaults": {},
                                               "choices": f.metadata.get("choices")})
             entry["defaults"][method.name] = default
-            if isinstance(default, bool):
+            if f.name in ("space", "reference_compat"):  # a name, a boolean or a list
+                entry["type"] = _yaml_value
+            elif isinstance(default, bool):
                 entry["type"] = _bool
             elif isinstance(default, int):
                 entry["type"] = int
             elif isinstance(default, float):
                 entry["type"] = float
-            elif isinstance(default, str) and f.name not in ("space", "reference_compat"):
+            elif isinstance(default, str):
                 entry["type"] = str
             else:
                 entry.setdefault("type", _yaml_value)
@@ -66,6 +68,11 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
                                                        "same genotype and score")
     p.add_argument("--out", required=True, help="path of the result JSON (written atomically)")
     _common_job_flags(p)
+    return p, _method_option_flags(p)
+
+
+def _method_option_flags(p) -> dict:
+    """A ``--<option>`` flag per method option; returns the table :func:`_method_overrides` reads."""
     table = _method_option_fields()
     group = p.add_argument_group("method options (default per method in brackets)")
     for name, entry in table.items():
@@ -73,7 +80,20 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
         choices = f" {{{', '.join(entry['choices'])}}}" if entry["choices"] else ""
         group.add_argument("--" + name.replace("_", "-"), dest=f"opt_{name}", type=entry["type"], default=None,
                            help=f"{entry['help']}{choices} [{defaults}]", metavar=name.upper())
-    return p, table
+    return table
+
+
+def _method_overrides(args, table: dict) -> dict:
+    overrides = {}
+    for name, entry in table.items():
+        value = getattr(args, f"opt_{name}")
+        if value is None:
+            continue
+        if args.method not in entry["defaults"]:
+            raise ValueError(f"--{name.replace('_', '-')} is not an option of method {args.method!r} "
+                             f"(it belongs to {', '.join(entry['defaults'])})")
+        overrides[name] = value
+    return overrides
 
 
 def _track(result: dict, config: dict, path, args) -> None:
@@ -187,15 +207,7 @@ def _cmd_search(args, table) -> int:
     from .jobs import run_search
     from .results import write_json_atomic
 
-    overrides = {}
-    for name, entry in table.items():
-        value = getattr(args, f"opt_{name}")
-        if value is None:
-            continue
-        if args.method not in entry["defaults"]:
-            raise ValueError(f"--{name.replace('_', '-')} is not an option of method {args.method!r} "
-                             f"(it belongs to {', '.join(entry['defaults'])})")
-        overrides[name] = value
+    overrides = _method_overrides(args, table)
     config = load_config(args.config)
     if args.device:
         config["device"] = args.device
@@ -301,6 +313,96 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _correlate_parser(sub) -> None:
+    from .evidence import EvidenceOptions
+
+    p = sub.add_parser("correlate", help="rank-correlate SAHD (and its variants and baselines) with trained accuracy",
+                       description="Sample N distinct architectures uniformly over canonical cells of a space, score "
+                                   "each at initialisation (several weight seeds; SAHD variants; plain Hamming, "
+                                   "#params, #conv edges), train each for a short fixed budget and report Kendall's "
+                                   "tau and Spearman's rho with bootstrap 95% intervals. Writes OUT/correlate.json, "
+                                   "architectures.csv, correlation.{csv,md,tex} and scatter.png. Defaults come from "
+                                   "the config's evidence section.")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    p.add_argument("--space", default=None, help=f"op space (default {EvidenceOptions.space})")
+    p.add_argument("--n", type=int, default=None, help=f"architectures (default {EvidenceOptions.num_archs})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the batches, the weights and training")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of each short training")
+    p.add_argument("--out", required=True, help="output folder")
+    _common_job_flags(p)
+
+
+def _cmd_correlate(args) -> int:
+    from .config import load_config
+    from .evidence import run_correlate
+
+    config = load_config(args.config)
+    if args.device:
+        config["device"] = args.device
+    overrides = {"space": args.space, "num_archs": args.n, "train_epochs": args.epochs}
+    result = run_correlate(args.dataset, config, args.out, args.seed, overrides,
+                           progress=False if args.no_progress else None)
+    print(f"{args.dataset}: {len(result['architectures'])} architectures in {result['seconds']:.0f}s "
+          f"(training {result['train_seconds']:.0f}s); accuracy {100 * result['accuracy']['mean']:.1f} "
+          f"± {100 * result['accuracy']['std']:.1f}%")
+    for row in result["correlations"]:
+        print(f"  {row['score']:13s} tau {row['tau']:+.3f} [{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]  "
+              f"rho {row['rho']:+.3f} [{row['rho_low']:+.3f}, {row['rho_high']:+.3f}]")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _replicate_parser(sub) -> dict:
+    p = sub.add_parser("replicate", help="search, train and evaluate one method over several seeds",
+                       description="For every seed: search, train (config train section), evaluate; each seed's "
+                                   "folder OUT/seed<S>/ has the workflow's run layout and OUT/replicate.json "
+                                   "lists them. Seeds already evaluated are read back (a killed job resumes).")
+    p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
+    p.add_argument("--name", default=None, help="name of this run in the tables (default: the method)")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    p.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--bits", type=int, default=8, help="bit width for the memory footprint (default 8)")
+    p.add_argument("--energy-samples", type=int, default=64, help="test samples for op counting (default 64)")
+    _common_job_flags(p)
+    return _method_option_flags(p)
+
+
+def _cmd_replicate(args, table) -> int:
+    from .config import load_config
+    from .evidence import run_replicate
+
+    overrides = _method_overrides(args, table)
+    config = load_config(args.config)
+    if args.device:
+        config["device"] = args.device
+    result = run_replicate(args.method, args.dataset, args.seeds, config, args.out, args.name, overrides,
+                           args.bits, args.energy_samples, progress=False if args.no_progress else None)
+    accs = [r["acc"] for r in result["runs"]]
+    print(f"{result['name']} on {args.dataset}: accuracy over seeds {args.seeds}: "
+          + ", ".join(f"{100 * a:.1f}" for a in accs) + f" -> {args.out}")
+    return 0
+
+
+def _evidence_parser(sub) -> None:
+    p = sub.add_parser("evidence", help="tables and plots of the evidence study from correlate/replicate outputs",
+                       description="Writes correlation.*, comparison.* (every method vs the baseline, paired by "
+                                   "seed: mean difference, t-test and Wilcoxon p), ablation.* (LightSNN vs each "
+                                   "reference_compat switch) and comparison.png.")
+    p.add_argument("--correlate", nargs="*", default=[], help="correlate.json files")
+    p.add_argument("--replicate", nargs="*", default=[], help="replicate.json files")
+    p.add_argument("--baseline", default="random", help="run every method is paired with (default random)")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def _cmd_evidence(args) -> int:
+    from .evidence import summarize
+
+    written = summarize(args.correlate, args.replicate, args.out, args.baseline)
+    print("evidence tables -> " + ", ".join(written.values()))
+    return 0
+
+
 def _schema_parser(sub) -> None:
     p = sub.add_parser("schema", help="print the workflow config schema generated from the registries")
     p.add_argument("--out", default=None, help="write it to this file instead of printing")
@@ -330,7 +432,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     _schema_parser(sub)
     _report_parser(sub)
     _bench_parser(sub)
-    return parser, table
+    _correlate_parser(sub)
+    replicate_table = _replicate_parser(sub)
+    _evidence_parser(sub)
+    return parser, {"search": table, "replicate": replicate_table}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         if args.command == "search":
-            return _cmd_search(args, table)
+            return _cmd_search(args, table["search"])
         if args.command == "prepare":
             return _cmd_prepare(args)
         if args.command == "train":
@@ -355,6 +460,12 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_report(args)
         if args.command == "bench":
             return _cmd_bench(args)
+        if args.command == "correlate":
+            return _cmd_correlate(args)
+        if args.command == "replicate":
+            return _cmd_replicate(args, table["replicate"])
+        if args.command == "evidence":
+            return _cmd_evidence(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

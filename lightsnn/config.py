@@ -24,7 +24,7 @@ from .search import get_method
 from .search.common import BaseOptions
 
 TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "tracking",
-                  "workflow", "bench")
+                  "workflow", "bench", "evidence")
 
 
 def merge(base: dict, update: dict) -> dict:

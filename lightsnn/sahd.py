@@ -28,10 +28,13 @@ def sahd_kernel(spikes: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
     return sahd_kernels(spikes.reshape(1, spikes.shape[0], -1), alpha)[0]
 
 
-def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False) -> torch.Tensor:
+def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False,
+                 sparsity_aware: bool = True) -> torch.Tensor:
     """K of one LIF call for R candidates at once: ``spikes`` is [R, B, ...]; returns [R, B, B] float64.
 
     ``binary=True`` promises float32 values that are exactly 0 or 1 (a LIF's output), saving a pass.
+    ``sparsity_aware=False`` gives the plain Hamming kernel ``N - dH`` (NASWOT's, without SAHD's weighting),
+    a baseline of the evidence study.
     """
     x = spikes.reshape(spikes.shape[0], spikes.shape[1], -1)
     if not binary or x.dtype != torch.float32:
@@ -41,6 +44,8 @@ def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False)
     gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
     pair = counts[:, :, None] + counts[:, None, :]
     hamming = pair - 2.0 * gram
+    if not sparsity_aware:
+        return n - hamming
     expected = pair - 2.0 * counts[:, :, None] * counts[:, None, :] / n
     return n - (alpha / (expected + 1e-3)) * hamming
 
@@ -51,12 +56,13 @@ class SAHDScorer:
     Use as a context manager so the hooks are removed afterwards.
     """
 
-    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5):
+    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5, sparsity_aware: bool = True):
         if normalize not in NORMALIZATIONS:
             raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
         self.net = net
         self.normalize = normalize
         self.alpha = alpha
+        self.sparsity_aware = sparsity_aware
         self._handles: list = []
         self._kernel: torch.Tensor | None = None
         self.calls = 0
@@ -76,7 +82,8 @@ class SAHDScorer:
         self._handles = []
 
     def _hook(self, module, inputs, output) -> None:
-        k = sahd_kernels(output.reshape(1, output.shape[0], -1), self.alpha, binary=True)[0]
+        k = sahd_kernels(output.reshape(1, output.shape[0], -1), self.alpha, binary=True,
+                         sparsity_aware=self.sparsity_aware)[0]
         self._kernel = k if self._kernel is None else self._kernel + k
         self.calls += 1
 

@@ -10,6 +10,7 @@ from dataclasses import MISSING, fields
 
 from .bench import BenchOptions
 from .data import DATASET_NAMES, DataOptions
+from .evidence import EvidenceOptions
 from .network import POOLINGS, NetConfig
 from .neurons import LIFConfig
 from .ops import OPS, SPACES
@@ -96,6 +97,33 @@ def network_schema() -> dict:
     return schema
 
 
+def evidence_schema() -> dict:
+    from .search.lightsnn import LightSNNOptions
+
+    schema = _dataclass_schema(EvidenceOptions)
+    props = schema["properties"]
+
+    def names(key: str, allowed: list, min_items: int = 1) -> None:
+        props[key].update(type="array", items={"type": "string", "enum": allowed}, uniqueItems=True,
+                          minItems=min_items)
+
+    names("datasets", list(DATASET_NAMES))
+    names("methods", list(METHODS))
+    names("ablation", list(LightSNNOptions.compat_flags), 0)
+    props["space"]["enum"] = list(SPACES)
+    props["baseline"]["enum"] = list(METHODS)
+    props["seeds"].update(type="array", items={"type": "integer", "minimum": 0}, uniqueItems=True, minItems=2)
+    props["other_batch_sizes"].update(type="array", items={"type": "integer", "minimum": 2}, uniqueItems=True)
+    for key in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
+        props[key]["minimum"] = 1
+    props["num_archs"]["minimum"] = 3
+    props["weight_seeds"]["minimum"] = 2
+    props["batch_size"]["minimum"] = 2
+    schema["default"] = {}
+    schema["description"] = "the evidence study: 'snakemake evidence' and 'python -m lightsnn correlate'"
+    return schema
+
+
 def config_schema() -> dict:
     search = {}
     for method in METHODS.values():
@@ -158,6 +186,7 @@ def config_schema() -> dict:
                 "energy_samples": {"type": "integer", "minimum": 1, "default": 256,
                                    "description": "test samples for synaptic-operation counting"}}},
             "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
+            "evidence": evidence_schema(),
             "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
                 "uri": {"type": ["string", "null"], "default": None,
                         "description": "MLflow tracking URI (default sqlite:///results/mlflow.db)"},

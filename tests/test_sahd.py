@@ -7,7 +7,7 @@ import torch
 from lightsnn.genotype import Genotype
 from lightsnn.network import SNASNetwork
 from lightsnn.neurons import reset_state, spiking_modules
-from lightsnn.sahd import SAHDScorer, sahd_kernel
+from lightsnn.sahd import SAHDScorer, sahd_kernel, sahd_kernels
 
 
 def test_kernel_matches_a_value_worked_out_by_hand():
@@ -18,6 +18,13 @@ def test_kernel_matches_a_value_worked_out_by_hand():
     off = 4 - 0.5 / 2.001 * 2
     assert k.dtype == torch.float64
     assert torch.allclose(k, torch.tensor([[4.0, off], [off, 4.0]], dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+def test_plain_hamming_kernel_drops_the_sparsity_weighting():
+    # same two samples: dH = 2 off the diagonal, so K = N - dH = 2 there (the evidence study's baseline)
+    x = torch.tensor([[[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]]])
+    k = sahd_kernels(x, sparsity_aware=False)[0]
+    assert torch.equal(k, torch.tensor([[4.0, 2.0], [2.0, 4.0]], dtype=torch.float64))
 
 
 def test_kernel_equals_the_reference_code_formula():

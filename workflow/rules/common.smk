@@ -90,7 +90,56 @@ def table1_flags(wildcards):
     return f"--table1 {spec['dataset']} {spec['random']} {spec['pruning']}" if spec else ""
 
 
+EV = config["evidence"]
+EVIDENCE = f"{RESULTS}/evidence"
+EVIDENCE_PAPER_RUN = "lightsnn"  # the ablation of spec 7 turns LightSNN's reference_compat switches on one by one
+
+
+def evidence_runs():
+    """Run name -> (method, reference_compat flags): the compared methods, the baseline and the ablation."""
+    runs = {m: (m, []) for m in [*EV["methods"], EV["baseline"]]}
+    if EV["ablation"]:
+        runs.setdefault(EVIDENCE_PAPER_RUN, (EVIDENCE_PAPER_RUN, []))
+    for flag in EV["ablation"]:
+        runs[f"{EVIDENCE_PAPER_RUN}-{flag.replace('_', '-')}"] = (EVIDENCE_PAPER_RUN, [flag])
+    return runs
+
+
+EVIDENCE_RUNS = evidence_runs()
+
+
+def evidence_correlations():
+    return [f"{EVIDENCE}/{d}/correlate.json" for d in EV["datasets"]]
+
+
+def evidence_replicates():
+    return [f"{EVIDENCE}/{d}/runs/{r}/replicate.json" for d in EV["datasets"] for r in EVIDENCE_RUNS]
+
+
+def evidence_outputs():
+    outputs = [f"{EVIDENCE}/{stem}.{ext}" for stem in ("correlation", "comparison", "ablation")
+               for ext in ("csv", "md", "tex")]
+    outputs += [f"{EVIDENCE}/comparison.png"]
+    outputs += [f"{EVIDENCE}/{d}/{name}" for d in EV["datasets"] for name in ("scatter.png", "architectures.csv")]
+    return outputs
+
+
+def evidence_method(wildcards):
+    return EVIDENCE_RUNS[wildcards.erun][0]
+
+
+def evidence_flags(wildcards):
+    flags = EVIDENCE_RUNS[wildcards.erun][1]
+    return f"--reference-compat {shlex.quote(json.dumps(flags))}" if flags else ""
+
+
+def evidence_seeds(wildcards):
+    return " ".join(str(s) for s in EV["seeds"])
+
+
 wildcard_constraints:
-    dataset="|".join(sorted(set(d for d, _ in run_pairs()))),
+    dataset="|".join(sorted(set(d for d, _ in run_pairs()) | set(EV["datasets"]))),
+    edataset="|".join(sorted(EV["datasets"])),
+    erun="|".join(sorted(EVIDENCE_RUNS, key=len, reverse=True)),
     run="|".join(sorted(set(r for _, r in run_pairs()), key=len, reverse=True)),
     seed=r"\d+",

@@ -1,0 +1,482 @@
+"""The evidence study: does SAHD rank architectures, and does searching beat a random pick?
+
+Three parts, each a CLI verb and a workflow rule:
+
+* :func:`run_correlate` samples architectures uniformly over canonical cells, scores each at
+  initialisation with SAHD, its variants and simple baselines, trains each for a short fixed budget and
+  reports Kendall's tau and Spearman's rho against the trained accuracy with bootstrap intervals.
+* :func:`run_replicate` runs one method (or a reference-compat variant of one) over several seeds:
+  search, train, evaluate, in one process (a job per seed would cost ~9 s of start-up each).
+* :func:`summarize` pairs every method with ``random`` by seed and every LightSNN compat switch with the
+  paper semantics, and writes the tables and plots.
+
+The score variants are fixed here, in :data:`SCORE_VARIANTS`, before any number is measured.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .config import net_config, resolve_device
+from .data import load_splits
+from .genotype import Genotype
+from .network import SNASNetwork, count_parameters
+from .neurons import reset_state
+from .ops import OPS, OpSpec, parse_space
+from .report import _atomic_text, _save_fig, write_table
+from .results import versions, write_json_atomic
+from .sahd import SAHDScorer
+from .search.common import opt
+from .search.sampling import sample_uniform_canonical
+from .stats import correlation_summary, paired_comparison
+
+CORRELATE_SCHEMA_VERSION = 1
+REPLICATE_SCHEMA_VERSION = 1
+
+
+@dataclass
+class EvidenceOptions:
+    """The config's ``evidence`` section."""
+
+    datasets: list = opt(["digits", "ndigits"], "datasets of the study")
+    space: str = opt("snasnet", "op space the correlation study samples from (a named space)")
+    cell_type: str = opt("backward", "cell type of the sampled architectures", ("backward", "forward"))
+    num_archs: int = opt(40, "architectures sampled per dataset (distinct canonical cells)")
+    weight_seeds: int = opt(3, "initial-weight seeds each architecture is scored under (the score's own noise)")
+    batch_size: int = opt(64, "search batch of the base SAHD score")
+    other_batch_sizes: list = opt([32, 256], "search batches of the batch-size variants")
+    repeat: int = opt(2, "forward passes (fixed batches) per scoring; the score is their mean")
+    train_epochs: int = opt(2, "epochs of the short training of every sampled architecture (train recipe of "
+                               "the config's train section)")
+    bootstrap: int = opt(2000, "bootstrap resamples of the 95% intervals")
+    methods: list = opt(["snasnet", "spikenas", "lightsnn"], "methods compared with the baseline")
+    baseline: str = opt("random", "the method every other is paired with, seed by seed")
+    seeds: list = opt([0, 1, 2, 3, 4], "seeds of the comparison and the ablation (at least 5 for a paired test)")
+    ablation: list = opt(["dead_backward", "carry_state", "trained_logits"],
+                         "LightSNN reference_compat switches turned on one at a time (spec 7)")
+
+    @classmethod
+    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
+        values = dict(section or {})
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown evidence option(s) {unknown}; allowed: {sorted(known)}")
+        options = cls(**values)
+        parse_space(options.space)
+        for name in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
+            if getattr(options, name) < 1:
+                raise ValueError(f"evidence.{name} must be >= 1, got {getattr(options, name)}")
+        if options.num_archs < 3:
+            raise ValueError(f"evidence.num_archs must be >= 3 for a rank correlation, got {options.num_archs}")
+        if options.weight_seeds < 2:
+            raise ValueError(f"evidence.weight_seeds must be >= 2 to show the score's noise, got {options.weight_seeds}")
+        from .data import DATASET_NAMES
+        from .search import METHODS
+        from .search.lightsnn import LightSNNOptions
+
+        for key, allowed in (("datasets", DATASET_NAMES), ("methods", METHODS),
+                             ("ablation", LightSNNOptions.compat_flags)):
+            bad = [v for v in getattr(options, key) if v not in allowed]
+            if bad:
+                raise ValueError(f"evidence.{key} has unknown value(s) {bad}; allowed: {list(allowed)}")
+        if options.baseline not in METHODS:
+            raise ValueError(f"evidence.baseline={options.baseline!r} is not a method; allowed: {list(METHODS)}")
+        if len(set(options.seeds)) < 2 or any(not isinstance(s, int) or s < 0 for s in options.seeds):
+            raise ValueError(f"evidence.seeds must hold at least 2 distinct non-negative integers, got {options.seeds}")
+        return options
+
+
+@dataclass(frozen=True)
+class ScoreVariant:
+    """One way of computing SAHD at initialisation; fields not set are the base score's."""
+
+    name: str
+    help: str
+    normalize: str = "none"
+    bn_mode: str = "train"
+    batch_size: int | None = None  # None: the study's base batch
+    sparsity_aware: bool = True
+
+
+def score_variants(options: EvidenceOptions) -> list[ScoreVariant]:
+    """The base score first: the paper's plain sum, SNASNet's train-mode BatchNorm, the study's batch."""
+    variants = [
+        ScoreVariant("sahd", "SAHD, paper formula (plain sum over LIF calls), train-mode BN"),
+        ScoreVariant("sahd_count", "K divided by the number of LIF calls, as both released codes do",
+                     normalize="count"),
+        ScoreVariant("sahd_bn_eval", "eval-mode BatchNorm (LightSNN's search)", bn_mode="eval"),
+    ]
+    variants += [ScoreVariant(f"sahd_b{b}", f"search batch {b}", batch_size=b) for b in options.other_batch_sizes]
+    variants.append(ScoreVariant("hamming", "plain Hamming kernel N - dH, no sparsity term (baseline)",
+                                 sparsity_aware=False))
+    return variants
+
+
+#: Scores that need no forward pass.
+BASELINES = {"params": "number of parameters of the discrete network",
+             "conv_edges": "number of conv edges in one cell"}
+
+
+def conv_edges(genotype: Genotype) -> int:
+    cell = genotype.cell_for(0)
+    return sum(OPS[OpSpec.parse(op).kind].has_lif for _, op in cell.ops)
+
+
+def sample_architectures(space: list[str], cell_type: str, n: int, seed: int) -> list[Genotype]:
+    """``n`` distinct cells, uniform over canonical valid cells (sampling without replacement)."""
+    rng = np.random.default_rng(seed)
+    seen: dict[Genotype, None] = {}
+    for _ in range(100 * n):
+        genotype = Genotype.shared(sample_uniform_canonical(rng, space, cell_type))
+        seen.setdefault(genotype, None)
+        if len(seen) == n:
+            return list(seen)
+    raise ValueError(f"space {space} with {cell_type} cells has fewer than {n} distinct valid cells "
+                     f"(found {len(seen)}); ask for fewer architectures")
+
+
+@torch.inference_mode()
+def _score(net: SNASNetwork, batches: list[torch.Tensor], variant: ScoreVariant) -> float:
+    net.train(variant.bn_mode == "train")
+    values = []
+    with SAHDScorer(net, variant.normalize, sparsity_aware=variant.sparsity_aware) as sahd:
+        for batch in batches:
+            reset_state(net)
+            values.append(sahd.score(batch))
+    reset_state(net)
+    return float(np.mean(values))
+
+
+def _search_batches(splits, size: int, repeat: int, device, seed: int) -> list[torch.Tensor]:
+    from .batches import DatasetSearchBatches
+
+    provider = DatasetSearchBatches(splits.train, size, repeat, device, seed=seed, events=splits.events)
+    return [provider.get(r) for r in range(repeat)]
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+def _short_training(netcfg, genotype: Genotype, config: dict, epochs: int, splits, device, seed: int,
+                    dataset: str) -> dict:
+    from .train import Trainer, TrainOptions, build_model
+
+    options = TrainOptions.from_config(config.get("train"), {"epochs": epochs})
+    loss_kind = options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+    torch.manual_seed(seed)
+    model, _ = build_model(netcfg, genotype)
+    with tempfile.TemporaryDirectory(prefix="lightsnn-evidence-") as tmp:
+        trainer = Trainer(model, options, splits, device, seed, Path(tmp), netcfg.num_classes, loss_kind,
+                          progress=False, log=_quiet)
+        start = time.perf_counter()
+        state = trainer.run()
+    return {"acc": state["history"][-1]["test_acc"], "train_seconds": time.perf_counter() - start}
+
+
+def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides: dict | None = None,
+                  progress: bool | None = None) -> dict:
+    """Score ``num_archs`` sampled architectures at initialisation, train each briefly, rank-correlate."""
+    options = EvidenceOptions.from_config(config.get("evidence"), overrides)
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    space = list(parse_space(options.space))
+    netcfg = net_config(dataset, config)
+    device = resolve_device(config.get("device"))
+    splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
+    variants = score_variants(options)
+    sizes = sorted({options.batch_size, *(v.batch_size for v in variants if v.batch_size)})
+    batches = {b: _search_batches(splits, b, options.repeat, device, seed) for b in sizes}
+    archs = sample_architectures(space, options.cell_type, options.num_archs, seed)
+    rows = []
+    start = time.perf_counter()
+    bar = tqdm(archs, desc=f"correlate {dataset}", disable=None if progress is None else not progress,
+               dynamic_ncols=True)
+    for index, genotype in enumerate(bar):
+        row = {"index": index, "genotype": genotype.to_str(), "conv_edges": conv_edges(genotype)}
+        scored = time.perf_counter()
+        per_seed = {v.name: [] for v in variants}
+        for w in range(options.weight_seeds):
+            for variant in variants:
+                # the same initial weights for every variant of seed w, built fresh so BN statistics are unused
+                torch.manual_seed(1_000_003 * seed + w)
+                net = SNASNetwork.from_genotype(netcfg, genotype).to(device)
+                row["params"] = count_parameters(net)
+                per_seed[variant.name].append(_score(net, batches[variant.batch_size or options.batch_size],
+                                                     variant))
+        for name, values in per_seed.items():
+            finite = [v for v in values if math.isfinite(v)]
+            row[name] = float(np.mean(finite)) if finite else math.nan
+        for w, value in enumerate(per_seed["sahd"]):
+            row[f"sahd_w{w}"] = value
+        row["score_seconds"] = time.perf_counter() - scored
+        row.update(_short_training(netcfg, genotype, config, options.train_epochs, splits, device, seed, dataset))
+        rows.append(row)
+    total = time.perf_counter() - start
+    table = pd.DataFrame(rows)
+    scores = [v.name for v in variants] + ["sahd_w0"] + list(BASELINES)
+    correlations = []
+    for name in scores:
+        summary = correlation_summary(table[name].to_numpy(), table["acc"].to_numpy(), options.bootstrap, seed)
+        correlations.append({"dataset": dataset, "score": name, **summary})
+    helps = {v.name: v.help for v in variants} | BASELINES | {"sahd_w0": "SAHD of one weight draw (seed 0 only)"}
+    result = {
+        "schema_version": CORRELATE_SCHEMA_VERSION, "kind": "correlate", "dataset": dataset, "seed": seed,
+        "options": asdict(options), "space": space, "network": netcfg.to_dict(),
+        "target": f"final test accuracy after {options.train_epochs} epochs",
+        "scores": helps, "variants": [asdict(v) for v in variants],
+        "correlations": correlations, "noise": score_noise(table, options.weight_seeds),
+        "accuracy": {"mean": float(table["acc"].mean()), "std": float(table["acc"].std()),
+                     "min": float(table["acc"].min()), "max": float(table["acc"].max())},
+        "seconds": total, "train_seconds": float(table["train_seconds"].sum()),
+        "score_seconds": float(table["score_seconds"].sum()), "device": str(device), "versions": versions(),
+        "architectures": rows,
+    }
+    _write_correlate(result, Path(out_dir))
+    return result
+
+
+def score_noise(table: pd.DataFrame, weight_seeds: int) -> dict:
+    """How much of SAHD's spread across architectures is the draw of the initial weights."""
+    columns = [f"sahd_w{w}" for w in range(weight_seeds)]
+    values = table[columns].to_numpy(dtype=float)
+    out = {"weight_seeds": weight_seeds}
+    if weight_seeds >= 2:
+        within = np.nanstd(values, axis=1, ddof=1)
+        out["mean_within_arch_std"] = float(np.nanmean(within))
+        out["between_arch_std"] = float(np.nanstd(np.nanmean(values, axis=1), ddof=1))
+        out["seed0_vs_seed1_tau"] = correlation_summary(values[:, 0], values[:, 1], resamples=1)["tau"]
+    return out
+
+
+def _write_correlate(result: dict, out: Path) -> None:
+    table = pd.DataFrame(result["architectures"])
+    _atomic_text(out / "architectures.csv", table.to_csv(index=False))
+    corr = pd.DataFrame(result["correlations"])
+    write_table(corr, correlation_display(corr), out / "correlation")
+    plot_scatter(table, [c["score"] for c in result["correlations"]], corr, out / "scatter.png",
+                 f"{result['dataset']}: {result['target']}")
+    write_json_atomic(out / "correlate.json", result)
+
+
+def _interval(value: float, low: float, high: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.2f} [{low:+.2f}, {high:+.2f}]"
+
+
+def correlation_display(corr: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({
+        "dataset": corr["dataset"], "score": corr["score"], "n": corr["n"],
+        "Kendall tau [95% CI]": [_interval(r.tau, r.tau_low, r.tau_high) for r in corr.itertuples()],
+        "Spearman rho [95% CI]": [_interval(r.rho, r.rho_low, r.rho_high) for r in corr.itertuples()],
+    })
+
+
+def plot_scatter(table: pd.DataFrame, scores: list[str], corr: pd.DataFrame, path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = math.ceil(len(scores) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    taus = dict(zip(corr["score"], corr["tau"]))
+    for ax, name in zip(axes.flat, scores):
+        ax.scatter(table[name], 100 * table["acc"], s=12, alpha=0.8)
+        ax.set_title(f"{name}: tau {taus[name]:+.2f}", fontsize=9)
+        ax.set_xlabel(name, fontsize=8)
+        ax.set_ylabel("accuracy (%)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(scores):]:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+# --- one method over several seeds -------------------------------------------------------------------
+
+
+def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out_dir, name: str | None = None,
+                  overrides: dict | None = None, bits: int = 8, energy_samples: int = 64,
+                  progress: bool | None = None, log=print) -> dict:
+    """Search, train and evaluate one method per seed; each seed's folder has the workflow's run layout.
+
+    A seed whose evaluate.json exists is read back, not rerun, so a killed job resumes.
+    """
+    from .jobs import run_evaluate, run_search, run_train
+
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    out = Path(out_dir)
+    rows = []
+    for seed in seeds:
+        folder = out / f"seed{seed}"
+        if (folder / "evaluate.json").is_file():
+            search = json.loads((folder / "search.json").read_text())
+            train = json.loads((folder / "train" / "train.json").read_text())
+            evaluation = json.loads((folder / "evaluate.json").read_text())
+            log(f"seed {seed}: read back from {folder}")
+        else:
+            search = run_search(method, dataset, seed, config, overrides, progress=progress)
+            write_json_atomic(folder / "search.json", search)
+            train = run_train(dataset, seed, config, folder / "train", search=search, progress=progress, log=_quiet)
+            write_json_atomic(folder / "train" / "train.json", train)
+            evaluation = run_evaluate(train["checkpoint"], config, bits=bits, energy_samples=energy_samples,
+                                      progress=progress)
+            write_json_atomic(folder / "evaluate.json", evaluation)
+        row = {"seed": seed, "genotype": search["genotype"]["str"], "score": search["score"],
+               "search_seconds": search["times"]["search_seconds"], "acc": evaluation["top1"],
+               "sar": evaluation["sar"], "params": evaluation["parameters"],
+               "train_seconds": train["seconds_this_run"], "compat_flags": search["compat_flags"]}
+        rows.append(row)
+        log(f"{name or method} on {dataset}, seed {seed}: {row['genotype']} acc {row['acc']:.4f} "
+            f"SAR {row['sar']:.4f}")
+    result = {"schema_version": REPLICATE_SCHEMA_VERSION, "kind": "replicate", "name": name or method,
+              "method": method, "dataset": dataset, "seeds": seeds, "overrides": overrides or {},
+              "runs": rows, "versions": versions()}
+    write_json_atomic(out / "replicate.json", result)
+    return result
+
+
+# --- the summary ----------------------------------------------------------------------------------
+
+
+def _mean_std(values, scale: float = 1.0, digits: int = 2) -> str:
+    values = [v * scale for v in values if v is not None and math.isfinite(v)]
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
+
+
+def _by_seed(run: dict, key: str) -> dict[int, float]:
+    return {r["seed"]: (r[key] if r[key] is not None else math.nan) for r in run["runs"]}
+
+
+def _paired(run: dict, reference: dict, key: str = "acc") -> dict:
+    a, b = _by_seed(run, key), _by_seed(reference, key)
+    common = sorted(set(a) & set(b))
+    return paired_comparison([a[s] for s in common], [b[s] for s in common])
+
+
+def comparison_table(runs: list[dict], baseline: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every run against the baseline run of its dataset, paired by seed."""
+    numeric, display = [], []
+    for run in runs:
+        if run["name"] != run["method"]:
+            continue  # variants belong to the ablation
+        ref = next((r for r in runs if r["dataset"] == run["dataset"] and r["name"] == baseline), None)
+        accs = [r["acc"] for r in run["runs"]]
+        test = _paired(run, ref) if ref is not None and run["name"] != baseline else None
+        numeric.append({"dataset": run["dataset"], "method": run["name"], "seeds": len(accs),
+                        "acc_mean": float(np.mean(accs)), "acc_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else math.nan,
+                        "sar_mean": float(np.mean([r["sar"] for r in run["runs"]])),
+                        "search_s_mean": float(np.mean([r["search_seconds"] for r in run["runs"]])),
+                        **({f"vs_{baseline}_{k}": v for k, v in test.items()} if test else {})})
+        display.append({"dataset": run["dataset"], "method": run["name"], "seeds": len(accs),
+                        "accuracy (%)": _mean_std(accs, 100),
+                        f"minus {baseline} (pp)": f"{100 * test['mean_diff']:+.2f} ± {100 * test['std_diff']:.2f}"
+                        if test else "-",
+                        "wins/losses": f"{test['wins']}/{test['losses']}" if test else "-",
+                        "t-test p": _p(test["t_p"]) if test else "-",
+                        "Wilcoxon p": _p(test["wilcoxon_p"]) if test else "-",
+                        "SAR": _mean_std([r["sar"] for r in run["runs"]], 1, 3),
+                        "search (s)": _mean_std([r["search_seconds"] for r in run["runs"]], 1, 1)})
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def _p(value: float) -> str:
+    return "n/a" if not math.isfinite(value) else f"{value:.3f}"
+
+
+def ablation_table(runs: list[dict], paper: str = "lightsnn") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """LightSNN with its paper semantics and with each reference-compat switch, paired by seed."""
+    numeric, display = [], []
+    for run in runs:
+        if run["method"] != paper:
+            continue
+        ref = next((r for r in runs if r["dataset"] == run["dataset"] and r["name"] == paper), None)
+        test = _paired(run, ref) if ref is not None and run["name"] != paper else None
+        genotypes = pd.Series([r["genotype"] for r in run["runs"]])
+        ref_genotypes = _by_seed(ref, "genotype") if ref is not None else {}
+        same = sum(ref_genotypes.get(r["seed"]) == r["genotype"] for r in run["runs"])
+        scores = [r["score"] for r in run["runs"]]
+        accs = [r["acc"] for r in run["runs"]]
+        numeric.append({"dataset": run["dataset"], "run": run["name"],
+                        "compat": ",".join(run["runs"][0]["compat_flags"]) or "none", "seeds": len(accs),
+                        "distinct_genotypes": int(genotypes.nunique()), "most_common_genotype": genotypes.mode()[0],
+                        "same_genotype_as_paper": same, "score_mean": float(np.nanmean(scores)),
+                        "acc_mean": float(np.mean(accs)), "sar_mean": float(np.mean([r["sar"] for r in run["runs"]])),
+                        **({f"vs_{paper}_{k}": v for k, v in test.items()} if test else {})})
+        display.append({"dataset": run["dataset"], "run": run["name"],
+                        "compat": numeric[-1]["compat"],
+                        "genotype (most common)": genotypes.mode()[0],
+                        "distinct": int(genotypes.nunique()),
+                        "same as paper": f"{same}/{len(accs)}" if test else "-",
+                        "score": _mean_std(scores, 1, 1), "accuracy (%)": _mean_std(accs, 100),
+                        f"minus {paper} (pp)": f"{100 * test['mean_diff']:+.2f}" if test else "-",
+                        "t-test p": _p(test["t_p"]) if test else "-",
+                        "SAR": _mean_std([r["sar"] for r in run["runs"]], 1, 3)})
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
+def plot_comparison(runs: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(dict.fromkeys(r["dataset"] for r in runs))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 3.6), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        mine = [r for r in runs if r["dataset"] == dataset]
+        for i, run in enumerate(mine):
+            accs = [100 * r["acc"] for r in run["runs"]]
+            ax.scatter([i] * len(accs), accs, s=14, alpha=0.7)
+            ax.errorbar(i + 0.2, np.mean(accs), yerr=np.std(accs, ddof=1) if len(accs) > 1 else 0, fmt="o",
+                        color="black", capsize=3, markersize=4)
+        ax.set_xticks(range(len(mine)))
+        ax.set_xticklabels([r["name"] for r in mine], rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{dataset}: one point per seed, mean ± std", fontsize=9)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def summarize(correlate_files: list[str], replicate_files: list[str], out_dir, baseline: str = "random",
+              paper: str = "lightsnn") -> dict:
+    """Tables and plots of the whole study from the verbs' JSON outputs."""
+    out = Path(out_dir)
+    written = {}
+    correlations = []
+    for path in correlate_files:
+        correlations += json.loads(Path(path).read_text())["correlations"]
+    if correlations:
+        corr = pd.DataFrame(correlations)
+        write_table(corr, correlation_display(corr), out / "correlation")
+        written["correlation"] = str(out / "correlation.md")
+    runs = [json.loads(Path(path).read_text()) for path in replicate_files]
+    if runs:
+        numeric, display = comparison_table(runs, baseline)
+        write_table(numeric, display, out / "comparison")
+        numeric, display = ablation_table(runs, paper)
+        write_table(numeric, display, out / "ablation")
+        plot_comparison(runs, out / "comparison.png")
+        written.update(comparison=str(out / "comparison.md"), ablation=str(out / "ablation.md"),
+                       plot=str(out / "comparison.png"))
+    return written

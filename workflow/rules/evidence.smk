@@ -1,0 +1,81 @@
+# The evidence study (docs/evidence.md): `snakemake evidence`. Each job runs a whole study part in one
+# process (a job per seed or per architecture would pay ~9 s of start-up each).
+rule correlate:
+    input:
+        f"{RESULTS}/prepared/{{edataset}}.json",
+    output:
+        f"{EVIDENCE}/{{edataset}}/correlate.json",
+        f"{EVIDENCE}/{{edataset}}/architectures.csv",
+        f"{EVIDENCE}/{{edataset}}/scatter.png",
+    log:
+        f"{LOGS}/evidence/correlate/{{edataset}}.log",
+    benchmark:
+        f"{BENCH}/evidence/correlate/{{edataset}}.tsv"
+    params:
+        out_dir=folder_of_first_output,
+        config_files=CONFIG_FILE,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn correlate --dataset {wildcards.edataset} {params.config_files} --out {params.out_dir} "
+        "--no-progress --threads {threads} > {log} 2>&1"
+
+
+rule replicate:
+    input:
+        f"{RESULTS}/prepared/{{edataset}}.json",
+    output:
+        f"{EVIDENCE}/{{edataset}}/runs/{{erun}}/replicate.json",
+    log:
+        f"{LOGS}/evidence/replicate/{{edataset}}/{{erun}}.log",
+    benchmark:
+        f"{BENCH}/evidence/replicate/{{edataset}}/{{erun}}.tsv"
+    params:
+        method=evidence_method,
+        flags=evidence_flags,
+        seeds=evidence_seeds,
+        out_dir=folder_of_first_output,
+        config_files=CONFIG_FILE,
+        bits=config["evaluate"]["bits"],
+        samples=config["evaluate"]["energy_samples"],
+    resources:
+        gpu=1,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn replicate --method {params.method} --name {wildcards.erun} "
+        "--dataset {wildcards.edataset} --seeds {params.seeds} {params.config_files} {params.flags} "
+        "--bits {params.bits} --energy-samples {params.samples} --out {params.out_dir} "
+        "--no-progress --threads {threads} > {log} 2>&1"
+
+
+rule evidence_tables:
+    input:
+        correlate=evidence_correlations(),
+        replicate=evidence_replicates(),
+    output:
+        report(f"{EVIDENCE}/correlation.md", caption="../report/evidence.rst", category="Evidence"),
+        f"{EVIDENCE}/correlation.csv",
+        f"{EVIDENCE}/correlation.tex",
+        report(f"{EVIDENCE}/comparison.md", caption="../report/evidence.rst", category="Evidence"),
+        f"{EVIDENCE}/comparison.csv",
+        f"{EVIDENCE}/comparison.tex",
+        report(f"{EVIDENCE}/ablation.md", caption="../report/evidence.rst", category="Evidence"),
+        f"{EVIDENCE}/ablation.csv",
+        f"{EVIDENCE}/ablation.tex",
+        report(f"{EVIDENCE}/comparison.png", caption="../report/evidence.rst", category="Evidence"),
+    log:
+        f"{LOGS}/evidence/tables.log",
+    params:
+        out_dir=folder_of_first_output,
+        baseline=EV["baseline"],
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn evidence --correlate {input.correlate} --replicate {input.replicate} "
+        "--baseline {params.baseline} --out {params.out_dir} > {log} 2>&1"
+
+
+rule evidence:
+    input:
+        evidence_outputs(),
