@@ -96,12 +96,12 @@ def _method_overrides(args, table: dict) -> dict:
     return overrides
 
 
-def _track(result: dict, config: dict, path, args) -> None:
+def _track(result: dict, config: dict, path, args, metrics: dict | None = None) -> None:
     if getattr(args, "no_tracking", False):
         return
     from .tracking import log_result, tracking_uri
 
-    run_id = log_result(result, config, path)
+    run_id = log_result(result, config, path, metrics)
     if run_id:
         print(f"MLflow run {run_id} in {tracking_uri(config)}", file=sys.stderr)
 
@@ -328,7 +328,7 @@ def _correlate_parser(sub) -> None:
     p.add_argument("--n", type=int, default=None, help=f"architectures (default {EvidenceOptions.num_archs})")
     p.add_argument("--seed", type=int, default=0, help="seed of the sample, the batches, the weights and training")
     p.add_argument("--epochs", type=int, default=None, help="epochs of each short training")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
     _common_job_flags(p)
 
 
@@ -340,15 +340,22 @@ def _cmd_correlate(args) -> int:
     if args.device:
         config["device"] = args.device
     overrides = {"space": args.space, "num_archs": args.n, "train_epochs": args.epochs}
-    result = run_correlate(args.dataset, config, args.out, args.seed, overrides,
+    out = args.out or f"results/evidence/{args.dataset}"
+    result = run_correlate(args.dataset, config, out, args.seed, overrides,
                            progress=False if args.no_progress else None)
+    taus = {f"tau.{row['score']}": row["tau"] for row in result["correlations"]}
+    _track({k: v for k, v in result.items() if k != "architectures"}, config, f"{out}/correlate.json", args, taus)
     print(f"{args.dataset}: {len(result['architectures'])} architectures in {result['seconds']:.0f}s "
           f"(training {result['train_seconds']:.0f}s); accuracy {100 * result['accuracy']['mean']:.1f} "
           f"± {100 * result['accuracy']['std']:.1f}%")
     for row in result["correlations"]:
         print(f"  {row['score']:13s} tau {row['tau']:+.3f} [{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]  "
               f"rho {row['rho']:+.3f} [{row['rho_low']:+.3f}, {row['rho_high']:+.3f}]")
-    print(f"-> {args.out}")
+    noise = result["accuracy_noise"]
+    if noise["n"]:
+        print(f"  accuracy vs itself retrained ({noise['n']} architectures): tau {noise['tau']:+.3f} "
+              f"[{noise['tau_low']:+.3f}, {noise['tau_high']:+.3f}], mean |difference| {100 * noise['mean_abs_diff']:.1f} pp")
+    print(f"-> {out}")
     return 0
 
 
@@ -377,7 +384,8 @@ def _cmd_replicate(args, table) -> int:
     if args.device:
         config["device"] = args.device
     result = run_replicate(args.method, args.dataset, args.seeds, config, args.out, args.name, overrides,
-                           args.bits, args.energy_samples, progress=False if args.no_progress else None)
+                           args.bits, args.energy_samples, progress=False if args.no_progress else None,
+                           track=lambda job, path: _track(job, config, path, args))
     accs = [r["acc"] for r in result["runs"]]
     print(f"{result['name']} on {args.dataset}: accuracy over seeds {args.seeds}: "
           + ", ".join(f"{100 * a:.1f}" for a in accs) + f" -> {args.out}")

@@ -57,6 +57,8 @@ class EvidenceOptions:
     repeat: int = opt(2, "forward passes (fixed batches) per scoring; the score is their mean")
     train_epochs: int = opt(2, "epochs of the short training of every sampled architecture (train recipe of "
                                "the config's train section)")
+    retrain_archs: int = opt(10, "architectures trained a second time (another seed) to measure the accuracy's "
+                                 "own noise: the ceiling of any score's correlation")
     bootstrap: int = opt(2000, "bootstrap resamples of the 95% intervals")
     methods: list = opt(["snasnet", "spikenas", "lightsnn"], "methods compared with the baseline")
     baseline: str = opt("random", "the method every other is paired with, seed by seed")
@@ -81,6 +83,8 @@ class EvidenceOptions:
             raise ValueError(f"evidence.num_archs must be >= 3 for a rank correlation, got {options.num_archs}")
         if options.weight_seeds < 2:
             raise ValueError(f"evidence.weight_seeds must be >= 2 to show the score's noise, got {options.weight_seeds}")
+        if options.retrain_archs < 0:
+            raise ValueError(f"evidence.retrain_archs must be >= 0, got {options.retrain_archs}")
         from .data import DATASET_NAMES
         from .search import METHODS
         from .search.lightsnn import LightSNNOptions
@@ -222,6 +226,10 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
             row[f"sahd_w{w}"] = value
         row["score_seconds"] = time.perf_counter() - scored
         row.update(_short_training(netcfg, genotype, config, options.train_epochs, splits, device, seed, dataset))
+        if index < options.retrain_archs:
+            again = _short_training(netcfg, genotype, config, options.train_epochs, splits, device, seed + 1, dataset)
+            row["acc_retrain"] = again["acc"]
+            row["train_seconds"] += again["train_seconds"]
         rows.append(row)
     total = time.perf_counter() - start
     table = pd.DataFrame(rows)
@@ -237,6 +245,7 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
         "target": f"final test accuracy after {options.train_epochs} epochs",
         "scores": helps, "variants": [asdict(v) for v in variants],
         "correlations": correlations, "noise": score_noise(table, options.weight_seeds),
+        "accuracy_noise": accuracy_noise(table, options.bootstrap, seed),
         "accuracy": {"mean": float(table["acc"].mean()), "std": float(table["acc"].std()),
                      "min": float(table["acc"].min()), "max": float(table["acc"].max())},
         "seconds": total, "train_seconds": float(table["train_seconds"].sum()),
@@ -258,6 +267,15 @@ def score_noise(table: pd.DataFrame, weight_seeds: int) -> dict:
         out["between_arch_std"] = float(np.nanstd(np.nanmean(values, axis=1), ddof=1))
         out["seed0_vs_seed1_tau"] = correlation_summary(values[:, 0], values[:, 1], resamples=1)["tau"]
     return out
+
+
+def accuracy_noise(table: pd.DataFrame, resamples: int, seed: int) -> dict:
+    """The same architectures trained twice (seeds s and s+1): how well accuracy ranks itself."""
+    if "acc_retrain" not in table or table["acc_retrain"].notna().sum() < 3:
+        return {"n": 0}
+    both = table.dropna(subset=["acc_retrain"])
+    summary = correlation_summary(both["acc"].to_numpy(), both["acc_retrain"].to_numpy(), resamples, seed)
+    return {**summary, "mean_abs_diff": float((both["acc"] - both["acc_retrain"]).abs().mean())}
 
 
 def _write_correlate(result: dict, out: Path) -> None:
@@ -311,11 +329,13 @@ def plot_scatter(table: pd.DataFrame, scores: list[str], corr: pd.DataFrame, pat
 
 def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out_dir, name: str | None = None,
                   overrides: dict | None = None, bits: int = 8, energy_samples: int = 64,
-                  progress: bool | None = None, log=print) -> dict:
+                  progress: bool | None = None, log=print, track=None) -> dict:
     """Search, train and evaluate one method per seed; each seed's folder has the workflow's run layout.
 
-    A seed whose evaluate.json exists is read back, not rerun, so a killed job resumes.
+    A seed whose evaluate.json exists is read back, not rerun, so a killed job resumes. ``track(result, path)``
+    is called for every job result written (the CLI logs them to MLflow).
     """
+    track = track or (lambda result, path: None)
     from .jobs import run_evaluate, run_search, run_train
 
     if not seeds:
@@ -333,12 +353,12 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
             log(f"seed {seed}: read back from {folder}")
         else:
             search = run_search(method, dataset, seed, config, overrides, progress=progress)
-            write_json_atomic(folder / "search.json", search)
+            track(search, write_json_atomic(folder / "search.json", search))
             train = run_train(dataset, seed, config, folder / "train", search=search, progress=progress, log=_quiet)
-            write_json_atomic(folder / "train" / "train.json", train)
+            track(train, write_json_atomic(folder / "train" / "train.json", train))
             evaluation = run_evaluate(train["checkpoint"], config, bits=bits, energy_samples=energy_samples,
                                       progress=progress)
-            write_json_atomic(folder / "evaluate.json", evaluation)
+            track(evaluation, write_json_atomic(folder / "evaluate.json", evaluation))
         row = {"seed": seed, "genotype": search["genotype"]["str"], "score": search["score"],
                "search_seconds": search["times"]["search_seconds"], "acc": evaluation["top1"],
                "sar": evaluation["sar"], "params": evaluation["parameters"],
@@ -458,19 +478,52 @@ def plot_comparison(runs: list[dict], path: Path) -> None:
     _save_fig(fig, path)
 
 
+def _non_finite_back(value):
+    """JSON results spell NaN and infinities as strings ("nan", "-inf"); read them back as floats."""
+    if isinstance(value, dict):
+        return {k: _non_finite_back(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_non_finite_back(v) for v in value]
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
+
+
+def noise_table(studies: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per dataset: how noisy the score is across weight draws and the accuracy across training seeds."""
+    numeric, display = [], []
+    for study in studies:
+        score, acc, accuracy = study["noise"], study["accuracy_noise"], study["accuracy"]
+        numeric.append({"dataset": study["dataset"], "archs": len(study["architectures"]),
+                        **{f"sahd_{k}": v for k, v in score.items()},
+                        **{f"retrain_{k}": v for k, v in acc.items()},
+                        **{f"acc_{k}": v for k, v in accuracy.items()}})
+        display.append({
+            "dataset": study["dataset"], "architectures": len(study["architectures"]),
+            "accuracy (%) mean ± std [min, max]": f"{100 * accuracy['mean']:.1f} ± {100 * accuracy['std']:.1f} "
+                                                  f"[{100 * accuracy['min']:.1f}, {100 * accuracy['max']:.1f}]",
+            "SAHD std within / between architectures": f"{score.get('mean_within_arch_std', math.nan):.2f} / "
+                                                       f"{score.get('between_arch_std', math.nan):.2f}",
+            "SAHD tau, weight seed 0 vs 1": f"{score.get('seed0_vs_seed1_tau', math.nan):+.2f}",
+            "accuracy tau, training seed s vs s+1 [95% CI]":
+                _interval(acc["tau"], acc["tau_low"], acc["tau_high"]) + f" (n={acc['n']})" if acc["n"] else "n/a",
+            "mean |retrain difference| (pp)": f"{100 * acc['mean_abs_diff']:.1f}" if acc["n"] else "n/a"})
+    return pd.DataFrame(numeric), pd.DataFrame(display)
+
+
 def summarize(correlate_files: list[str], replicate_files: list[str], out_dir, baseline: str = "random",
               paper: str = "lightsnn") -> dict:
     """Tables and plots of the whole study from the verbs' JSON outputs."""
     out = Path(out_dir)
     written = {}
-    correlations = []
-    for path in correlate_files:
-        correlations += json.loads(Path(path).read_text())["correlations"]
-    if correlations:
-        corr = pd.DataFrame(correlations)
+    studies = [_non_finite_back(json.loads(Path(path).read_text())) for path in correlate_files]
+    if studies:
+        corr = pd.DataFrame([row for study in studies for row in study["correlations"]])
         write_table(corr, correlation_display(corr), out / "correlation")
-        written["correlation"] = str(out / "correlation.md")
-    runs = [json.loads(Path(path).read_text()) for path in replicate_files]
+        numeric, display = noise_table(studies)
+        write_table(numeric, display, out / "noise")
+        written.update(correlation=str(out / "correlation.md"), noise=str(out / "noise.md"))
+    runs = [_non_finite_back(json.loads(Path(path).read_text())) for path in replicate_files]
     if runs:
         numeric, display = comparison_table(runs, baseline)
         write_table(numeric, display, out / "comparison")

@@ -116,6 +116,7 @@ def evidence_schema() -> dict:
     props["other_batch_sizes"].update(type="array", items={"type": "integer", "minimum": 2}, uniqueItems=True)
     for key in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
         props[key]["minimum"] = 1
+    props["retrain_archs"]["minimum"] = 0
     props["num_archs"]["minimum"] = 3
     props["weight_seeds"]["minimum"] = 2
     props["batch_size"]["minimum"] = 2

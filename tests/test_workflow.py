@@ -139,3 +139,31 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
     log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
     assert "resuming from" in log
     assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 40
+
+
+def test_the_evidence_target_writes_its_tables_and_plots(tmp_path):
+    work = _workdir(tmp_path)
+    proc = _smk(work, "evidence", "--cores", "2", "--configfile", "config/test.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = work / "results" / "test" / "evidence"
+    corr = pd.read_csv(out / "correlation.csv")
+    assert {"sahd", "sahd_count", "sahd_bn_eval", "sahd_b8", "hamming", "params", "conv_edges"} <= set(corr["score"])
+    assert (corr["n"] == 4).all()
+    comparison = pd.read_csv(out / "comparison.csv")
+    assert set(comparison["method"]) == {"lightsnn", "random"}
+    assert comparison.set_index("method").loc["lightsnn", "vs_random_n"] == 2
+    ablation = pd.read_csv(out / "ablation.csv").set_index("run")
+    assert ablation.loc["lightsnn-carry-state", "compat"] == "carry_state"
+    assert ablation.loc["lightsnn", "compat"] == "none"
+    noise = pd.read_csv(out / "noise.csv")
+    assert noise.loc[0, "retrain_n"] == 3
+    for plot in ("comparison.png", "digits/scatter.png"):
+        assert (out / plot).read_bytes()[:4] == b"\x89PNG"
+    assert len(pd.read_csv(out / "digits" / "architectures.csv")) == 4
+    # each seed of each run is a full run folder, and the replicate jobs logged their jobs to MLflow
+    assert (out / "digits/runs/random/seed1/evaluate.json").is_file()
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    kinds = [r.data.tags["kind"] for r in runs]
+    assert kinds.count("correlate") == 1 and kinds.count("evaluate") == 3 * 2

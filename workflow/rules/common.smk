@@ -117,7 +117,7 @@ def evidence_replicates():
 
 
 def evidence_outputs():
-    outputs = [f"{EVIDENCE}/{stem}.{ext}" for stem in ("correlation", "comparison", "ablation")
+    outputs = [f"{EVIDENCE}/{stem}.{ext}" for stem in ("correlation", "noise", "comparison", "ablation")
                for ext in ("csv", "md", "tex")]
     outputs += [f"{EVIDENCE}/comparison.png"]
     outputs += [f"{EVIDENCE}/{d}/{name}" for d in EV["datasets"] for name in ("scatter.png", "architectures.csv")]

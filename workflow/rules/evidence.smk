@@ -11,6 +11,7 @@ rule correlate:
         f"{LOGS}/evidence/correlate/{{edataset}}.log",
     benchmark:
         f"{BENCH}/evidence/correlate/{{edataset}}.tsv"
+    priority: 1  # the longest jobs of the study: start them first
     params:
         out_dir=folder_of_first_output,
         config_files=CONFIG_FILE,
@@ -57,6 +58,9 @@ rule evidence_tables:
         report(f"{EVIDENCE}/correlation.md", caption="../report/evidence.rst", category="Evidence"),
         f"{EVIDENCE}/correlation.csv",
         f"{EVIDENCE}/correlation.tex",
+        report(f"{EVIDENCE}/noise.md", caption="../report/evidence.rst", category="Evidence"),
+        f"{EVIDENCE}/noise.csv",
+        f"{EVIDENCE}/noise.tex",
         report(f"{EVIDENCE}/comparison.md", caption="../report/evidence.rst", category="Evidence"),
         f"{EVIDENCE}/comparison.csv",
         f"{EVIDENCE}/comparison.tex",
