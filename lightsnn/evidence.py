@@ -317,6 +317,7 @@ def plot_scatter(table: pd.DataFrame, scores: list[str], corr: pd.DataFrame, pat
         ax.set_xlabel(name, fontsize=8)
         ax.set_ylabel("accuracy (%)", fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))  # parameter counts overlap otherwise
     for ax in list(axes.flat)[len(scores):]:
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
