@@ -72,15 +72,20 @@ def resolve_device(spec: str | None) -> torch.device:
     return device
 
 
-def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
-    cls = get_method(method).options
-    values = dict((config.get("search") or {}).get(method) or {})
+def options_from(cls, section: dict | None, overrides: dict | None, what: str):
+    """An options dataclass from a config section, overridden by the non-None values of ``overrides``."""
+    values = dict(section or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown option(s) {unknown} for method {method!r}; allowed: {sorted(known)}")
-    options = cls(**values)
+        raise ValueError(f"unknown {what} {unknown}; allowed: {sorted(known)}")
+    return cls(**values)
+
+
+def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
+    section = (config.get("search") or {}).get(method)
+    options = options_from(get_method(method).options, section, overrides, f"option(s) for method {method!r}")
     options.validate()
     return options
 

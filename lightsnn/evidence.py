@@ -18,7 +18,7 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .config import net_config, resolve_device
+from .config import net_config, options_from, resolve_device
 from .data import load_splits
 from .genotype import Genotype
 from .network import SNASNetwork, count_parameters
@@ -68,13 +68,7 @@ class EvidenceOptions:
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
-        values = dict(section or {})
-        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown evidence option(s) {unknown}; allowed: {sorted(known)}")
-        options = cls(**values)
+        options = options_from(cls, section, overrides, "evidence option(s)")
         parse_space(options.space)
         for name in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
             if getattr(options, name) < 1:
