@@ -169,14 +169,14 @@ def _quiet(line: str) -> None:
 
 def _short_training(netcfg, genotype: Genotype, config: dict, epochs: int, splits, device, seed: int,
                     dataset: str) -> dict:
-    from .train import Trainer, TrainOptions, build_model
+    from .train import Trainer, TrainOptions, build_model, loss_kind
 
     options = TrainOptions.from_config(config.get("train"), {"epochs": epochs})
-    loss_kind = options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+    loss = loss_kind(options, dataset)
     torch.manual_seed(seed)
     model, _ = build_model(netcfg, genotype)
     with tempfile.TemporaryDirectory(prefix="lightsnn-evidence-") as tmp:
-        trainer = Trainer(model, options, splits, device, seed, Path(tmp), netcfg.num_classes, loss_kind,
+        trainer = Trainer(model, options, splits, device, seed, Path(tmp), netcfg.num_classes, loss,
                           progress=False, log=_quiet)
         start = time.perf_counter()
         state = trainer.run()

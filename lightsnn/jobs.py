@@ -80,7 +80,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
               log=None, on_epoch=None) -> dict:
     from pathlib import Path
 
-    from .train import Trainer, TrainOptions, build_model
+    from .train import Trainer, TrainOptions, build_model, loss_kind
 
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
@@ -88,13 +88,13 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     arch, netcfg = _genotype_and_network(dataset, config, search, genotype)
     device = resolve_device(config.get("device"))
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
-    loss_kind = options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+    loss = loss_kind(options, dataset)
     torch.manual_seed(seed)
     model, logits = build_model(netcfg, arch, search)
     meta = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
-            "data": config.get("data") or {}, "loss": loss_kind, "search": search and {
+            "data": config.get("data") or {}, "loss": loss, "search": search and {
                 k: search[k] for k in ("method", "options", "compat_flags", "details", "genotype")}}
-    trainer = Trainer(model, options, splits, device, seed, Path(out_dir), netcfg.num_classes, loss_kind,
+    trainer = Trainer(model, options, splits, device, seed, Path(out_dir), netcfg.num_classes, loss,
                       logits, progress, log, meta)
     start = time.perf_counter()
     state = trainer.run(on_epoch)
@@ -116,7 +116,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "samples_per_second": sum(r["samples_per_second"] for r in history) / len(history),
         "parameters": count_parameters(trainer.model),
-        "options": asdict(options), "network": netcfg.to_dict(), "loss": loss_kind,
+        "options": asdict(options), "network": netcfg.to_dict(), "loss": loss,
         "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / "best.pt"),
         "compat_flags": (search or {}).get("compat_flags", []),
         "device": str(device), "versions": versions(),

@@ -102,6 +102,11 @@ def split_validation(train: Dataset, fraction: float, seed: int) -> tuple[Datase
     return Subset(train, order[n_val:].tolist()), Subset(train, order[:n_val].tolist())
 
 
+def loss_kind(options: "TrainOptions", dataset: str) -> str:
+    """``auto``: MSE on one-hot for DVS128 Gesture (LightSNN's choice), cross-entropy otherwise."""
+    return options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+
+
 def loss_fn(kind: str, num_classes: int):
     if kind == "mse":
         return lambda out, y: F.mse_loss(out, F.one_hot(y, num_classes).to(out.dtype))
