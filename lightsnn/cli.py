@@ -121,7 +121,10 @@ def _train_parser(sub) -> None:
     p = sub.add_parser("train", help="train a found architecture from scratch and write its checkpoint",
                        description="Train the discrete network of a search result (or a genotype) with surrogate "
                                    "gradients. A checkpoint is written every epoch; running the same command again "
-                                   "resumes from it. Writes OUT/train.json, OUT/checkpoint.pt, OUT/best.pt.")
+                                   "after a kill resumes from it. A checkpoint of another setup (genotype, options, "
+                                   "seed, dataset, network) or of a finished training is never resumed: the run "
+                                   "trains from scratch and says why. Writes OUT/train.json, OUT/checkpoint.pt, "
+                                   "OUT/best.pt.")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--search", help="search result JSON (its genotype and network are trained)")
     src.add_argument("--genotype", help="a genotype string, e.g. '0302 0030 3003 0000'")
@@ -133,6 +136,10 @@ def _train_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="batch size (overrides the recipe)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (overrides the recipe)")
     p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
+    p.add_argument("--fresh", action="store_true",
+                   help="train from scratch even when OUT holds a resumable checkpoint of this very training")
+    p.add_argument("--allow-disconnected", action="store_true",
+                   help="train a cell with no path from its input to its output (its output ignores the input)")
     _common_job_flags(p)
 
 
@@ -156,7 +163,8 @@ def _cmd_train(args) -> int:
     overrides = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                  "max_batches": args.max_batches}
     result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
-                       overrides=overrides, progress=False if args.no_progress else None)
+                       overrides=overrides, progress=False if args.no_progress else None, fresh=args.fresh,
+                       allow_disconnected=args.allow_disconnected)
     path = write_json_atomic(Path(args.out) / "train.json", result)
     _track(result, config, path, args)
     print(f"trained {result['genotype']['str']} on {args.dataset}: final test acc {result['final_test_acc']:.4f}, "

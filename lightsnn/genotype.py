@@ -149,6 +149,21 @@ class CellGenotype:
         """SNASNet's acceptance test: after pruning, the direct input->output edge remains."""
         return self.pruned().op((0, NUM_NODES - 1)) != "zero"
 
+    def connects_input_to_output(self) -> bool:
+        """Whether a chain of non-zero edges (forward or backward) leads from the input node to the output.
+
+        Weaker than :meth:`is_valid`: LightSNN's pruning may end without the direct 0->3 edge, and such a
+        cell still trains; a cell without any path outputs zeros whatever its input.
+        """
+        seen, frontier = {0}, [0]
+        while frontier:
+            node = frontier.pop()
+            for (src, dst), _ in self.ops:
+                if src == node and dst not in seen:
+                    seen.add(dst)
+                    frontier.append(dst)
+        return NUM_NODES - 1 in seen
+
 
 @dataclass(frozen=True)
 class Genotype:
@@ -226,6 +241,15 @@ class Genotype:
                 raise GenotypeError(
                     f"cell {index} ({cell.to_dict() or 'empty'}) has no input->output edge after pruning "
                     "unconnected nodes; SNASNet's validity rule requires a non-zero 0->3 edge")
+
+    def require_connected(self) -> None:
+        """Refuse a network whose output cannot depend on its input (trained, it sits at chance)."""
+        for index, cell in enumerate(self.cells, start=1):
+            if not cell.connects_input_to_output():
+                raise GenotypeError(
+                    f"cell {index} ({cell.to_dict() or 'all zero'}) has no path of non-zero "
+                    f"edges from the input node 0 to the output node {NUM_NODES - 1}: the network's output "
+                    "cannot depend on its input")
 
     def ops_used(self) -> set[str]:
         return {op for cell in self.cells for _, op in cell.ops}

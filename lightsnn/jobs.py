@@ -75,9 +75,25 @@ def _genotype_and_network(dataset: str, config: dict, search: dict | None, genot
     return Genotype.from_str(genotype), net_config(dataset, config)
 
 
+def training_fingerprint(dataset: str, seed: int, arch, netcfg, options, loss: str, data: dict,
+                         search: dict | None) -> dict:
+    """Everything a trained checkpoint depends on; a checkpoint is resumed only when all of it matches."""
+    from . import __version__
+    from .train import CHECKPOINT_FORMAT
+
+    fields_ = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
+               "loss": loss, "data": data, "code": f"lightsnn {__version__}, checkpoint format {CHECKPOINT_FORMAT}",
+               "search_compat": sorted((search or {}).get("compat_flags", []))}
+    fields_.update({f"train.{k}": v for k, v in asdict(options).items()})
+    if "trained_logits" in fields_["search_compat"]:
+        fields_["search_logits"] = search["details"].get("final_logits")
+    return fields_
+
+
 def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | None = None,
               genotype: str | None = None, overrides: dict | None = None, progress: bool | None = None,
-              log=None, on_epoch=None) -> dict:
+              log=None, on_epoch=None, fresh: bool = False, allow_disconnected: bool = False) -> dict:
+    """Train a search result's (or a genotype's) network; resumes only a matching, unfinished checkpoint."""
     from pathlib import Path
 
     from .train import Trainer, TrainOptions, build_model, loss_kind
@@ -86,6 +102,11 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     options = TrainOptions.from_config(config.get("train"), overrides)
     arch, netcfg = _genotype_and_network(dataset, config, search, genotype)
+    if not allow_disconnected:
+        try:
+            arch.require_connected()
+        except ValueError as err:
+            raise ValueError(f"{err}; pass --allow-disconnected to train it anyway") from None
     device = resolve_device(config.get("device"))
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     loss = loss_kind(options, dataset)
@@ -94,8 +115,9 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     meta = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
             "data": config.get("data") or {}, "loss": loss, "search": search and {
                 k: search[k] for k in ("method", "options", "compat_flags", "details", "genotype")}}
+    fingerprint = training_fingerprint(dataset, seed, arch, netcfg, options, loss, config.get("data") or {}, search)
     trainer = Trainer(model, options, splits, device, seed, Path(out_dir), netcfg.num_classes, loss,
-                      logits, progress, log, meta)
+                      logits, progress, log, meta, fingerprint=fingerprint, fresh=fresh)
     start = time.perf_counter()
     state = trainer.run(on_epoch)
     history = state["history"]
@@ -133,16 +155,16 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = 8, ene
     from .metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
     from .network import NetConfig
     from .neurons import LIFConfig
-    from .train import build_model, collate, evaluate_accuracy, loss_fn
+    from .train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
     path = Path(checkpoint)
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        meta = saved["meta"]
-    except Exception as err:
-        raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint ({type(err).__name__}: {err})") from None
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist or is not a file")
+    saved = load_checkpoint(path)  # weights only: a crafted pickle is refused, never run
+    meta = saved["meta"]
+    missing = [k for k in ("dataset", "seed", "genotype", "network") if k not in meta]
+    if missing:
+        raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn training checkpoint (meta lacks {missing})")
     config = config or {}
     device = resolve_device(config.get("device"))
     network = dict(meta["network"])

@@ -7,9 +7,19 @@ Checkpoints are written atomically every epoch; a restarted run resumes from
 the last one and, on the CPU with the same seed, ends exactly as an
 uninterrupted run: the shuffling order of epoch e depends only on (seed, e),
 and the RNG states are saved with the weights.
+
+A checkpoint is trusted only when it is safe and current: it is read with
+``weights_only=True`` (tensors and plain types, never arbitrary pickled code),
+and resumed only when its fingerprint (genotype, training options, seed,
+dataset and its preprocessing, network, search compat, code version) equals
+the new run's and its training is unfinished. Anything else trains from
+scratch and says why in one line: a finished training run again is a fresh
+training (what ``snakemake --forcerun`` asks for).
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 import random
@@ -28,6 +38,9 @@ from tqdm.auto import tqdm
 from .genotype import Genotype
 from .network import NetConfig, SNASNetwork, SuperNet
 from .neurons import reset_state
+
+#: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
+CHECKPOINT_FORMAT = 2
 
 LOSSES = ("auto", "ce", "mse")
 
@@ -143,16 +156,47 @@ def _atomic_save(obj: dict, path: Path) -> None:
 
 
 def _rng_state() -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+    """Every RNG state as tensors and plain types, so the checkpoint loads with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
 def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"].cpu())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
     random.setstate(state["python"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely (damaged, foreign, or holding pickled code)."""
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a lightsnn checkpoint with ``weights_only=True``: a crafted pickle is refused, never run."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # UnpicklingError for unsafe globals, RuntimeError/EOFError for damaged files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded safely as weights only "
+                              f"({type(err).__name__}: {reason[:200]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("meta"), dict) or "model" not in saved:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint (no model weights and meta)")
+    return saved
+
+
+def fingerprint_of(fields_: dict) -> str:
+    text = json.dumps(fields_, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
 @torch.no_grad()
@@ -176,8 +220,14 @@ def evaluate_accuracy(model, loader, device, loss, topk=(1,)) -> dict:
 class Trainer:
     def __init__(self, model, options: TrainOptions, splits, device, seed: int, out_dir: Path,
                  num_classes: int, loss_kind: str, logits_param: torch.nn.Parameter | None = None,
-                 progress: bool | None = None, log=None, meta: dict | None = None):
-        self.meta = meta or {}  # what evaluation needs to rebuild the model: genotype, network, dataset
+                 progress: bool | None = None, log=None, meta: dict | None = None,
+                 fingerprint: dict | None = None, fresh: bool = False):
+        self.meta = dict(meta or {})  # what evaluation needs to rebuild the model: genotype, network, dataset
+        # what this training is for; a checkpoint with other fields is never resumed
+        self.fingerprint_fields = dict(fingerprint or {})
+        self.meta["fingerprint_fields"] = self.fingerprint_fields
+        self.meta["fingerprint"] = fingerprint_of(self.fingerprint_fields)
+        self.fresh = fresh
         self.model = model.to(device)
         self.options = options
         self.device = device
@@ -212,10 +262,35 @@ class Trainer:
         if self.logits_param is not None:
             self.model.set_logits(self.logits_param.detach())
 
+    def _resumable(self) -> dict | None:
+        """The checkpoint to resume from, or None (with one line saying why) to train from scratch."""
+        path = self.checkpoint
+        if not path.exists():
+            return None
+        if self.fresh:
+            self.log(f"fresh start requested: ignoring {path}, training from scratch")
+            return None
+        try:
+            saved = load_checkpoint(path, self.device)
+        except CheckpointError as err:
+            self.log(f"{err}; ignoring it, training from scratch")
+            return None
+        meta = saved["meta"]
+        if saved.get("format") != CHECKPOINT_FORMAT or meta.get("fingerprint") != self.meta["fingerprint"]:
+            differ = _differences(meta.get("fingerprint_fields") or {}, self.fingerprint_fields)
+            self.log(f"{path} was trained for another setup (differs in: {', '.join(differ) or 'format'}); "
+                     "training from scratch")
+            return None
+        done = int(saved["state"]["epoch"])
+        if done >= self.options.epochs:
+            self.log(f"{path} holds a finished training ({done} epochs); a rerun trains anew from scratch")
+            return None
+        return saved
+
     def run(self, on_epoch=None) -> dict:
         state = {"epoch": 0, "history": [], "best": None}
-        if self.checkpoint.exists():
-            saved = torch.load(self.checkpoint, map_location=self.device, weights_only=False)
+        saved = self._resumable()
+        if saved is not None:
             self.model.load_state_dict(saved["model"])
             self.optimizer.load_state_dict(saved["optimizer"])
             self.scheduler.load_state_dict(saved["scheduler"])
@@ -249,7 +324,8 @@ class Trainer:
                 state["best"] = dict(row)
                 self._save_weights(self.out_dir / "best.pt")
             state["epoch"] = epoch
-            _atomic_save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            _atomic_save({"format": CHECKPOINT_FORMAT,
+                          "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                           "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
                           "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
                           "meta": self.meta}, self.checkpoint)
@@ -262,7 +338,7 @@ class Trainer:
         return state
 
     def _save_weights(self, path: Path) -> None:
-        _atomic_save({"model": self.model.state_dict(), "meta": self.meta,
+        _atomic_save({"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "meta": self.meta,
                       "logits": None if self.logits_param is None else self.logits_param.detach().clone()}, path)
 
     def _train_epoch(self, epoch: int) -> dict:

@@ -69,3 +69,18 @@ def test_canonical_form_and_stable_hash():
 def test_bad_strings_name_what_is_wrong(bad, message):
     with pytest.raises(GenotypeError, match=message):
         Genotype.from_str(bad)
+
+
+@pytest.mark.parametrize("text, connected", [
+    ("0000 0000 0000 0000", False),
+    ("0001 0000 0000 0000", True),
+    ("0100 0000 0001 0000", False),        # 0->1 and 2->3: the two halves never meet
+    ("0010 0001 0100 0000", True),         # 0->2, backward 2->1 (next timestep), 1->3
+    ("0302 0030 3003 0000", True),
+])
+def test_connectivity_from_input_to_output(text, connected):
+    genotype = Genotype.from_str(text)
+    assert genotype.cells[0].connects_input_to_output() is connected
+    if not connected:
+        with pytest.raises(GenotypeError, match="no path of non-zero edges"):
+            genotype.require_connected()

@@ -45,7 +45,7 @@ def test_a_killed_training_resumes_and_ends_exactly_as_an_uninterrupted_one(tmp_
     proc.send_signal(signal.SIGKILL)  # killed for real, mid-run
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL and not (out / "train.json").exists()
-    done = torch.load(out / "checkpoint.pt", weights_only=False)["state"]["epoch"]
+    done = torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"]
     assert 1 <= done < 4
     again = _cli(args + ["--out", str(out)], tmp_path)
     log = again.stdout.read()
@@ -130,10 +130,120 @@ def test_trained_logits_compat_revives_pruned_ops_by_weight_decay(tmp_path, tiny
               "train": {"recipe": "quick", "epochs": 1, "batch_size": 16, "max_batches": 1, "lr": 1.0,
                         "weight_decay": 0.3}}
     run_train("digits", 0, config, tmp_path, search=search, progress=False, log=lambda _: None)
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     logits = saved["logits"]
     # no gradient reaches the logits; one SGD step of weight decay alone moves a pruned -1000 to
     # -1000 * (1 - lr * wd) = -700: the mechanism that revives pruned ops in the released code (spec 3.3)
     pruned = torch.tensor(search["details"]["final_logits"]) < -1
     assert torch.allclose(logits[pruned], torch.full_like(logits[pruned], -700.0))
     assert torch.all(logits[~pruned] == 0)
+
+
+# --- a checkpoint is trusted only when it is safe and of this very, unfinished training ------------------
+
+SHORT = {**TRAIN_CONFIG, "train": {"recipe": "quick", "epochs": 2, "batch_size": 32, "max_batches": 3}}
+
+
+class _Crash(Exception):
+    pass
+
+
+def _crash_after_first_epoch(row):
+    raise _Crash()
+
+
+def _train(out, lines, config=SHORT, genotype=GENOTYPE, seed=0, **kwargs):
+    return run_train("digits", seed, config, out, genotype=genotype, progress=False, log=lines.append, **kwargs)
+
+
+def test_an_interrupted_training_resumes_only_with_the_same_setup(tmp_path):
+    with pytest.raises(_Crash):
+        _train(tmp_path, [], on_epoch=_crash_after_first_epoch)
+    lines = []
+    result = _train(tmp_path, lines)
+    assert f"resuming from {tmp_path / 'checkpoint.pt'} after epoch 1" in lines
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+
+
+@pytest.mark.parametrize("change, differs", [
+    ({"config": {**SHORT, "train": {**SHORT["train"], "lr": 0.5}}}, "train.lr"),
+    ({"seed": 5}, "seed"),
+    ({"genotype": "0303 0030 3000 0000"}, "genotype"),
+    ({"config": {**SHORT, "networks": {"digits": {**SHORT["networks"]["digits"], "channels": 6}}}}, "network"),
+])
+def test_a_checkpoint_of_another_setup_is_never_resumed(tmp_path, change, differs):
+    with pytest.raises(_Crash):
+        _train(tmp_path, [], on_epoch=_crash_after_first_epoch)
+    lines = []
+    result = _train(tmp_path, lines, **change)  # the old code resumed it (or failed loading its state_dict)
+    assert not any(line.startswith("resuming") for line in lines)
+    notice = [line for line in lines if "was trained for another setup" in line]
+    assert len(notice) == 1 and differs in notice[0] and notice[0].endswith("training from scratch")
+    assert [row["epoch"] for row in result["history"]] == [1, 2]
+    assert result["seed"] == change.get("seed", 0)
+    if "config" in change and differs == "train.lr":
+        assert result["history"][0]["lr"] == 0.5
+
+
+def test_a_finished_training_run_again_trains_anew_as_forcerun_asks(tmp_path):
+    first = _train(tmp_path, [])
+    lines = []
+    again = _train(tmp_path, lines)
+    assert any("holds a finished training (2 epochs); a rerun trains anew" in line for line in lines)
+    assert sum(line.startswith("epoch ") for line in lines) == 2  # both epochs trained again
+    assert [r["train_loss"] for r in again["history"]] == [r["train_loss"] for r in first["history"]]
+
+
+def test_fresh_ignores_a_resumable_checkpoint(tmp_path):
+    with pytest.raises(_Crash):
+        _train(tmp_path, [], on_epoch=_crash_after_first_epoch)
+    lines = []
+    _train(tmp_path, lines, fresh=True)
+    assert any(line.startswith("fresh start requested") for line in lines)
+    assert not any(line.startswith("resuming") for line in lines)
+
+
+class _Payload:
+    """A pickle that creates a file when unpickled: what a crafted checkpoint could do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_crafted_checkpoint_is_refused_by_evaluate_and_ignored_by_train_without_running(tmp_path):
+    marker = tmp_path / "payload-ran"
+    evil = tmp_path / "evil" / "checkpoint.pt"
+    evil.parent.mkdir()
+    torch.save({"model": _Payload(marker), "meta": {"dataset": "digits"}}, evil)
+    proc = subprocess.run([sys.executable, "-m", "lightsnn", "evaluate", "--checkpoint", str(evil), "--no-tracking"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and not marker.exists()
+    assert proc.stderr.count("\n") == 1 and "cannot be loaded safely as weights only" in proc.stderr, proc.stderr
+    lines = []
+    _train(evil.parent, lines)
+    assert not marker.exists()
+    assert any("cannot be loaded safely" in line and "training from scratch" in line for line in lines)
+
+
+def test_checkpoints_load_as_weights_only(tmp_path):
+    from lightsnn.train import load_checkpoint
+    _train(tmp_path, [])
+    for name in ("checkpoint.pt", "best.pt"):
+        saved = torch.load(tmp_path / name, weights_only=True)  # raises if anything but weights and plain types
+        assert saved["meta"]["fingerprint"] == load_checkpoint(tmp_path / name)["meta"]["fingerprint"]
+
+
+def test_a_cell_with_no_path_from_input_to_output_is_refused_unless_asked_for(tmp_path):
+    with pytest.raises(ValueError, match="no path of non-zero edges from the input node 0 to the output node 3.*"
+                                         "--allow-disconnected"):
+        _train(tmp_path, [], genotype="0000 0000 0000 0000")
+    assert not (tmp_path / "checkpoint.pt").exists()
+    proc = subprocess.run([sys.executable, "-m", "lightsnn", "train", "--genotype", "0100 0000 0001 0000",
+                           "--dataset", "digits", "--out", str(tmp_path / "cli"), "--no-tracking"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "cell 1" in proc.stderr, proc.stderr
+    result = _train(tmp_path, [], genotype="0000 0000 0000 0000", allow_disconnected=True)
+    assert result["epochs"] == 2
