@@ -99,9 +99,9 @@ def _method_overrides(args, table: dict) -> dict:
 def _track(result: dict, config: dict, path, args, metrics: dict | None = None) -> None:
     if getattr(args, "no_tracking", False):
         return
-    from .tracking import log_result, tracking_uri
+    from .tracking import track, tracking_uri
 
-    run_id = log_result(result, config, path, metrics)
+    run_id = track(result, config, path, metrics)
     if run_id:
         print(f"MLflow run {run_id} in {tracking_uri(config)}", file=sys.stderr)
 

@@ -191,7 +191,9 @@ def config_schema() -> dict:
             "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
                 "uri": {"type": ["string", "null"], "default": None,
                         "description": "MLflow tracking URI (default sqlite:///results/mlflow.db)"},
-                "enabled": {"type": "boolean", "default": True, "description": "log runs to MLflow"}}},
+                "enabled": {"type": "boolean", "default": True, "description": "log runs to MLflow"},
+                "required": {"type": "boolean", "default": False,
+                             "description": "a tracking failure fails the job (default: one warning line)"}}},
         },
         "$defs": {"ops": {"enum": list(OPS), "description": "registered op names"}},
     }

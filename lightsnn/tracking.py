@@ -3,6 +3,9 @@
 The store is ``MLFLOW_TRACKING_URI`` if set, else the config's ``tracking.uri``,
 else MLflow's SQL store in ``results/mlflow.db``. Runs are grouped in one
 experiment per config name and tagged with kind, method, dataset and seed.
+The result files are the source of truth and are written before tracking: a
+tracking failure (a read-only or damaged store, an unreachable server) is one
+warning line and the job still succeeds, unless ``tracking.required`` is true.
 SQLite allows one writer at a time, so with a SQLite store every MLflow call of
 every process goes through an exclusive file lock beside the database: parallel
 Snakemake jobs then neither lose runs nor fail on 'database is locked'.
@@ -31,6 +34,32 @@ def tracking_uri(config: dict | None) -> str:
 
 def enabled(config: dict | None) -> bool:
     return bool(((config or {}).get("tracking") or {}).get("enabled", True))
+
+
+def required(config: dict | None) -> bool:
+    return bool(((config or {}).get("tracking") or {}).get("required", False))
+
+
+class TrackingError(RuntimeError):
+    """Logging to MLflow failed while ``tracking.required`` is true."""
+
+
+def track(result: dict, config: dict | None, artifact: str | Path | None = None, extra_metrics: dict | None = None,
+          warn=None) -> str | None:
+    """:func:`log_result`, but a failure costs no finished work: one warning line, or with
+    ``tracking.required: true`` a :class:`TrackingError`."""
+    import sys
+
+    try:
+        return log_result(result, config, artifact, extra_metrics)
+    except Exception as err:  # any store or server failure: the result file is already written
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        message = f"MLflow tracking to {tracking_uri(config)} failed ({type(err).__name__}: {first})"
+        if required(config):
+            raise TrackingError(f"{message}; the result file is written, tracking.required is true") from None
+        (warn or (lambda line: print(line, file=sys.stderr)))(
+            f"warning: {message}; the result file is written (set tracking.required: true to make this an error)")
+        return None
 
 
 def _sqlite_path(uri: str) -> Path | None:

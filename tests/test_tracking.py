@@ -116,3 +116,24 @@ def test_a_real_mlflow_server_on_localhost(tmp_path, monkeypatch):
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+@pytest.mark.parametrize("required", [False, True])
+def test_a_broken_store_costs_no_finished_work(tmp_path, required):
+    bad = tmp_path / "damaged.db"
+    bad.write_text("not an SQLite database " * 20)
+    config = tmp_path / "config.yaml"
+    config.write_text(json.dumps({"tracking": {"uri": f"sqlite:///{bad}", "required": required}}))
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    out = tmp_path / "search.json"
+    proc = subprocess.run([sys.executable, "-m", "lightsnn", "search", "--method", "random", "--dataset", "digits",
+                           "--config", str(config), "--out", str(out), "--no-progress"],
+                          capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert json.loads(out.read_text())["kind"] == "search"  # the result file is written either way
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "MLflow tracking to" in line]
+    assert len(lines) == 1 and "file is not a database" in lines[0], proc.stderr
+    if required:
+        assert proc.returncode == 2 and lines[0].startswith("error: ")
+    else:
+        assert proc.returncode == 0 and lines[0].startswith("warning: ")
