@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from .data import get_dataset_spec
 from .network import PRESETS, NetConfig
 from .search import get_method
 from .search.common import BaseOptions
+
+#: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+#: Paths the workflow puts on command lines: no shell metacharacters (rules quote them as well).
+RESULTS_PATTERN = r"^[\w./ +,=@:-]+$"
 
 TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "tracking",
                   "workflow", "bench", "evidence")
@@ -59,7 +65,17 @@ def load_config(path: str | Path | list | None) -> dict:
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
     if unknown:
         raise ValueError(f"unknown config key(s) {unknown} in {str(path)!r}; allowed: {list(TOP_LEVEL_KEYS)}")
+    if "name" in data:
+        check_name(data["name"], f"in {str(path)!r}")
     return data
+
+
+def check_name(name, where: str = "") -> str:
+    if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+        place = f" {where}" if where else ""
+        raise ValueError(f"config name {name!r}{place} is not allowed: it names an MLflow experiment and a folder, "
+                         "so it takes letters, digits and _ . - and starts with a letter or digit")
+    return name
 
 
 def resolve_device(spec: str | None) -> torch.device:

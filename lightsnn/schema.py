@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import MISSING, fields
 
 from .bench import BenchOptions
+from .config import NAME_PATTERN, RESULTS_PATTERN
 from .data import DATASET_NAMES, DataOptions
 from .evidence import EvidenceOptions
 from .network import POOLINGS, NetConfig
@@ -141,7 +142,7 @@ def config_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "pattern": "^[A-Za-z0-9_.-]+$", "default": "default",
+            "name": {"type": "string", "pattern": NAME_PATTERN, "default": "default",
                      "description": "name of the run set: MLflow experiment and results/<name>/"},
             "device": {"type": "string", "pattern": "^(auto|cpu|cuda(:[0-9]+)?)$", "default": "auto",
                        "description": "auto (CUDA when present), cpu, cuda or cuda:N"},
@@ -171,7 +172,8 @@ def config_schema() -> dict:
                                        "random": runs_item, "pruning": runs_item}}],
                                "default": None,
                                "description": "random search vs pruning on one dataset (paper's table 1)"},
-                    "results": {"type": "string", "default": "results", "description": "output folder"},
+                    "results": {"type": "string", "pattern": RESULTS_PATTERN, "default": "results",
+                                "description": "output folder (letters, digits, spaces and _ . , + = @ : / -)"},
                 },
             },
             "network": network_schema(),

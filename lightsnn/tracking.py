@@ -101,8 +101,10 @@ def log_result(result: dict, config: dict | None, artifact: str | Path | None = 
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
+    from .config import check_name
+
     uri = tracking_uri(config)
-    experiment_name = (config or {}).get("name") or "lightsnn"
+    experiment_name = check_name((config or {}).get("name") or "lightsnn")
     kind = result.get("kind", "job")
     tags = {"kind": kind, "method": str(result.get("method")), "dataset": str(result.get("dataset")),
             "seed": str(result.get("seed")), "genotype": str(_genotype_str(result))}

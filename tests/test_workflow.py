@@ -72,6 +72,27 @@ def test_a_bad_config_stops_before_any_job_with_the_schema_message(tmp_path, cha
     assert not (work / "results").exists()
 
 
+def test_a_config_string_never_reaches_the_shell(tmp_path):
+    work = _workdir(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["workflow"]["results"] = "results/x$(touch INJECTED)"
+    (work / "evil.yaml").write_text(yaml.safe_dump(config))
+    proc = _smk(work, "--cores", "1", "--configfile", "evil.yaml")
+    assert proc.returncode != 0
+    assert "does not match" in proc.stdout + proc.stderr and "results" in proc.stdout + proc.stderr
+    assert not (work / "INJECTED").exists() and not (work / "results").exists()
+    # and every path a rule puts on a command line is shell-quoted (shown with an allowed space)
+    config["workflow"]["results"] = "results/a b"
+    (work / "spaced.yaml").write_text(yaml.safe_dump(config))
+    dry = _smk(work, "-n", "--printshellcmds", "--configfile", "spaced.yaml")
+    assert dry.returncode == 0, dry.stderr[-2000:]
+    commands = [line for line in dry.stdout.splitlines() if "python -m lightsnn" in line]
+    assert len(commands) >= 10
+    for command in commands:
+        assert "results/a b" in command and "> 'results/a b/logs/" in command, command
+        assert command.count("results/a b") == command.count("'results/a b"), command
+
+
 def test_lint_and_the_paper_dag(tmp_path):
     work = _workdir(tmp_path)
     lint = _smk(work, "--lint")
@@ -87,9 +108,13 @@ def test_lint_and_the_paper_dag(tmp_path):
 
 def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_path):
     work = _workdir(tmp_path)
-    proc = _smk(work, "--cores", "2", "--configfile", "config/test.yaml")
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["workflow"]["results"] = "results/test run"  # every rule quotes its paths: a space breaks nothing
+    (work / "spaced.yaml").write_text(yaml.safe_dump(config))
+    proc = _smk(work, "--cores", "2", "--configfile", "spaced.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    tables = work / "results" / "test" / "tables"
+    results = work / "results" / "test run"
+    tables = results / "tables"
     table2 = pd.read_csv(tables / "table2.csv")
     assert set(table2["run"]) == {"lightsnn", "random"} and set(table2["dataset"]) == {"digits"}
     assert {"acc_mean", "acc_std", "search_s_mean", "sar_mean", "params_mean", "synops_mean", "energy_uj_mean",
@@ -101,17 +126,17 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert list(table1["algorithm"]) == ["Random search", "Pruning-by-importance"]
     for plot in ("accuracy_vs_sar.png", "search_time.png"):
         assert (tables / plot).read_bytes()[:4] == b"\x89PNG"
-    search = json.loads((work / "results/test/runs/digits/lightsnn-5op/seed0/search.json").read_text())
+    search = json.loads((results / "runs/digits/lightsnn-5op/seed0/search.json").read_text())
     assert search["num_scorings"] == 168 and search["options"]["space"][0] == "zero"
-    assert (work / "results/test/benchmarks/train/digits/lightsnn/seed0.tsv").exists()
+    assert (results / "benchmarks/train/digits/lightsnn/seed0.tsv").exists()
     # every job logged to the default MLflow store
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     assert sorted(r.data.tags["kind"] for r in runs).count("train") == 3 and len(runs) == 9
-    report = _smk(work, "--configfile", "config/test.yaml", "--report", "results/test/report.html")
+    report = _smk(work, "--configfile", "spaced.yaml", "--report", "results/test run/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
-    html = (work / "results/test/report.html").read_text(errors="replace")
+    html = (results / "report.html").read_text(errors="replace")
     assert "Table 2" in html or "table2" in html
 
 

@@ -87,7 +87,7 @@ def folder_of_first_output(wildcards, output):
 
 def table1_flags(wildcards):
     spec = WF["table1"]
-    return f"--table1 {spec['dataset']} {spec['random']} {spec['pruning']}" if spec else ""
+    return "--table1 " + " ".join(shlex.quote(spec[k]) for k in ("dataset", "random", "pruning")) if spec else ""
 
 
 EV = config["evidence"]
@@ -134,7 +134,7 @@ def evidence_flags(wildcards):
 
 
 def evidence_seeds(wildcards):
-    return " ".join(str(s) for s in EV["seeds"])
+    return [str(s) for s in EV["seeds"]]
 
 
 wildcard_constraints:

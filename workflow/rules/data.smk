@@ -10,5 +10,5 @@ rule prepare:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn prepare --dataset {wildcards.dataset} {params.config_files} "
-        "--report {output} --no-progress > {log} 2>&1"
+        "python -m lightsnn prepare --dataset {wildcards.dataset:q} {params.config_files} "
+        "--report {output:q} --no-progress > {log:q} 2>&1"

@@ -18,8 +18,8 @@ rule correlate:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn correlate --dataset {wildcards.edataset} {params.config_files} --out {params.out_dir} "
-        "--no-progress --threads {threads} > {log} 2>&1"
+        "python -m lightsnn correlate --dataset {wildcards.edataset:q} {params.config_files} --out {params.out_dir:q} "
+        "--no-progress --threads {threads} > {log:q} 2>&1"
 
 
 rule replicate:
@@ -44,10 +44,10 @@ rule replicate:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn replicate --method {params.method} --name {wildcards.erun} "
-        "--dataset {wildcards.edataset} --seeds {params.seeds} {params.config_files} {params.flags} "
-        "--bits {params.bits} --energy-samples {params.samples} --out {params.out_dir} "
-        "--no-progress --threads {threads} > {log} 2>&1"
+        "python -m lightsnn replicate --method {params.method:q} --name {wildcards.erun:q} "
+        "--dataset {wildcards.edataset:q} --seeds {params.seeds:q} {params.config_files} {params.flags} "
+        "--bits {params.bits:q} --energy-samples {params.samples:q} --out {params.out_dir:q} "
+        "--no-progress --threads {threads} > {log:q} 2>&1"
 
 
 rule evidence_tables:
@@ -76,8 +76,8 @@ rule evidence_tables:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn evidence --correlate {input.correlate} --replicate {input.replicate} "
-        "--baseline {params.baseline} --out {params.out_dir} > {log} 2>&1"
+        "python -m lightsnn evidence --correlate {input.correlate:q} --replicate {input.replicate:q} "
+        "--baseline {params.baseline:q} --out {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule evidence:

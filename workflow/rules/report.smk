@@ -19,4 +19,4 @@ rule aggregate:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn report --runs {params.runs} --out {params.out_dir} {params.table1} > {log} 2>&1"
+        "python -m lightsnn report --runs {params.runs:q} --out {params.out_dir:q} {params.table1} > {log:q} 2>&1"

@@ -14,6 +14,6 @@ rule search:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn search --method {params.method} --dataset {wildcards.dataset} "
-        "--seed {wildcards.seed} {params.config_files} --out {output} --no-progress --threads {threads} "
-        "{params.flags} > {log} 2>&1"
+        "python -m lightsnn search --method {params.method:q} --dataset {wildcards.dataset:q} "
+        "--seed {wildcards.seed:q} {params.config_files} --out {output:q} --no-progress --threads {threads} "
+        "{params.flags} > {log:q} 2>&1"

@@ -17,8 +17,8 @@ rule train:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn train --search {input} --dataset {wildcards.dataset} --seed {wildcards.seed} "
-        "{params.config_files} --out {params.out_dir} --no-progress --threads {threads} > {log} 2>&1"
+        "python -m lightsnn train --search {input:q} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
+        "{params.config_files} --out {params.out_dir:q} --no-progress --threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -40,5 +40,5 @@ rule evaluate:
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn evaluate --checkpoint {params.checkpoint} {params.config_files} "
-        "--bits {params.bits} --energy-samples {params.samples} --out {output} --no-progress --threads {threads} > {log} 2>&1"
+        "python -m lightsnn evaluate --checkpoint {params.checkpoint:q} {params.config_files} "
+        "--bits {params.bits:q} --energy-samples {params.samples:q} --out {output:q} --no-progress --threads {threads} > {log:q} 2>&1"
