@@ -20,6 +20,7 @@ from .data import Splits
 from .genotype import Genotype
 from .network import PRESETS, SNASNetwork, SuperNet
 from .neurons import reset_state
+from .options import check_types
 
 
 @dataclass
@@ -43,7 +44,7 @@ class BenchOptions:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown bench option(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**values)
+        return cls(**check_types(cls, values, "bench"))
 
 
 def _sync(device: torch.device) -> None:

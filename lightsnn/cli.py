@@ -21,6 +21,34 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+def _int_in(low: int, high: int | None = None, what: str = "an integer"):
+    """An argparse type: an integer in [low, high], with a one-line message naming the bad value."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+    return parse
+
+
+_positive = _int_in(1)
+
+
+def _seed(text: str) -> int:
+    from .config import MAX_SEED
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer up to {MAX_SEED}, got {text!r}")
+    return value
+
+
 def _yaml_value(text: str):
     try:
         return yaml.safe_load(text)
@@ -64,7 +92,7 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
                "take YAML, e.g. --space '[zero, conv3x3, skip]' or --reference-compat '[carry_state]'.")
     p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same device: "
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0); same seed, same device: "
                                                        "same genotype and score")
     p.add_argument("--out", required=True, help="path of the result JSON (written atomically)")
     _common_job_flags(p)
@@ -112,7 +140,7 @@ def _common_job_flags(p) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument("--no-tracking", action="store_true", help="do not log this run to MLflow")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
 def _train_parser(sub) -> None:
@@ -129,13 +157,13 @@ def _train_parser(sub) -> None:
     src.add_argument("--search", help="search result JSON (its genotype and network are trained)")
     src.add_argument("--genotype", help="a genotype string, e.g. '0302 0030 3003 0000'")
     p.add_argument("--dataset", required=True, help="dataset name")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--recipe", choices=list(RECIPES), default=None, help="training recipe (config train.recipe)")
-    p.add_argument("--epochs", type=int, default=None, help="number of epochs (overrides the recipe)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (overrides the recipe)")
+    p.add_argument("--epochs", type=_positive, default=None, help="number of epochs (overrides the recipe)")
+    p.add_argument("--batch-size", type=_positive, default=None, help="batch size (overrides the recipe)")
     p.add_argument("--lr", type=float, default=None, help="initial learning rate (overrides the recipe)")
-    p.add_argument("--max-batches", type=int, default=None, help="cap batches per epoch (smoke runs)")
+    p.add_argument("--max-batches", type=_positive, default=None, help="cap batches per epoch (smoke runs)")
     p.add_argument("--fresh", action="store_true",
                    help="train from scratch even when OUT holds a resumable checkpoint of this very training")
     p.add_argument("--allow-disconnected", action="store_true",
@@ -144,22 +172,16 @@ def _train_parser(sub) -> None:
 
 
 def _cmd_train(args) -> int:
-    import json
     from pathlib import Path
 
     from .config import load_config
     from .jobs import run_train
-    from .results import write_json_atomic
+    from .results import read_result, write_json_atomic
 
     config = load_config(args.config)
     if args.device:
         config["device"] = args.device
-    search = None
-    if args.search:
-        try:
-            search = json.loads(Path(args.search).read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise ValueError(f"cannot read search result {args.search!r}: {err}") from None
+    search = read_result(args.search, "search") if args.search else None
     overrides = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                  "max_batches": args.max_batches}
     result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
@@ -181,8 +203,8 @@ def _evaluate_parser(sub) -> None:
                                    "Horowitz ISSCC 2014, 45 nm), and inference latency per sample.")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.pt written by 'train'")
     p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
-    p.add_argument("--bits", type=int, default=8, help="bit width for the memory footprint (default 8)")
-    p.add_argument("--energy-samples", type=int, default=256, help="test samples for op counting (default 256)")
+    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=8, help="bit width for the memory footprint (default 8)")
+    p.add_argument("--energy-samples", type=_positive, default=256, help="test samples for op counting (default 256)")
     _common_job_flags(p)
 
 
@@ -240,7 +262,7 @@ def _prepare_parser(sub) -> None:
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--config", action="append", default=None,
                    help="YAML config file (data and network sections); repeat to merge several")
-    p.add_argument("--timesteps", type=int, default=None, help="frames per sample (default: the network's T)")
+    p.add_argument("--timesteps", type=_positive, default=None, help="frames per sample (default: the network's T)")
     p.add_argument("--report", default=None, help="also write the report as JSON to this path")
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
 
@@ -299,11 +321,11 @@ def _bench_parser(sub) -> None:
     p.add_argument("--config", action="append", default=None, help="YAML config with a bench section")
     p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
-    for name, kind in (("channels", int), ("image-size", int), ("timesteps", int), ("batch-size", int),
-                       ("repeat", int), ("snasnet-candidates", int), ("train-batch-size", int),
-                       ("train-batches", int)):
+    for name, kind in (("channels", _positive), ("image-size", _positive), ("timesteps", _positive),
+                       ("batch-size", _positive), ("repeat", _positive), ("snasnet-candidates", _positive),
+                       ("train-batch-size", _positive), ("train-batches", _positive)):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"bench {name.replace('-', '_')}")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch")
 
 
 def _cmd_bench(args) -> int:
@@ -333,9 +355,9 @@ def _correlate_parser(sub) -> None:
                                    "the config's evidence section.")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--space", default=None, help=f"op space (default {EvidenceOptions.space})")
-    p.add_argument("--n", type=int, default=None, help=f"architectures (default {EvidenceOptions.num_archs})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the sample, the batches, the weights and training")
-    p.add_argument("--epochs", type=int, default=None, help="epochs of each short training")
+    p.add_argument("--n", type=_positive, default=None, help=f"architectures (default {EvidenceOptions.num_archs})")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the sample, the batches, the weights and training")
+    p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
     p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
     _common_job_flags(p)
 
@@ -375,10 +397,10 @@ def _replicate_parser(sub) -> dict:
     p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
     p.add_argument("--name", default=None, help="name of this run in the tables (default: the method)")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
-    p.add_argument("--seeds", type=int, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
+    p.add_argument("--seeds", type=_seed, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bits", type=int, default=8, help="bit width for the memory footprint (default 8)")
-    p.add_argument("--energy-samples", type=int, default=64, help="test samples for op counting (default 64)")
+    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=8, help="bit width for the memory footprint (default 8)")
+    p.add_argument("--energy-samples", type=_positive, default=64, help="test samples for op counting (default 64)")
     _common_job_flags(p)
     return _method_option_flags(p)
 
@@ -420,15 +442,25 @@ def _cmd_evidence(args) -> int:
 
 
 def _schema_parser(sub) -> None:
-    p = sub.add_parser("schema", help="print the workflow config schema generated from the registries")
+    p = sub.add_parser("schema", help="print the workflow config schema, or check config files against it",
+                       description="Print the workflow config schema generated from the registries, or with "
+                                   "--check validate config files merged in order (as Snakemake merges "
+                                   "--configfile over config/config.yaml), naming the file and line of a YAML "
+                                   "error, which Snakemake's own message does not.")
     p.add_argument("--out", default=None, help="write it to this file instead of printing")
+    p.add_argument("--check", nargs="+", default=None, metavar="CONFIG",
+                   help="config files to merge in order and validate, e.g. config/config.yaml my.yaml")
 
 
 def _cmd_schema(args) -> int:
     from pathlib import Path
 
-    from .schema import schema_yaml
+    from .schema import check_config_files, schema_yaml
 
+    if args.check:
+        check_config_files(args.check)
+        print(f"valid: {' + '.join(args.check)}")
+        return 0
     text = schema_yaml()
     if args.out:
         Path(args.out).write_text(text)

@@ -19,15 +19,19 @@ from pathlib import Path
 import torch
 import yaml
 
-from .data import get_dataset_spec
+from .data import DATASET_NAMES, get_dataset_spec
 from .network import PRESETS, NetConfig
-from .search import get_method
+from .options import check_types
+from .search import METHODS, get_method
 from .search.common import BaseOptions
 
 #: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: Paths the workflow puts on command lines: no shell metacharacters (rules quote them as well).
 RESULTS_PATTERN = r"^[\w./ +,=@:-]+$"
+
+#: Seeds feed torch, numpy (32 bits) and derived generator seeds: keep them in numpy's range.
+MAX_SEED = 2**32 - 1
 
 TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "tracking",
                   "workflow", "bench", "evidence")
@@ -54,12 +58,17 @@ def load_config(path: str | Path | list | None) -> dict:
     if path is None:
         return {}
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"config file {str(path)!r} is a directory; give a YAML file such as config/config.yaml")
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise ValueError(f"config file {str(path)!r} is not valid YAML: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ValueError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
     if not isinstance(data, dict):
         raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
@@ -67,7 +76,23 @@ def load_config(path: str | Path | list | None) -> dict:
         raise ValueError(f"unknown config key(s) {unknown} in {str(path)!r}; allowed: {list(TOP_LEVEL_KEYS)}")
     if "name" in data:
         check_name(data["name"], f"in {str(path)!r}")
+    for section, allowed, what in (("search", METHODS, "method"), ("networks", DATASET_NAMES, "dataset")):
+        value = data.get(section)
+        if value is None:
+            continue
+        if not isinstance(value, dict):
+            raise ValueError(f"config section {section!r} in {str(path)!r} must be a mapping by {what} name")
+        unknown = sorted(set(value) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown {what}(s) {unknown} under {section!r} in {str(path)!r}; "
+                             f"allowed: {list(allowed)}")
     return data
+
+
+def check_seed(seed) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ValueError(f"seed {seed!r} is not allowed; seeds are integers from 0 to {MAX_SEED}")
+    return seed
 
 
 def check_name(name, where: str = "") -> str:
@@ -78,8 +103,13 @@ def check_name(name, where: str = "") -> str:
     return name
 
 
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
+
+
 def resolve_device(spec: str | None) -> torch.device:
     spec = spec or "auto"
+    if not isinstance(spec, str) or not re.match(DEVICE_PATTERN, spec):
+        raise ValueError(f"device {spec!r} is not allowed; use auto, cpu, cuda or cuda:N")
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(spec)
@@ -88,20 +118,26 @@ def resolve_device(spec: str | None) -> torch.device:
     return device
 
 
-def options_from(cls, section: dict | None, overrides: dict | None, what: str):
-    """An options dataclass from a config section, overridden by the non-None values of ``overrides``."""
+def options_from(cls, section: dict | None, overrides: dict | None, what: str, where: str):
+    """An options dataclass from a config section, overridden by the non-None values of ``overrides``.
+
+    ``where`` is the section's place in the config (``search.snasnet``), named in type errors.
+    """
+    if section is not None and not isinstance(section, dict):
+        raise ValueError(f"config section {where} must be a mapping, got {section!r}")
     values = dict(section or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(f"unknown {what} {unknown}; allowed: {sorted(known)}")
-    return cls(**values)
+    return cls(**check_types(cls, values, where))
 
 
 def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
     section = (config.get("search") or {}).get(method)
-    options = options_from(get_method(method).options, section, overrides, f"option(s) for method {method!r}")
+    options = options_from(get_method(method).options, section, overrides, f"option(s) for method {method!r}",
+                           f"search.{method}")
     options.validate()
     return options
 

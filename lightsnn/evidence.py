@@ -26,21 +26,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .config import net_config, options_from, resolve_device
+from .config import check_seed, net_config, options_from, resolve_device
 from .data import load_splits
 from .genotype import Genotype
 from .network import SNASNetwork, count_parameters
 from .neurons import reset_state
 from .ops import OPS, OpSpec, parse_space
 from .report import _atomic_text, _save_fig, write_table
-from .results import versions, write_json_atomic
+from .results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
 from .sahd import SAHDScorer
 from .search.common import opt
 from .search.sampling import sample_uniform_canonical
 from .stats import correlation_summary, paired_comparison
 
-CORRELATE_SCHEMA_VERSION = 1
-REPLICATE_SCHEMA_VERSION = 1
+CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
+REPLICATE_SCHEMA_VERSION = SCHEMA_VERSIONS["replicate"]
 
 
 @dataclass
@@ -68,7 +68,7 @@ class EvidenceOptions:
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
-        options = options_from(cls, section, overrides, "evidence option(s)")
+        options = options_from(cls, section, overrides, "evidence option(s)", "evidence")
         parse_space(options.space)
         for name in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
             if getattr(options, name) < 1:
@@ -187,8 +187,7 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
                   progress: bool | None = None) -> dict:
     """Score ``num_archs`` sampled architectures at initialisation, train each briefly, rank-correlate."""
     options = EvidenceOptions.from_config(config.get("evidence"), overrides)
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    check_seed(seed)
     space = list(parse_space(options.space))
     netcfg = net_config(dataset, config)
     device = resolve_device(config.get("device"))
@@ -335,8 +334,10 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
 
     if not seeds:
         raise ValueError("give at least one seed")
-    if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
+    if len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    for seed in seeds:
+        check_seed(seed)
     out = Path(out_dir)
     rows = []
     for seed in seeds:
@@ -511,14 +512,14 @@ def summarize(correlate_files: list[str], replicate_files: list[str], out_dir, b
     """Tables and plots of the whole study from the verbs' JSON outputs."""
     out = Path(out_dir)
     written = {}
-    studies = [_non_finite_back(json.loads(Path(path).read_text())) for path in correlate_files]
+    studies = [_non_finite_back(read_result(path, "correlate")) for path in correlate_files]
     if studies:
         corr = pd.DataFrame([row for study in studies for row in study["correlations"]])
         write_table(corr, correlation_display(corr), out / "correlation")
         numeric, display = noise_table(studies)
         write_table(numeric, display, out / "noise")
         written.update(correlation=str(out / "correlation.md"), noise=str(out / "noise.md"))
-    runs = [_non_finite_back(json.loads(Path(path).read_text())) for path in replicate_files]
+    runs = [_non_finite_back(read_result(path, "replicate")) for path in replicate_files]
     if runs:
         numeric, display = comparison_table(runs, baseline)
         write_table(numeric, display, out / "comparison")

@@ -6,18 +6,17 @@ from dataclasses import asdict
 
 import torch
 
-from .config import method_options, net_config, resolve_device, stable_hash
+from .config import check_seed, method_options, net_config, resolve_device, stable_hash
 from .data import load_splits
-from .results import versions
+from .results import SCHEMA_VERSIONS, versions
 from .search import SearchContext, get_method
 
-SEARCH_SCHEMA_VERSION = 1
+SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
 
 def run_search(method: str, dataset: str, seed: int, config: dict, overrides: dict | None = None,
                progress: bool | None = None) -> dict:
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    check_seed(seed)
     options = method_options(method, config, overrides)
     netcfg = net_config(dataset, config, options)
     device = resolve_device(config.get("device"))
@@ -55,8 +54,8 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
     }
 
 
-TRAIN_SCHEMA_VERSION = 1
-EVAL_SCHEMA_VERSION = 1
+TRAIN_SCHEMA_VERSION = SCHEMA_VERSIONS["train"]
+EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
 def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
@@ -98,8 +97,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
 
     from .train import Trainer, TrainOptions, build_model, loss_kind
 
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    check_seed(seed)
     options = TrainOptions.from_config(config.get("train"), overrides)
     arch, netcfg = _genotype_and_network(dataset, config, search, genotype)
     if not allow_disconnected:
@@ -157,6 +155,11 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = 8, ene
     from .neurons import LIFConfig
     from .train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
+    if not 1 <= bits <= 32:
+        raise ValueError(f"bits must be from 1 to 32, got {bits}")
+    if energy_samples < 1:
+        raise ValueError(f"energy_samples must be at least 1 (an energy from no sample is no estimate), "
+                         f"got {energy_samples}")
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist or is not a file")

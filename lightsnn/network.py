@@ -20,6 +20,7 @@ from .cell import Cell
 from .genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
 from .neurons import LIFConfig, make_lif, spiking_modules
 from .ops import OpSpec, parse_space
+from .options import check_types
 
 POOLINGS = ("avg", "max")
 
@@ -60,7 +61,7 @@ class NetConfig:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ValueError(f"unknown network option(s) {unknown}; allowed: {sorted(known)}")
-        values = dict(overrides)
+        values = check_types(type(self), dict(overrides), "network")
         if isinstance(values.get("lif"), dict):
             values["lif"] = replace(self.lif, **values["lif"])
         return replace(self, **values)

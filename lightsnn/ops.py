@@ -7,6 +7,8 @@ space of a run is a list of such strings, so a new space needs no code.
 """
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass, field
 from typing import Callable
@@ -94,6 +96,11 @@ class OpSpec:
                     params[key] = float(value)
                 except ValueError:
                     raise OpError(f"parameter {key} of op {text!r} is not a number: {value.strip()!r}") from None
+                if key == "th" and not (math.isfinite(params[key]) and params[key] > 0):
+                    raise OpError(f"threshold th={value.strip()} of op {text!r} must be a finite number > 0")
+                if key == "tau" and not (math.isfinite(params[key]) and params[key] > 1):
+                    raise OpError(f"time constant tau={value.strip()} of op {text!r} must be a finite number > 1 "
+                                  "(the LIF decays by 1/tau per step)")
         return cls(name, tuple(sorted(params.items())))
 
     def __str__(self) -> str:

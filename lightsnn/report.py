@@ -5,15 +5,14 @@ A run folder holds ``search.json``, ``train/train.json`` and ``evaluate.json`` o
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .atomic import atomic_path, write_text_atomic
 from .paper import TABLE1, TABLE2
+from .results import read_result
 
 METRICS = {  # column -> (source file, key)
     "acc": ("evaluate", "top1"),
@@ -42,7 +41,7 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
             path = folder / name
             if not path.is_file():
                 raise FileNotFoundError(f"run folder {folder} has no {name}")
-            files[kind] = json.loads(path.read_text())
+            files[kind] = read_result(path, kind)
         search = files["search"]
         space = search["options"]["space"]
         cells = len(search["genotype"]["json"]["cells"])
@@ -93,11 +92,7 @@ def summarize(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _atomic_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
 
 
 def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path) -> None:
@@ -108,6 +103,11 @@ def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path) -> Non
 
 
 def table1(frame: pd.DataFrame, dataset: str, random_run: str, pruning_run: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    for run in (random_run, pruning_run):
+        if not ((frame["dataset"] == dataset) & (frame["run"] == run)).any():
+            known = sorted(set(frame.loc[frame["dataset"] == dataset, "run"]))
+            raise ValueError(f"table 1 run {run!r} has no run folder on dataset {dataset!r}; "
+                             f"runs there: {known or 'none'}")
     part = frame[(frame["dataset"] == dataset) & frame["run"].isin([random_run, pruning_run])].copy()
     part["algorithm"] = part["run"].map({random_run: "Random search", pruning_run: "Pruning-by-importance"})
     numeric, display = [], []
@@ -172,12 +172,11 @@ def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
 def _save_fig(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_path(path, suffix=path.suffix) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | None = None) -> dict:

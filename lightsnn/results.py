@@ -3,10 +3,44 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
-import tempfile
 from pathlib import Path
+
+from .atomic import write_text_atomic
+
+
+#: The schema version of each result kind this code writes and reads (docs/results.md).
+SCHEMA_VERSIONS = {"search": 1, "train": 1, "evaluate": 1, "correlate": 1, "replicate": 1}
+#: Keys a result of each kind must hold for the verbs that read it.
+REQUIRED_KEYS = {"search": ("method", "dataset", "seed", "genotype", "network", "options"),
+                 "train": ("dataset", "seed", "genotype", "history"),
+                 "evaluate": ("dataset", "seed", "top1"),
+                 "correlate": ("dataset", "correlations", "architectures"),
+                 "replicate": ("name", "method", "dataset", "runs")}
+
+
+def read_result(path: str | Path, kind: str) -> dict:
+    """A result file of one kind, checked: its kind, schema version and keys, or a one-line error."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{kind} result {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"cannot read {kind} result {str(path)!r}: {err}") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{kind} result {str(path)!r} is not valid JSON ({err})") from None
+    found = data.get("kind") if isinstance(data, dict) else f"a JSON {type(data).__name__}"
+    if found != kind:
+        raise ValueError(f"{str(path)!r} is not a {kind} result (it holds {found!r}); "
+                         f"give the {kind} JSON written by 'python -m lightsnn {kind}'")
+    if data.get("schema_version") != SCHEMA_VERSIONS[kind]:
+        raise ValueError(f"{kind} result {str(path)!r} has schema_version {data.get('schema_version')!r}; "
+                         f"this lightsnn reads version {SCHEMA_VERSIONS[kind]}")
+    missing = [key for key in REQUIRED_KEYS[kind] if key not in data]
+    if missing:
+        raise ValueError(f"{kind} result {str(path)!r} lacks {missing}")
+    return data
 
 
 def versions() -> dict:
@@ -39,15 +73,5 @@ def _clean(value):
 
 
 def write_json_atomic(path: str | Path, data: dict) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(_clean(data), handle, indent=2, allow_nan=False)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    text = json.dumps(_clean(data), indent=2, allow_nan=False) + "\n"
+    return write_text_atomic(path, text)

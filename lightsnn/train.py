@@ -21,10 +21,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import random
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,9 +33,11 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from .atomic import atomic_path
 from .genotype import Genotype
 from .network import NetConfig, SNASNetwork, SuperNet
 from .neurons import reset_state
+from .options import check_types
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
@@ -83,7 +83,13 @@ class TrainOptions:
         unknown = sorted(set(merged) - known)
         if unknown:
             raise ValueError(f"unknown train option(s) {unknown}; allowed: {sorted(known)}")
-        options = cls(**merged)
+        options = cls(**check_types(cls, merged, "train"))
+        if options.max_batches is not None and options.max_batches < 1:
+            raise ValueError(f"train.max_batches must be at least 1 (or null for whole epochs), "
+                             f"got {options.max_batches}")
+        if options.lr <= 0 or options.weight_decay < 0 or options.momentum < 0:
+            raise ValueError(f"train.lr must be > 0 and weight_decay, momentum >= 0, got lr {options.lr}, "
+                             f"weight_decay {options.weight_decay}, momentum {options.momentum}")
         if options.loss not in LOSSES:
             raise ValueError(f"train.loss must be one of {LOSSES}, got {options.loss!r}")
         if options.epochs < 1 or options.batch_size < 1:
@@ -144,15 +150,8 @@ def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None =
 
 
 def _atomic_save(obj: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _rng_state() -> dict:

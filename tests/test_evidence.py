@@ -120,9 +120,9 @@ def test_summarize_writes_every_table(tmp_path):
     files = []
     for run in (_run("random", "random", [0.5, 0.6]), _run("lightsnn", "lightsnn", [0.4, 0.7])):
         path = tmp_path / f"{run['name']}.json"
-        path.write_text(json.dumps(run))
+        path.write_text(json.dumps({"kind": "replicate", "schema_version": 1, **run}))  # as replicate writes it
         files.append(str(path))
-    study = {"dataset": "digits", "architectures": [{}] * 4, "accuracy": {"mean": 0.5, "std": 0.1, "min": 0.3, "max": 0.6},
+    study = {"kind": "correlate", "schema_version": 1, "dataset": "digits", "architectures": [{}] * 4, "accuracy": {"mean": 0.5, "std": 0.1, "min": 0.3, "max": 0.6},
              "noise": {"weight_seeds": 2, "mean_within_arch_std": 1.0, "between_arch_std": 9.0,
                        "seed0_vs_seed1_tau": 0.9},
              "accuracy_noise": {"n": 3, "tau": "nan", "tau_low": "nan", "tau_high": "nan", "rho": 1.0,

@@ -164,6 +164,12 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
     log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
     assert "resuming from" in log
     assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 40
+    # --forcerun means a fresh training, not a resume of the finished checkpoint
+    forced = _smk(work, "--cores", "1", "--configfile", "slow.yaml", "--forcerun", "train")
+    assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
+    log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
+    assert "holds a finished training (40 epochs); a rerun trains anew" in log and "resuming" not in log
+    assert log.count("\nepoch ") + log.startswith("epoch ") == 40
 
 
 def test_the_evidence_target_writes_its_tables_and_plots(tmp_path):

@@ -15,6 +15,8 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
+from ..options import check_types
+
 DEFAULT_SUBSETS = "../shared/data/cifar-subsets"
 
 
@@ -43,7 +45,7 @@ class DataOptions:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown data option(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**data)
+        return cls(**check_types(cls, data, "data"))
 
     @property
     def cache_dir(self) -> Path:

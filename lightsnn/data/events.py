@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tonic.slicers import SliceAtIndices
+
+from ..atomic import atomic_path
 
 #: tonic's event layout: structured array with these fields (t in microseconds).
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])
@@ -181,16 +181,8 @@ def cache_key(payload: dict) -> str:
 
 
 def write_frames_atomic(path: Path, frames: np.ndarray, labels: np.ndarray, meta: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, frames=frames, labels=labels, meta=np.array(json.dumps(meta)))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, frames=frames, labels=labels, meta=np.array(json.dumps(meta)))
 
 
 def read_frames(path: Path) -> tuple[np.ndarray, np.ndarray, dict]:
