@@ -172,6 +172,31 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
     assert log.count("\nepoch ") + log.startswith("epoch ") == 40
 
 
+def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp_path):
+    work = _workdir(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["workflow"].update(methods=["random"], table1=None, variants={})
+    config["train"] = {"recipe": "quick", "epochs": 30, "batch_size": 64, "max_batches": 4}
+    config["tracking"] = {"enabled": False}
+    (work / "slow.yaml").write_text(yaml.safe_dump(config))
+    run = work / "results/test/runs/digits/random/seed0"
+    proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1", "--configfile", "slow.yaml"], cwd=work, env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to release the lock
+    proc.wait(timeout=60)
+    locked = _smk(work, "--cores", "1", "--configfile", "slow.yaml")
+    assert locked.returncode != 0 and "cannot be locked" in locked.stdout + locked.stderr
+    unlock = _smk(work, "--unlock", "--configfile", "slow.yaml")  # the README's restart commands
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = _smk(work, "--cores", "1", "--rerun-incomplete", "--configfile", "slow.yaml")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 30
+    assert "resuming from" in (work / "results/test/logs/train/digits/random/seed0.log").read_text()
+
+
 def test_the_evidence_target_writes_its_tables_and_plots(tmp_path):
     work = _workdir(tmp_path)
     proc = _smk(work, "evidence", "--cores", "2", "--configfile", "config/test.yaml")
