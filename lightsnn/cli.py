@@ -7,9 +7,9 @@ from dataclasses import MISSING, fields
 
 import yaml
 
-from .data import DATASET_NAMES
-from .runtime import keep_freed_memory
-from .search import COMPAT_FLAGS, METHODS
+from lightsnn.data import DATASET_NAMES
+from lightsnn.core.runtime import keep_freed_memory
+from lightsnn.search import COMPAT_FLAGS, METHODS
 
 
 def _bool(text: str) -> bool:
@@ -39,7 +39,7 @@ _positive = _int_in(1)
 
 
 def _seed(text: str) -> int:
-    from .config import MAX_SEED
+    from lightsnn.pipeline.config import MAX_SEED
     try:
         value = int(text)
     except ValueError:
@@ -86,7 +86,7 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run one training-free architecture search.\n\nMethods:\n"
         + "\n".join(f"  {m.name:9s} {m.description}" for m in METHODS.values())
-        + "\n\nreference_compat flags (released-code behaviours, spec 7):\n"
+        + "\n\nreference_compat flags (released-code behaviours, methods.md §7):\n"
         + "\n".join(f"  {k:16s} {v}" for k, v in COMPAT_FLAGS.items()),
         epilog="Method options override the config file's search.<method> section. Values that are lists "
                "take YAML, e.g. --space '[zero, conv3x3, skip]' or --reference-compat '[carry_state]'.")
@@ -127,7 +127,7 @@ def _method_overrides(args, table: dict) -> dict:
 def _track(result: dict, config: dict, path, args, metrics: dict | None = None) -> None:
     if getattr(args, "no_tracking", False):
         return
-    from .tracking import track, tracking_uri
+    from lightsnn.pipeline.tracking import track, tracking_uri
 
     run_id = track(result, config, path, metrics)
     if run_id:
@@ -144,7 +144,7 @@ def _common_job_flags(p) -> None:
 
 
 def _train_parser(sub) -> None:
-    from .train import RECIPES
+    from lightsnn.training.train import RECIPES
 
     p = sub.add_parser("train", help="train a found architecture from scratch and write its checkpoint",
                        description="Train the discrete network of a search result (or a genotype) with surrogate "
@@ -174,9 +174,9 @@ def _train_parser(sub) -> None:
 def _cmd_train(args) -> int:
     from pathlib import Path
 
-    from .config import load_config
-    from .jobs import run_train
-    from .results import read_result, write_json_atomic
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.pipeline.jobs import run_train
+    from lightsnn.pipeline.results import read_result, write_json_atomic
 
     config = load_config(args.config)
     if args.device:
@@ -211,9 +211,9 @@ def _evaluate_parser(sub) -> None:
 def _cmd_evaluate(args) -> int:
     from pathlib import Path
 
-    from .config import load_config
-    from .jobs import run_evaluate
-    from .results import write_json_atomic
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.pipeline.jobs import run_evaluate
+    from lightsnn.pipeline.results import write_json_atomic
 
     config = load_config(args.config)
     if args.device:
@@ -233,9 +233,9 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_search(args, table) -> int:
-    from .config import load_config
-    from .jobs import run_search
-    from .results import write_json_atomic
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.pipeline.jobs import run_search
+    from lightsnn.pipeline.results import write_json_atomic
 
     overrides = _method_overrides(args, table)
     config = load_config(args.config)
@@ -270,9 +270,9 @@ def _prepare_parser(sub) -> None:
 def _cmd_prepare(args) -> int:
     import json
 
-    from .config import load_config, net_config
-    from .data import prepare
-    from .results import write_json_atomic
+    from lightsnn.pipeline.config import load_config, net_config
+    from lightsnn.data import prepare
+    from lightsnn.pipeline.results import write_json_atomic
 
     config = load_config(args.config)
     timesteps = args.timesteps or net_config(args.dataset, config).timesteps
@@ -305,7 +305,7 @@ def _report_parser(sub) -> None:
 
 
 def _cmd_report(args) -> int:
-    from .report import build_report
+    from lightsnn.pipeline.report import build_report
 
     spec = dict(zip(("dataset", "random", "pruning"), args.table1)) if args.table1 else None
     written = build_report(args.runs, args.out, spec)
@@ -329,9 +329,9 @@ def _bench_parser(sub) -> None:
 
 
 def _cmd_bench(args) -> int:
-    from .bench import BenchOptions, run_bench
-    from .config import load_config, resolve_device
-    from .results import write_json_atomic
+    from lightsnn.studies.bench import BenchOptions, run_bench
+    from lightsnn.pipeline.config import load_config, resolve_device
+    from lightsnn.pipeline.results import write_json_atomic
 
     config = load_config(args.config)
     overrides = {k: getattr(args, k) for k in ("channels", "image_size", "timesteps", "batch_size", "repeat",
@@ -344,7 +344,7 @@ def _cmd_bench(args) -> int:
 
 
 def _correlate_parser(sub) -> None:
-    from .evidence import EvidenceOptions
+    from lightsnn.studies.evidence import EvidenceOptions
 
     p = sub.add_parser("correlate", help="rank-correlate SAHD (and its variants and baselines) with trained accuracy",
                        description="Sample N distinct architectures uniformly over canonical cells of a space, score "
@@ -363,8 +363,8 @@ def _correlate_parser(sub) -> None:
 
 
 def _cmd_correlate(args) -> int:
-    from .config import load_config
-    from .evidence import run_correlate
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.studies.evidence import run_correlate
 
     config = load_config(args.config)
     if args.device:
@@ -406,8 +406,8 @@ def _replicate_parser(sub) -> dict:
 
 
 def _cmd_replicate(args, table) -> int:
-    from .config import load_config
-    from .evidence import run_replicate
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.studies.evidence import run_replicate
 
     overrides = _method_overrides(args, table)
     config = load_config(args.config)
@@ -434,7 +434,7 @@ def _evidence_parser(sub) -> None:
 
 
 def _cmd_evidence(args) -> int:
-    from .evidence import summarize
+    from lightsnn.studies.evidence import summarize
 
     written = summarize(args.correlate, args.replicate, args.out, args.baseline)
     print("evidence tables -> " + ", ".join(written.values()))
@@ -455,7 +455,7 @@ def _schema_parser(sub) -> None:
 def _cmd_schema(args) -> int:
     from pathlib import Path
 
-    from .schema import check_config_files, schema_yaml
+    from lightsnn.schema import check_config_files, schema_yaml
 
     if args.check:
         check_config_files(args.check)

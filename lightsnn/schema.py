@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from .bench import BenchOptions
-from .config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
-from .data import DATASET_NAMES, DataOptions
-from .evidence import EvidenceOptions
-from .network import POOLINGS, NetConfig
-from .neurons import LIFConfig
-from .ops import OPS, SPACES
-from .search import COMPAT_FLAGS, METHODS
-from .train import LOSSES, RECIPES, TrainOptions
+from lightsnn.studies.bench import BenchOptions
+from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
+from lightsnn.data import DATASET_NAMES, DataOptions
+from lightsnn.studies.evidence import EvidenceOptions
+from lightsnn.space.network import POOLINGS, NetConfig
+from lightsnn.space.neurons import LIFConfig
+from lightsnn.space.ops import OPS, SPACES
+from lightsnn.search import COMPAT_FLAGS, METHODS
+from lightsnn.training.train import LOSSES, RECIPES, TrainOptions
 
 NET_HELP = {
     "in_channels": "input channels (2 for event polarities)", "image_size": "input height = width",
@@ -99,7 +99,7 @@ def network_schema() -> dict:
 
 
 def evidence_schema() -> dict:
-    from .search.lightsnn import LightSNNOptions
+    from lightsnn.search.lightsnn import LightSNNOptions
 
     schema = _dataclass_schema(EvidenceOptions)
     props = schema["properties"]
@@ -231,7 +231,7 @@ def check_config_files(paths: list[str]) -> None:
     """Merge config files in order and validate them against the schema; one-line ValueError otherwise."""
     import jsonschema
 
-    from .config import load_config
+    from lightsnn.pipeline.config import load_config
 
     merged = load_config(list(paths))  # YAML errors name the file, line and column
     errors = sorted(jsonschema.Draft202012Validator(config_schema()).iter_errors(merged), key=lambda e: e.path)

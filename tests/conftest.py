@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from lightsnn.network import NetConfig
+from lightsnn.space.network import NetConfig
 
 # A network small enough that a whole search runs in seconds on one CPU core.
 TINY = NetConfig(in_channels=1, image_size=8, num_classes=10, channels=4, timesteps=3, classifier_width=16,

@@ -122,8 +122,8 @@ def test_schema_check_rejects_a_variant_with_another_methods_options(tmp_path, c
 
 
 def test_report_refuses_an_unknown_table1_run(tmp_path, capsys, tiny_config):
-    from lightsnn.jobs import run_evaluate, run_search, run_train
-    from lightsnn.results import write_json_atomic
+    from lightsnn.pipeline.jobs import run_evaluate, run_search, run_train
+    from lightsnn.pipeline.results import write_json_atomic
 
     run = tmp_path / "runs" / "digits" / "random" / "seed0"
     search = run_search("random", "digits", 0, tiny_config)

@@ -10,7 +10,7 @@ from lightsnn.data import DataOptions, load_splits, prepare
 from lightsnn.data import static as static_data
 from lightsnn.data.events import (EVENT_DTYPE, EmulatorConfig, ToFramesByCount, emulate_batch, read_frames,
                                   split_indices_by_count)
-from lightsnn.jobs import run_search
+from lightsnn.pipeline.jobs import run_search
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data (real samples) is not beside the repo")

@@ -5,9 +5,9 @@ import math
 import pandas as pd
 import pytest
 
-from lightsnn.evidence import (BASELINES, EvidenceOptions, ablation_table, comparison_table, conv_edges,
+from lightsnn.studies.evidence import (BASELINES, EvidenceOptions, ablation_table, comparison_table, conv_edges,
                                run_correlate, run_replicate, sample_architectures, score_variants, summarize)
-from lightsnn.genotype import Genotype
+from lightsnn.space.genotype import Genotype
 
 STUDY = {"num_archs": 4, "weight_seeds": 2, "batch_size": 8, "other_batch_sizes": [16], "repeat": 1,
          "train_epochs": 1, "retrain_archs": 3, "bootstrap": 100}

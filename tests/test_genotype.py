@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lightsnn.genotype import CellGenotype, Genotype, GenotypeError
+from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError
 
 
 def test_snasnet_strings_round_trip():

@@ -18,7 +18,7 @@ EVAL_KEYS = ("top1", "top5", "test_loss", "sar", "spikes", "neuron_steps", "para
 
 
 def _runs(config_name: str):
-    from lightsnn.config import load_config
+    from lightsnn.pipeline.config import load_config
 
     config = load_config([ROOT / "config" / "config.yaml", ROOT / "config" / config_name])
     wf = config["workflow"]
@@ -32,7 +32,7 @@ def _runs(config_name: str):
 
 
 def compute(data_cache: str) -> dict:
-    from lightsnn.jobs import run_evaluate, run_search, run_train
+    from lightsnn.pipeline.jobs import run_evaluate, run_search, run_train
 
     torch.set_num_threads(1)
     searches = {}

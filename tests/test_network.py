@@ -3,10 +3,10 @@ import copy
 import pytest
 import torch
 
-from lightsnn.cell import Cell
-from lightsnn.genotype import Genotype
-from lightsnn.network import PRESETS, SNASNetwork, SuperNet, count_parameters
-from lightsnn.neurons import LIFConfig, reset_state, spiking_modules
+from lightsnn.space.cell import Cell
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet, count_parameters
+from lightsnn.space.neurons import LIFConfig, reset_state, spiking_modules
 
 
 def _run(net, x, train):
@@ -70,7 +70,7 @@ def test_backward_edges_carry_a_node_to_the_next_timestep():
 
 
 def test_backward_state_uses_old_values_of_later_nodes():
-    # spec 2.1: b0' = B10(x1+b1) + ... uses the OLD b1; b1' = B21(x2+b2)
+    # methods.md §2.1: b0' = B10(x1+b1) + ... uses the OLD b1; b1' = B21(x2+b2)
     edges = {(0, 1): ["skip"], (1, 2): ["skip"], (2, 3): ["skip"], (0, 3): ["skip"],
              (1, 0): ["skip"], (2, 1): ["skip"]}
     cell = Cell(1, edges, LIFConfig())
@@ -115,7 +115,7 @@ def test_zero_edges_build_no_modules_and_discrete_params_are_smaller(tiny):
 @pytest.mark.parametrize("lif", [LIFConfig(), LIFConfig(tau=2.0, v_reset=0.3, v_threshold=0.8)])
 def test_lean_cpu_lif_step_equals_spikingjelly_bit_for_bit(lif):
     from spikingjelly.activation_based import neuron, surrogate
-    from lightsnn.neurons import make_lif
+    from lightsnn.space.neurons import make_lif
     ours = make_lif(lif)
     theirs = neuron.LIFNode(tau=lif.tau, decay_input=True, v_threshold=lif.v_threshold, v_reset=lif.v_reset,
                             surrogate_function=surrogate.ATan(), detach_reset=True)
@@ -134,7 +134,7 @@ def test_lean_cpu_lif_step_equals_spikingjelly_bit_for_bit(lif):
 
 
 def test_lif_with_gradients_runs_spikingjelly_and_trains():
-    from lightsnn.neurons import make_lif
+    from lightsnn.space.neurons import make_lif
     lif = make_lif()
     x = (torch.randn(8, 3) * 2).requires_grad_()
     out = lif(x) + lif(x)
@@ -160,7 +160,7 @@ def _candidate_logits(net, count, seed):
                                                    ("lightsnn", True, True)])
 @pytest.mark.parametrize("normalize", ["none", "count"])
 def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize):
-    from lightsnn.sahd import CandidateSAHDScorer, SAHDScorer
+    from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
     cfg = tiny if not events else PRESETS["ndigits"].with_overrides(
         {"channels": 4, "timesteps": 3, "classifier_width": 16, "num_cluster": 2})
     torch.manual_seed(0)

@@ -1,8 +1,8 @@
 import pytest
 import torch.nn as nn
 
-from lightsnn.neurons import LIFConfig, spiking_modules
-from lightsnn.ops import OPS, OpError, OpSpec, canonical_op, parse_space
+from lightsnn.space.neurons import LIFConfig, spiking_modules
+from lightsnn.space.ops import OPS, OpError, OpSpec, canonical_op, parse_space
 
 
 def test_parameters_in_op_names_set_the_lif():

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-CHECK = ("from lightsnn.runtime import keep_freed_memory; import ctypes, ctypes.util;"
+CHECK = ("from lightsnn.core.runtime import keep_freed_memory; import ctypes, ctypes.util;"
          "print(keep_freed_memory())")
 
 

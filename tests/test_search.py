@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lightsnn.config import method_options, net_config
-from lightsnn.genotype import Genotype
-from lightsnn.jobs import run_search
+from lightsnn.pipeline.config import method_options, net_config
+from lightsnn.space.genotype import Genotype
+from lightsnn.pipeline.jobs import run_search
 from lightsnn.search.common import best_index
 from lightsnn.search.lightsnn import expected_scorings
-from lightsnn.search.sampling import sample_uniform_canonical, sample_valid, snasnet_draw
+from lightsnn.space.sampling import sample_uniform_canonical, sample_valid, snasnet_draw
 from lightsnn.search.spikenas import analytic_parameters, memory_bytes
-from lightsnn.network import SNASNetwork, count_parameters
+from lightsnn.space.network import SNASNetwork, count_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,7 +40,7 @@ def test_snasnet_sampler_accepts_40_percent_and_returns_valid_pruned_cells():
     space = ["zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"]
     draws = [sample_valid(rng, space, "backward") for _ in range(1500)]
     acceptance = len(draws) / sum(n for _, n in draws)
-    assert 0.37 < acceptance < 0.43  # spec 2.1: exactly 0.5 * 0.8
+    assert 0.37 < acceptance < 0.43  # methods.md §2.1: exactly 0.5 * 0.8
     for cell, _ in draws[:200]:
         assert cell.is_valid() and cell.pruned() == cell
     # each node pair gets a forward or a backward op, never both
@@ -56,7 +56,7 @@ def test_uniform_sampler_is_uniform_over_canonical_cells():
 
     from scipy.stats import chisquare
 
-    from lightsnn.genotype import FORWARD_EDGES, CellGenotype
+    from lightsnn.space.genotype import FORWARD_EDGES, CellGenotype
 
     space = ["zero", "skip", "conv3x3"]
     canonical = {c for ops in product(space, repeat=6)
@@ -72,7 +72,7 @@ def test_uniform_sampler_is_uniform_over_canonical_cells():
     uniform = counts(lambda rng: sample_uniform_canonical(rng, space, "forward"))
     assert (uniform > 0).all()  # every canonical cell is reachable
     assert chisquare(uniform).pvalue > 1e-4
-    # SNASNet's own sampler is far from uniform over canonical cells (spec 2.1): the test can tell
+    # SNASNet's own sampler is far from uniform over canonical cells (methods.md §2.1): the test can tell
     snasnet = counts(lambda rng: sample_valid(rng, space, "forward")[0])
     assert chisquare(snasnet).pvalue < 1e-6
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lightsnn.tracking import log_result, tracking_uri
+from lightsnn.pipeline.tracking import log_result, tracking_uri
 
 RESULT = {"kind": "search", "method": "lightsnn", "dataset": "digits", "seed": 3, "score": 12.5,
           "num_scorings": 60, "genotype": {"str": "0302 0030 3003 0000"}, "config_hash": "abc",
@@ -58,7 +58,7 @@ def test_environment_variable_wins(monkeypatch):
 
 WRITER = """
 import sys
-from lightsnn.tracking import log_result
+from lightsnn.pipeline.tracking import log_result
 uri, worker = sys.argv[1], int(sys.argv[2])
 for i in range(3):
     log_result({"kind": "search", "method": "snasnet", "dataset": "digits", "seed": worker * 10 + i,

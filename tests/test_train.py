@@ -10,12 +10,12 @@ import torch.nn as nn
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightsnn.genotype import Genotype
-from lightsnn.jobs import run_evaluate, run_train
-from lightsnn.metrics import memory_footprint, spiking_activity_rate
-from lightsnn.network import SNASNetwork, count_parameters
-from lightsnn.neurons import make_lif
-from lightsnn.train import TrainOptions
+from lightsnn.space.genotype import Genotype
+from lightsnn.pipeline.jobs import run_evaluate, run_train
+from lightsnn.training.metrics import memory_footprint, spiking_activity_rate
+from lightsnn.space.network import SNASNetwork, count_parameters
+from lightsnn.space.neurons import make_lif
+from lightsnn.training.train import TrainOptions
 
 GENOTYPE = "0302 0030 3003 0000"
 TRAIN_CONFIG = {"device": "cpu", "tracking": {"enabled": False},
@@ -70,7 +70,7 @@ def test_training_on_digits_beats_chance_and_evaluate_reports_every_metric(tmp_p
     assert metrics["top1"] == pytest.approx(result["final_test_acc"])
     assert metrics["top5"] >= metrics["top1"]
     assert 0 < metrics["sar"] < 1
-    from lightsnn.config import net_config
+    from lightsnn.pipeline.config import net_config
     net = SNASNetwork.from_genotype(net_config("digits", config), Genotype.from_str(GENOTYPE))
     assert metrics["parameters"] == count_parameters(net) == result["parameters"]
     assert metrics["bytes_4bit"] == metrics["parameters"] / 2 and metrics["bytes_fp32"] == 4 * metrics["parameters"]
@@ -123,7 +123,7 @@ def test_train_options_come_from_named_recipes():
 
 
 def test_trained_logits_compat_revives_pruned_ops_by_weight_decay(tmp_path, tiny_config):
-    from lightsnn.jobs import run_search
+    from lightsnn.pipeline.jobs import run_search
 
     search = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, "reference_compat": ["trained_logits"]})
     config = {**TRAIN_CONFIG, "networks": tiny_config["networks"],
@@ -133,7 +133,7 @@ def test_trained_logits_compat_revives_pruned_ops_by_weight_decay(tmp_path, tiny
     saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     logits = saved["logits"]
     # no gradient reaches the logits; one SGD step of weight decay alone moves a pruned -1000 to
-    # -1000 * (1 - lr * wd) = -700: the mechanism that revives pruned ops in the released code (spec 3.3)
+    # -1000 * (1 - lr * wd) = -700: the mechanism that revives pruned ops in the released code (methods.md §3.3)
     pruned = torch.tensor(search["details"]["final_logits"]) < -1
     assert torch.allclose(logits[pruned], torch.full_like(logits[pruned], -700.0))
     assert torch.all(logits[~pruned] == 0)
@@ -229,7 +229,7 @@ def test_a_crafted_checkpoint_is_refused_by_evaluate_and_ignored_by_train_withou
 
 
 def test_checkpoints_load_as_weights_only(tmp_path):
-    from lightsnn.train import load_checkpoint
+    from lightsnn.training.train import load_checkpoint
     _train(tmp_path, [])
     for name in ("checkpoint.pt", "best.pt"):
         saved = torch.load(tmp_path / name, weights_only=True)  # raises if anything but weights and plain types

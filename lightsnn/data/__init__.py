@@ -2,8 +2,10 @@
 
 Items are ``(input, label)`` with input ``[C, H, W]`` for static images and
 ``[T, C, H, W]`` for event frames; batching makes them ``[B, C, H, W]`` and
-``[T, B, C, H, W]`` (see :mod:`lightsnn.network`). Nothing downloads at run
+``[T, B, C, H, W]`` (see :mod:`lightsnn.space.network`). Nothing downloads at run
 time unless the config says ``data.download: true`` (CIFAR only).
+
+May import: :mod:`lightsnn.core`, torch, torchvision, tonic.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
-from ..options import check_types
+from lightsnn.core.options import check_types
 
 DEFAULT_SUBSETS = "../shared/data/cifar-subsets"
 
@@ -56,13 +58,13 @@ class DataOptions:
 class DatasetSpec:
     name: str
     description: str
-    preset: str  # key of lightsnn.network.PRESETS
+    preset: str  # key of lightsnn.space.network.PRESETS
     events: bool
     load: Callable[[DataOptions, int, bool | None], Splits]  # (options, timesteps, progress)
 
 
 def _registry() -> dict[str, DatasetSpec]:
-    from . import dvs, static
+    from lightsnn.data import dvs, static
 
     specs = [
         DatasetSpec("digits", "scikit-learn load_digits: 1,797 real 8x8 grey digits, offline", "digits", False,

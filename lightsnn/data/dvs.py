@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import DataOptions, Splits
-from .events import EmulatorConfig, ToFramesByCount, cache_key, cached_split, emulate_batch, frame_all
+from lightsnn.data import DataOptions, Splits
+from lightsnn.data.events import EmulatorConfig, ToFramesByCount, cache_key, cached_split, emulate_batch, frame_all
 
 NDIGITS_EXTRA = ("max_samples", "seed")
 
@@ -25,7 +25,7 @@ def _emulator_options(options: DataOptions) -> tuple[EmulatorConfig, int | None,
 
 def load_ndigits(options: DataOptions, timesteps: int, progress) -> Splits:
     """load_digits images through the emulator, framed into ``timesteps`` frames and cached."""
-    from .static import digits_split
+    from lightsnn.data.static import digits_split
 
     config, max_samples, seed = _emulator_options(options)
     x_train, x_test, y_train, y_test = digits_split()

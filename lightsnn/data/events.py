@@ -1,6 +1,6 @@
 """Event streams to frames, the event-camera emulator, and the on-disk frame cache.
 
-Frames follow the papers (spec 1.2, spikingjelly ``split_by='number'``): the N
+Frames follow the papers (methods.md §1.2, spikingjelly ``split_by='number'``): the N
 events of a recording are cut into T slices of N // T consecutive events, the
 last slice taking the remainder, and each frame holds per-pixel, per-polarity
 event counts: float32 ``[T, P, H, W]``. tonic's own ``ToFrame(n_event_bins=T)``
@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 from tonic.slicers import SliceAtIndices
 
-from ..atomic import atomic_path
+from lightsnn.core.atomic import atomic_path
 
 #: tonic's event layout: structured array with these fields (t in microseconds).
 EVENT_DTYPE = np.dtype([("x", np.int16), ("y", np.int16), ("t", np.int64), ("p", np.int8)])

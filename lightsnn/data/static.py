@@ -10,9 +10,9 @@ import torchvision
 from torch.utils.data import Dataset, TensorDataset
 from torchvision import transforms as T
 
-from . import DataOptions, Splits
+from lightsnn.data import DataOptions, Splits
 
-#: Normalisation of the papers (spec 2.3).
+#: Normalisation of the papers (methods.md §2.3).
 CIFAR_STATS = {
     "cifar10": ((0.4913, 0.4821, 0.4465), (0.2470, 0.2434, 0.2615)),
     "cifar100": ((0.5071, 0.4867, 0.4408), (0.2673, 0.2564, 0.2762)),

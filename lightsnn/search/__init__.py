@@ -1,14 +1,18 @@
-"""Search methods, in a registry keyed by name (the CLI and the workflow schema read it)."""
+"""Search methods, in a registry keyed by name (the CLI and the workflow schema read it), and the scoring
+protocol they share (options, reference-compat flags, the scoring loop, the search record).
+
+May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from .common import COMPAT_FLAGS, BaseOptions, SearchContext, SearchResult
-from .lightsnn import LightSNNOptions, run_lightsnn
-from .random import RandomOptions, run_random
-from .snasnet import SNASNetOptions, run_snasnet
-from .spikenas import SpikeNASOptions, run_spikenas
+from lightsnn.search.common import COMPAT_FLAGS, BaseOptions, SearchContext, SearchResult
+from lightsnn.search.lightsnn import LightSNNOptions, run_lightsnn
+from lightsnn.search.random import RandomOptions, run_random
+from lightsnn.search.snasnet import SNASNetOptions, run_snasnet
+from lightsnn.search.spikenas import SpikeNASOptions, run_spikenas
 
 
 @dataclass(frozen=True)

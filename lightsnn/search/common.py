@@ -10,24 +10,24 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ..batches import SearchBatches
-from ..data import Splits
-from ..genotype import CELL_TYPES, Genotype
-from ..network import POOLINGS, NetConfig, SNASNetwork
-from ..neurons import reset_state
-from ..ops import parse_space
-from ..sahd import CandidateSAHDScorer, SAHDScorer
+from lightsnn.proxies.batches import SearchBatches
+from lightsnn.data import Splits
+from lightsnn.space.genotype import CELL_TYPES, Genotype
+from lightsnn.space.network import POOLINGS, NetConfig, SNASNetwork
+from lightsnn.space.neurons import reset_state
+from lightsnn.space.ops import parse_space
+from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 
 BN_MODES = ("train", "eval")
 
-#: Released-code behaviours that ``reference_compat`` can switch on one by one (spec 7).
+#: Released-code behaviours that ``reference_compat`` can switch on one by one (methods.md §7).
 COMPAT_FLAGS: dict[str, str] = {
-    "dead_backward": "LightSNN's backward edges run but never reach the next timestep (spec 7.1)",
-    "carry_state": "neuron state is not reset between scorings; it carries over (spec 7.3, 7.12)",
-    "count_normalize": "K is divided by the number of LIF calls, as both codes do (spec 1.5.1)",
-    "fresh_batches": "every repeat of every scoring draws a new random batch (spec 7.5)",
+    "dead_backward": "LightSNN's backward edges run but never reach the next timestep (methods.md §7.1)",
+    "carry_state": "neuron state is not reset between scorings; it carries over (methods.md §7.3, 7.12)",
+    "count_normalize": "K is divided by the number of LIF calls, as both codes do (methods.md §1.5.1)",
+    "fresh_batches": "every repeat of every scoring draws a new random batch (methods.md §7.5)",
     "trained_logits": "architecture logits sit in the optimiser and weight decay revives pruned ops "
-                      "(spec 7.2; used by training)",
+                      "(methods.md §7.2; used by training)",
 }
 
 
@@ -94,7 +94,7 @@ class SearchContext:
     progress: bool | None = None  # None: a bar only on a terminal
 
     def batches(self, options: ScoringOptions) -> SearchBatches:
-        from ..batches import DatasetSearchBatches
+        from lightsnn.proxies.batches import DatasetSearchBatches
         return DatasetSearchBatches(self.splits.train, options.batch_size, options.repeat, self.device,
                                     seed=self.seed, fresh="fresh_batches" in options.compat(),
                                     events=self.splits.events)
@@ -274,7 +274,7 @@ def _free_memory(device: torch.device) -> int:
 
 
 def best_index(scores: list[float]) -> int:
-    """Index of the highest finite score; NaN and inf are never chosen (spec 7.14)."""
+    """Index of the highest finite score; NaN and inf are never chosen (methods.md §7.14)."""
     finite = [i for i, s in enumerate(scores) if math.isfinite(s)]
     if not finite:
         raise RuntimeError(f"all {len(scores)} candidates scored NaN or inf; no architecture can be chosen")

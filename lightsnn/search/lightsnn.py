@@ -1,4 +1,4 @@
-"""LightSNN: pruning by importance over a supernet with the SAHD score (spec 3.2)."""
+"""LightSNN: pruning by importance over a supernet with the SAHD score (methods.md §3.2)."""
 from __future__ import annotations
 
 import math
@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..genotype import edge_key
-from ..network import SuperNet
-from ..sahd import CandidateSAHDScorer, SAHDScorer
-from .common import CandidateScorer, ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
+from lightsnn.space.genotype import edge_key
+from lightsnn.space.network import SuperNet
+from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
+from lightsnn.search.common import CandidateScorer, ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
 
 PRUNED = -1000.0  # the logit LightSNN writes for a removed op
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..genotype import Genotype
-from .common import BaseOptions, SearchContext, SearchRecord, SearchResult, opt, timed
-from .sampling import sample_uniform_canonical
+from lightsnn.space.genotype import Genotype
+from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, opt, timed
+from lightsnn.space.sampling import sample_uniform_canonical
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""SNASNet: random sampling of cells scored by SAHD at initialisation (spec 2.2)."""
+"""SNASNet: random sampling of cells scored by SAHD at initialisation (methods.md §2.2)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +7,11 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..genotype import Genotype
-from ..network import SuperNet
-from ..sahd import SAHDScorer
-from .common import (ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed)
-from .sampling import sample_valid
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import SuperNet
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.search.common import (ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed)
+from lightsnn.space.sampling import sample_valid
 
 
 @dataclass
@@ -38,7 +38,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     torch.manual_seed(ctx.seed)
     record = SearchRecord()
     batches = ctx.batches(options)
-    # One network on the device, masked to each candidate and re-initialised in place (spec 7.11).
+    # One network on the device, masked to each candidate and re-initialised in place (methods.md §7.11).
     net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=True).to(ctx.device)
     scorer = Scorer(options, batches, record)
     scores: list[float] = []

@@ -1,4 +1,4 @@
-"""SpikeNAS, reimplemented from the paper's description (spec 4.2; no public code exists).
+"""SpikeNAS, reimplemented from the paper's description (methods.md §4.2; no public code exists).
 
 Reduced op set; each cell searched on its own (cell1 with cell2 = the same cell,
 then cell2 with the chosen cell1); duplicate cells skipped; an analytical memory
@@ -13,12 +13,12 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..genotype import Genotype
-from ..network import NetConfig, SNASNetwork, SuperNet, count_parameters
-from ..ops import OpSpec
-from ..sahd import SAHDScorer
-from .common import ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed
-from .sampling import sample_valid
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
+from lightsnn.space.ops import OpSpec
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.search.common import ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed
+from lightsnn.space.sampling import sample_valid
 
 
 @dataclass

@@ -92,7 +92,7 @@ def table1_flags(wildcards):
 
 EV = config["evidence"]
 EVIDENCE = f"{RESULTS}/evidence"
-EVIDENCE_PAPER_RUN = "lightsnn"  # the ablation of spec 7 turns LightSNN's reference_compat switches on one by one
+EVIDENCE_PAPER_RUN = "lightsnn"  # the ablation of methods.md §7 turns LightSNN's reference_compat switches on one by one
 
 
 def evidence_runs():

@@ -1,9 +1,9 @@
-"""Cell samplers: SNASNet's (spec 2.1) and a uniform one over canonical valid cells."""
+"""Cell samplers: SNASNet's (methods.md §2.1) and a uniform one over canonical valid cells."""
 from __future__ import annotations
 
 import numpy as np
 
-from ..genotype import FORWARD_EDGES, CellGenotype, edges_of
+from lightsnn.space.genotype import FORWARD_EDGES, CellGenotype, edges_of
 
 MAX_DRAWS = 1_000_000
 

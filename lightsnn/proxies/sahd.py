@@ -1,4 +1,4 @@
-"""The sparsity-aware Hamming distance (SAHD) score (spec 1.5).
+"""The sparsity-aware Hamming distance (SAHD) score (methods.md §1.5).
 
 Every LIF call (every spiking layer at every timestep) gives a binary code
 per sample. With ``a`` the per-sample spike counts and ``G = x x^T``:
@@ -18,7 +18,7 @@ import math
 import torch
 import torch.nn as nn
 
-from .neurons import spiking_modules
+from lightsnn.space.neurons import spiking_modules
 
 NORMALIZATIONS = ("none", "count")  # paper: plain sum; reference code: divide by the number of LIF calls
 

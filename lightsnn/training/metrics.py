@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from .network import count_parameters
-from .neurons import reset_state, spiking_modules
+from lightsnn.space.network import count_parameters
+from lightsnn.space.neurons import reset_state, spiking_modules
 
 #: Per-operation energies: Horowitz, ISSCC 2014, 45 nm, 32-bit float (spikingjelly's SimpleEnergyCostConfig.fp32).
 E_MAC_PJ = 4.6
@@ -16,7 +16,7 @@ E_AC_PJ = 0.9
 
 @torch.no_grad()
 def spiking_activity_rate(model, loader, device) -> dict:
-    """SAR = total spikes / (total neurons x timesteps x samples), over the whole loader (spec 3.4, 6).
+    """SAR = total spikes / (total neurons x timesteps x samples), over the whole loader (methods.md §3.4, 6).
 
     Eval mode, neuron state reset before each batch; hooks removed afterwards.
     """

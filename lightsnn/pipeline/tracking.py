@@ -101,7 +101,7 @@ def log_result(result: dict, config: dict | None, artifact: str | Path | None = 
     from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
-    from .config import check_name
+    from lightsnn.pipeline.config import check_name
 
     uri = tracking_uri(config)
     experiment_name = check_name((config or {}).get("name") or "lightsnn")

@@ -16,11 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from .data import Splits
-from .genotype import Genotype
-from .network import PRESETS, SNASNetwork, SuperNet
-from .neurons import reset_state
-from .options import check_types
+from lightsnn.data import Splits
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
+from lightsnn.space.neurons import reset_state
+from lightsnn.core.options import check_types
 
 
 @dataclass
@@ -122,8 +122,8 @@ def _net_config(opts: BenchOptions, pooling: str):
 
 
 def bench_search(method: str, opts: BenchOptions, device: torch.device, overrides: dict) -> dict:
-    from .config import method_options
-    from .search import SearchContext, get_method
+    from lightsnn.pipeline.config import method_options
+    from lightsnn.search import SearchContext, get_method
 
     options = method_options(method, {}, {"batch_size": opts.batch_size, "repeat": opts.repeat, **overrides})
     cfg = _net_config(opts, options.pooling)

@@ -2,8 +2,8 @@
 
 A cell is a 4x4 connection matrix ``m``: ``m[r][c]`` with r < c is a forward
 edge r->c; with r > c it is a backward edge that acts one timestep later
-(spec 2.1). The matrix string form is SNASNet's (``0302 0030 3003 0000``, one
-row per group, digits are op codes, see :data:`lightsnn.ops.OPS`); the JSON
+(methods.md §2.1). The matrix string form is SNASNet's (``0302 0030 3003 0000``, one
+row per group, digits are op codes, see :data:`lightsnn.space.ops.OPS`); the JSON
 form names ops, so it also holds ops without a code (``conv3x3(th=0.5)``).
 One cell means cell1 and cell2 share it; two cells give each its own.
 """
@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from .ops import CODE_TO_OP, OpError, OpSpec, canonical_op
+from lightsnn.space.ops import CODE_TO_OP, OpError, OpSpec, canonical_op
 
 NUM_NODES = 4
 #: Forward edges in SNASNet's build order (column order).
@@ -127,7 +127,7 @@ class CellGenotype:
     def count(self, op_kind: str) -> int:
         return sum(OpSpec.parse(op).kind == op_kind for _, op in self.ops)
 
-    # --- SNASNet's validity rule (spec 2.1) --------------------------------
+    # --- SNASNet's validity rule (methods.md §2.1) --------------------------------
     def pruned(self) -> "CellGenotype":
         """Drop nodes that cannot reach the output or be reached from the input.
 

@@ -6,10 +6,10 @@ from dataclasses import asdict
 
 import torch
 
-from .config import check_seed, method_options, net_config, resolve_device, stable_hash
-from .data import load_splits
-from .results import SCHEMA_VERSIONS, versions
-from .search import SearchContext, get_method
+from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device, stable_hash
+from lightsnn.data import load_splits
+from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
+from lightsnn.search import SearchContext, get_method
 
 SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
@@ -59,9 +59,9 @@ EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
 def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
-    from .genotype import Genotype
-    from .network import NetConfig
-    from .neurons import LIFConfig
+    from lightsnn.space.genotype import Genotype
+    from lightsnn.space.network import NetConfig
+    from lightsnn.space.neurons import LIFConfig
 
     if search is not None:
         if search.get("dataset") != dataset:
@@ -77,8 +77,8 @@ def _genotype_and_network(dataset: str, config: dict, search: dict | None, genot
 def training_fingerprint(dataset: str, seed: int, arch, netcfg, options, loss: str, data: dict,
                          search: dict | None) -> dict:
     """Everything a trained checkpoint depends on; a checkpoint is resumed only when all of it matches."""
-    from . import __version__
-    from .train import CHECKPOINT_FORMAT
+    from lightsnn import __version__
+    from lightsnn.training.train import CHECKPOINT_FORMAT
 
     fields_ = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
                "loss": loss, "data": data, "code": f"lightsnn {__version__}, checkpoint format {CHECKPOINT_FORMAT}",
@@ -95,7 +95,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     """Train a search result's (or a genotype's) network; resumes only a matching, unfinished checkpoint."""
     from pathlib import Path
 
-    from .train import Trainer, TrainOptions, build_model, loss_kind
+    from lightsnn.training.train import Trainer, TrainOptions, build_model, loss_kind
 
     check_seed(seed)
     options = TrainOptions.from_config(config.get("train"), overrides)
@@ -120,7 +120,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     state = trainer.run(on_epoch)
     history = state["history"]
     final, best = history[-1], state["best"]
-    from .network import count_parameters
+    from lightsnn.space.network import count_parameters
     return {
         "schema_version": TRAIN_SCHEMA_VERSION, "kind": "train", "dataset": dataset, "seed": seed,
         "method": search["method"] if search else None,
@@ -149,11 +149,11 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = 8, ene
 
     from torch.utils.data import DataLoader
 
-    from .genotype import Genotype
-    from .metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
-    from .network import NetConfig
-    from .neurons import LIFConfig
-    from .train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
+    from lightsnn.space.genotype import Genotype
+    from lightsnn.training.metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
+    from lightsnn.space.network import NetConfig
+    from lightsnn.space.neurons import LIFConfig
+    from lightsnn.training.train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
     if not 1 <= bits <= 32:
         raise ValueError(f"bits must be from 1 to 32, got {bits}")

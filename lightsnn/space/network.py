@@ -1,11 +1,11 @@
-"""The SNASNet macro network (spec 1.3), discrete or as a supernet.
+"""The SNASNet macro network (methods.md §1.3), discrete or as a supernet.
 
 Shapes, once for the whole package: a network takes either a static image
 batch ``[B, C, H, W]`` (direct encoding: the same analog image is the input
 at every timestep, the stem runs once) or event frames ``[T, B, C, H, W]``;
 it returns the time-averaged boosted class scores ``[B, num_classes]``.
 Every LIF runs single-step inside the timestep loop, so state lives in the
-neurons; call :func:`lightsnn.neurons.reset_state` before each sequence.
+neurons; call :func:`lightsnn.space.neurons.reset_state` before each sequence.
 """
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
-from .cell import Cell
-from .genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
-from .neurons import LIFConfig, make_lif, spiking_modules
-from .ops import OpSpec, parse_space
-from .options import check_types
+from lightsnn.space.cell import Cell
+from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
+from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
+from lightsnn.space.ops import OpSpec, parse_space
+from lightsnn.core.options import check_types
 
 POOLINGS = ("avg", "max")
 
@@ -70,7 +70,7 @@ class NetConfig:
         return asdict(self)
 
 
-#: Network presets of the papers (spec 1.2-1.3) and of the offline datasets.
+#: Network presets of the papers (methods.md §1.2-1.3) and of the offline datasets.
 PRESETS: dict[str, NetConfig] = {
     "cifar10": NetConfig(in_channels=3, image_size=32, num_classes=10, channels=256, num_cluster=10),
     "cifar100": NetConfig(in_channels=3, image_size=32, num_classes=100, channels=128, num_cluster=5),
@@ -86,7 +86,7 @@ PRESETS: dict[str, NetConfig] = {
 
 
 def _init_weights(module: nn.Module, linear_std: float = 0.01) -> None:
-    """SNASNet/LightSNN initialisation (spec 1.4)."""
+    """SNASNet/LightSNN initialisation (methods.md §1.4)."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_uniform_(m.weight, a=2)
@@ -176,7 +176,7 @@ class SNASNetwork(nn.Module):
 class SuperNet(SNASNetwork):
     """Every op of the space on every edge, mixed by softmax over per-edge logits.
 
-    Ops whose weight is at most ``threshold`` do not run (LightSNN's rule, spec 3.1).
+    Ops whose weight is at most ``threshold`` do not run (LightSNN's rule, methods.md §3.1).
     Logits are plain tensors on the host, never parameters: they are not trained.
     """
 
@@ -204,7 +204,7 @@ class SuperNet(SNASNetwork):
         self._set_cells([self.logits])
 
     def set_candidate_logits(self, candidates: Sequence[torch.Tensor]) -> None:
-        """Run R logit sets at once on R candidate blocks of the batch (see :class:`~lightsnn.cell.Cell`).
+        """Run R logit sets at once on R candidate blocks of the batch (see :class:`~lightsnn.space.cell.Cell`).
 
         Only meaningful with eval-mode BatchNorm (a fixed affine map, so blocks do not mix); :meth:`set_logits`
         returns to one candidate.

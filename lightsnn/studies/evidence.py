@@ -26,18 +26,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .config import check_seed, net_config, options_from, resolve_device
-from .data import load_splits
-from .genotype import Genotype
-from .network import SNASNetwork, count_parameters
-from .neurons import reset_state
-from .ops import OPS, OpSpec, parse_space
-from .report import _atomic_text, _save_fig, write_table
-from .results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
-from .sahd import SAHDScorer
-from .search.common import opt
-from .search.sampling import sample_uniform_canonical
-from .stats import correlation_summary, paired_comparison
+from lightsnn.pipeline.config import check_seed, net_config, options_from, resolve_device
+from lightsnn.data import load_splits
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import SNASNetwork, count_parameters
+from lightsnn.space.neurons import reset_state
+from lightsnn.space.ops import OPS, OpSpec, parse_space
+from lightsnn.pipeline.report import _atomic_text, _save_fig, write_table
+from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.search.common import opt
+from lightsnn.space.sampling import sample_uniform_canonical
+from lightsnn.studies.stats import correlation_summary, paired_comparison
 
 CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
 REPLICATE_SCHEMA_VERSION = SCHEMA_VERSIONS["replicate"]
@@ -64,7 +64,7 @@ class EvidenceOptions:
     baseline: str = opt("random", "the method every other is paired with, seed by seed")
     seeds: list = opt([0, 1, 2, 3, 4], "seeds of the comparison and the ablation (at least 5 for a paired test)")
     ablation: list = opt(["dead_backward", "carry_state", "trained_logits"],
-                         "LightSNN reference_compat switches turned on one at a time (spec 7)")
+                         "LightSNN reference_compat switches turned on one at a time (methods.md §7)")
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
@@ -79,9 +79,9 @@ class EvidenceOptions:
             raise ValueError(f"evidence.weight_seeds must be >= 2 to show the score's noise, got {options.weight_seeds}")
         if options.retrain_archs < 0:
             raise ValueError(f"evidence.retrain_archs must be >= 0, got {options.retrain_archs}")
-        from .data import DATASET_NAMES
-        from .search import METHODS
-        from .search.lightsnn import LightSNNOptions
+        from lightsnn.data import DATASET_NAMES
+        from lightsnn.search import METHODS
+        from lightsnn.search.lightsnn import LightSNNOptions
 
         for key, allowed in (("datasets", DATASET_NAMES), ("methods", METHODS),
                              ("ablation", LightSNNOptions.compat_flags)):
@@ -157,7 +157,7 @@ def _score(net: SNASNetwork, batches: list[torch.Tensor], variant: ScoreVariant)
 
 
 def _search_batches(splits, size: int, repeat: int, device, seed: int) -> list[torch.Tensor]:
-    from .batches import DatasetSearchBatches
+    from lightsnn.proxies.batches import DatasetSearchBatches
 
     provider = DatasetSearchBatches(splits.train, size, repeat, device, seed=seed, events=splits.events)
     return [provider.get(r) for r in range(repeat)]
@@ -169,7 +169,7 @@ def _quiet(line: str) -> None:
 
 def _short_training(netcfg, genotype: Genotype, config: dict, epochs: int, splits, device, seed: int,
                     dataset: str) -> dict:
-    from .train import Trainer, TrainOptions, build_model, loss_kind
+    from lightsnn.training.train import Trainer, TrainOptions, build_model, loss_kind
 
     options = TrainOptions.from_config(config.get("train"), {"epochs": epochs})
     loss = loss_kind(options, dataset)
@@ -330,7 +330,7 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
     is called for every job result written (the CLI logs them to MLflow).
     """
     track = track or (lambda result, path: None)
-    from .jobs import run_evaluate, run_search, run_train
+    from lightsnn.pipeline.jobs import run_evaluate, run_search, run_train
 
     if not seeds:
         raise ValueError("give at least one seed")

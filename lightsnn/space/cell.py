@@ -12,7 +12,7 @@ give it a weight above zero, so its LIFs see exactly what they would see in a
 one-candidate pass.
 
 Backward-edge state is explicit: ``forward(x, state)`` returns ``(out, state)``
-and the network starts every sample sequence with ``state=None`` (spec 2.1:
+and the network starts every sample sequence with ``state=None`` (methods.md §2.1:
 ``b`` is reset at each forward).
 """
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
-from .genotype import NUM_NODES, edge_key
-from .neurons import LIFConfig, spiking_modules
-from .ops import OpSpec
+from lightsnn.space.genotype import NUM_NODES, edge_key
+from lightsnn.space.neurons import LIFConfig, spiking_modules
+from lightsnn.space.ops import OpSpec
 
 Edge = tuple[int, int]
 
@@ -170,6 +170,6 @@ class Cell(nn.Module):
                         continue
                     y = self._edge((src, dst), node_input(src))
                     new_back[dst] = y if new_back[dst] is None else new_back[dst] + y
-            if self.dead_backward:  # LightSNN's released code: computed, never read (spec 3.1)
+            if self.dead_backward:  # LightSNN's released code: computed, never read (methods.md §3.1)
                 new_back = [None] * NUM_NODES
         return nodes[-1], new_back

@@ -17,7 +17,7 @@ SPIKING_TYPES: tuple[type, ...] = (neuron.BaseNode,)
 
 @dataclass(frozen=True)
 class LIFConfig:
-    """LIF parameters of SNASNet/LightSNN (spec 1.1): tau 4/3, V_th 1, hard reset to 0."""
+    """LIF parameters of SNASNet/LightSNN (methods.md §1.1): tau 4/3, V_th 1, hard reset to 0."""
 
     tau: float = 4.0 / 3.0
     v_threshold: float = 1.0

@@ -6,7 +6,7 @@ import math
 import platform
 from pathlib import Path
 
-from .atomic import write_text_atomic
+from lightsnn.core.atomic import write_text_atomic
 
 
 #: The schema version of each result kind this code writes and reads (docs/results.md).
@@ -48,7 +48,7 @@ def versions() -> dict:
     import spikingjelly
     import torch
 
-    from . import __version__
+    from lightsnn import __version__
     return {"lightsnn": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
             "spikingjelly": getattr(spikingjelly, "__version__", _dist_version("spikingjelly")),
             "python": platform.python_version()}

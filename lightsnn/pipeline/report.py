@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, write_text_atomic
-from .paper import TABLE1, TABLE2
-from .results import read_result
+from lightsnn.core.atomic import atomic_path, write_text_atomic
+from lightsnn.pipeline.paper import TABLE1, TABLE2
+from lightsnn.pipeline.results import read_result
 
 METRICS = {  # column -> (source file, key)
     "acc": ("evaluate", "top1"),

@@ -1,4 +1,4 @@
-"""Values the LightSNN paper reports (spec 3.5, Tables 1 and 2; NVIDIA A40), shown beside ours."""
+"""Values the LightSNN paper reports (methods.md §3.5, Tables 1 and 2; NVIDIA A40), shown beside ours."""
 from __future__ import annotations
 
 # (dataset, method) -> structure, T, accuracy %, search time s, SAR

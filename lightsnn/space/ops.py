@@ -15,7 +15,7 @@ from typing import Callable
 
 import torch.nn as nn
 
-from .neurons import LIFConfig, make_lif
+from lightsnn.space.neurons import LIFConfig, make_lif
 
 
 class OpError(ValueError):

@@ -1,8 +1,8 @@
-"""Training a found architecture from scratch with surrogate gradients (spec 2.3, 3.3).
+"""Training a found architecture from scratch with surrogate gradients (methods.md §2.3, 3.3).
 
 The discrete network is trained, never the supernet. Only the reference-compat
 flag ``trained_logits`` trains LightSNN's supernet with its logits in the
-optimiser, where weight decay alone revives pruned ops (spec 3.3).
+optimiser, where weight decay alone revives pruned ops (methods.md §3.3).
 Checkpoints are written atomically every epoch; a restarted run resumes from
 the last one and, on the CPU with the same seed, ends exactly as an
 uninterrupted run: the shuffling order of epoch e depends only on (seed, e),
@@ -33,18 +33,18 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
-from .genotype import Genotype
-from .network import NetConfig, SNASNetwork, SuperNet
-from .neurons import reset_state
-from .options import check_types
+from lightsnn.core.atomic import atomic_path
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
+from lightsnn.space.neurons import reset_state
+from lightsnn.core.options import check_types
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
 
 LOSSES = ("auto", "ce", "mse")
 
-#: Named recipes (spec 2.3, 3.3); any field can be overridden in the config's ``train`` section.
+#: Named recipes (methods.md §2.3, 3.3); any field can be overridden in the config's ``train`` section.
 RECIPES: dict[str, dict] = {
     "snasnet": {"lr": 0.1, "eta_min": 0.001, "epochs": 300, "batch_size": 64},
     "lightsnn": {"lr": 0.2, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the paper's lr
