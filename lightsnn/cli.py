@@ -7,8 +7,8 @@ from dataclasses import MISSING, fields
 
 import yaml
 
-from lightsnn.data import DATASET_NAMES
 from lightsnn.core.runtime import keep_freed_memory
+from lightsnn.data import DATASET_NAMES
 from lightsnn.search import COMPAT_FLAGS, METHODS
 
 
@@ -96,7 +96,9 @@ def _search_parser(sub) -> tuple[argparse.ArgumentParser, dict]:
                                                        "same genotype and score")
     p.add_argument("--out", required=True, help="path of the result JSON (written atomically)")
     _common_job_flags(p)
-    return p, _method_option_flags(p)
+    table = _method_option_flags(p)
+    p.set_defaults(func=lambda args: _cmd_search(args, table))
+    return p, table
 
 
 def _method_option_flags(p) -> dict:
@@ -134,13 +136,45 @@ def _track(result: dict, config: dict, path, args, metrics: dict | None = None) 
         print(f"MLflow run {run_id} in {tracking_uri(config)}", file=sys.stderr)
 
 
-def _common_job_flags(p) -> None:
-    p.add_argument("--config", action="append", default=None,
-                   help="YAML config file (see config/README.md); repeat to merge several, later ones win")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N (overrides the config's device)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
-    p.add_argument("--no-tracking", action="store_true", help="do not log this run to MLflow")
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch (default: torch's choice)")
+#: Flags several verbs share, declared once: name -> (flag, argparse keywords).
+SHARED_FLAGS: dict[str, tuple[str, dict]] = {
+    "config": ("--config", {"action": "append", "default": None,
+                            "help": "YAML config file (see config/README.md); repeat to merge several, later ones win"}),
+    "device": ("--device", {"default": None, "help": "auto, cpu, cuda or cuda:N (overrides the config's device)"}),
+    "no_progress": ("--no-progress", {"action": "store_true", "help": "no progress bar, even on a terminal"}),
+    "no_tracking": ("--no-tracking", {"action": "store_true", "help": "do not log this run to MLflow"}),
+    "threads": ("--threads", {"type": _positive, "default": None,
+                              "help": "CPU threads for torch (default: torch's choice)"}),
+}
+JOB_FLAGS = tuple(SHARED_FLAGS)
+
+
+def _common_job_flags(p, names: tuple[str, ...] = JOB_FLAGS) -> None:
+    for name in names:
+        flag, kwargs = SHARED_FLAGS[name]
+        p.add_argument(flag, **kwargs)
+
+
+def _evaluate_options(args, config: dict):
+    from lightsnn.training.metrics import EvaluateOptions
+
+    return EvaluateOptions.from_config(config.get("evaluate"), {"bits": args.bits,
+                                                                "energy_samples": args.energy_samples})
+
+
+def _evaluate_fields(args, config: dict) -> tuple[int, int]:
+    options = _evaluate_options(args, config)
+    return options.bits, options.energy_samples
+
+
+def _config(args) -> dict:
+    """The merged config files of ``--config``, with ``--device`` applied: one place for every verb."""
+    from lightsnn.pipeline.config import load_config
+
+    config = load_config(getattr(args, "config", None))
+    if getattr(args, "device", None):
+        config["device"] = args.device
+    return config
 
 
 def _train_parser(sub) -> None:
@@ -169,18 +203,16 @@ def _train_parser(sub) -> None:
     p.add_argument("--allow-disconnected", action="store_true",
                    help="train a cell with no path from its input to its output (its output ignores the input)")
     _common_job_flags(p)
+    p.set_defaults(func=_cmd_train)
 
 
 def _cmd_train(args) -> int:
     from pathlib import Path
 
-    from lightsnn.pipeline.config import load_config
     from lightsnn.pipeline.jobs import run_train
     from lightsnn.pipeline.results import read_result, write_json_atomic
 
-    config = load_config(args.config)
-    if args.device:
-        config["device"] = args.device
+    config = _config(args)
     search = read_result(args.search, "search") if args.search else None
     overrides = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                  "max_batches": args.max_batches}
@@ -203,29 +235,30 @@ def _evaluate_parser(sub) -> None:
                                    "Horowitz ISSCC 2014, 45 nm), and inference latency per sample.")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.pt written by 'train'")
     p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
-    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=8, help="bit width for the memory footprint (default 8)")
-    p.add_argument("--energy-samples", type=_positive, default=256, help="test samples for op counting (default 256)")
+    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=None,
+                   help="bit width for the memory footprint (default: the config's evaluate.bits, else 8)")
+    p.add_argument("--energy-samples", type=_positive, default=None,
+                   help="test samples for op counting (default: the config's evaluate.energy_samples, else 256)")
     _common_job_flags(p)
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def _cmd_evaluate(args) -> int:
     from pathlib import Path
 
-    from lightsnn.pipeline.config import load_config
     from lightsnn.pipeline.jobs import run_evaluate
     from lightsnn.pipeline.results import write_json_atomic
 
-    config = load_config(args.config)
-    if args.device:
-        config["device"] = args.device
-    result = run_evaluate(args.checkpoint, config, bits=args.bits, energy_samples=args.energy_samples,
+    config = _config(args)
+    evaluate = _evaluate_options(args, config)
+    result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,
                           progress=False if args.no_progress else None)
     path = write_json_atomic(args.out or Path(args.checkpoint).with_name("evaluate.json"), result)
     _track(result, config, path, args)
     top5 = f"{result['top5']:.4f}" if result["top5"] is not None else "n/a"
     print(f"{result['dataset']} {result['genotype']}: top-1 {result['top1']:.4f} top-5 {top5} "
           f"SAR {result['sar']:.4f} params {result['parameters']} "
-          f"({result['bytes_fp32'] / 1e6:.3f} MB fp32, {result[f'bytes_{args.bits}bit'] / 1e6:.3f} MB {args.bits}-bit) "
+          f"({result['bytes_fp32'] / 1e6:.3f} MB fp32, {result[f'bytes_{evaluate.bits}bit'] / 1e6:.3f} MB {evaluate.bits}-bit) "
           f"SynOps/sample {result['synops_per_sample']:.3g} MACs/sample {result['macs_per_sample']:.3g} "
           f"energy/sample {result['energy_pj_per_sample'] / 1e6:.3f} uJ "
           f"latency {result['latency_seconds_per_sample'] * 1e3:.2f} ms -> {path}")
@@ -233,14 +266,11 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_search(args, table) -> int:
-    from lightsnn.pipeline.config import load_config
     from lightsnn.pipeline.jobs import run_search
     from lightsnn.pipeline.results import write_json_atomic
 
     overrides = _method_overrides(args, table)
-    config = load_config(args.config)
-    if args.device:
-        config["device"] = args.device
+    config = _config(args)
     result = run_search(args.method, args.dataset, args.seed, config, overrides,
                         progress=False if args.no_progress else None)
     path = write_json_atomic(args.out, result)
@@ -260,21 +290,20 @@ def _prepare_parser(sub) -> None:
                                    "dvs128_gesture) are framed into T frames once and cached under data.cache; "
                                    "static ones are checked and counted. Prints what was done.")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
-    p.add_argument("--config", action="append", default=None,
-                   help="YAML config file (data and network sections); repeat to merge several")
     p.add_argument("--timesteps", type=_positive, default=None, help="frames per sample (default: the network's T)")
     p.add_argument("--report", default=None, help="also write the report as JSON to this path")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    _common_job_flags(p, ("config", "no_progress"))
+    p.set_defaults(func=_cmd_prepare)
 
 
 def _cmd_prepare(args) -> int:
     import json
 
-    from lightsnn.pipeline.config import load_config, net_config
     from lightsnn.data import prepare
+    from lightsnn.pipeline.config import net_config
     from lightsnn.pipeline.results import write_json_atomic
 
-    config = load_config(args.config)
+    config = _config(args)
     timesteps = args.timesteps or net_config(args.dataset, config).timesteps
     report = prepare(args.dataset, config.get("data"), timesteps, progress=False if args.no_progress else None)
     if args.report:
@@ -302,6 +331,7 @@ def _report_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--table1", nargs=3, metavar=("DATASET", "RANDOM_RUN", "PRUNING_RUN"), default=None,
                    help="also write table 1: random search vs pruning on one dataset")
+    p.set_defaults(func=_cmd_report)
 
 
 def _cmd_report(args) -> int:
@@ -318,26 +348,25 @@ def _bench_parser(sub) -> None:
                        description="Runs a LightSNN search, a short SNASNet search and training steps at the sizes "
                                    "of the config's bench section (or the flags), counts their FLOPs analytically "
                                    "and compares them with plain torch conv2d calls of the same shapes.")
-    p.add_argument("--config", action="append", default=None, help="YAML config with a bench section")
-    p.add_argument("--device", default=None, help="auto, cpu, cuda or cuda:N")
+    _common_job_flags(p, ("config", "device", "threads"))
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     for name, kind in (("channels", _positive), ("image-size", _positive), ("timesteps", _positive),
                        ("batch-size", _positive), ("repeat", _positive), ("snasnet-candidates", _positive),
                        ("train-batch-size", _positive), ("train-batches", _positive)):
         p.add_argument(f"--{name}", type=kind, default=None, help=f"bench {name.replace('-', '_')}")
-    p.add_argument("--threads", type=_positive, default=None, help="CPU threads for torch")
+    p.set_defaults(func=_cmd_bench)
 
 
 def _cmd_bench(args) -> int:
-    from lightsnn.studies.bench import BenchOptions, run_bench
-    from lightsnn.pipeline.config import load_config, resolve_device
+    from lightsnn.pipeline.config import resolve_device
     from lightsnn.pipeline.results import write_json_atomic
+    from lightsnn.studies.bench import BenchOptions, run_bench
 
-    config = load_config(args.config)
+    config = _config(args)
     overrides = {k: getattr(args, k) for k in ("channels", "image_size", "timesteps", "batch_size", "repeat",
                                                "snasnet_candidates", "train_batch_size", "train_batches")}
     opts = BenchOptions.from_config(config.get("bench"), overrides)
-    figures = run_bench(opts, resolve_device(args.device or config.get("device")))
+    figures = run_bench(opts, resolve_device(config.get("device")))
     if args.json:
         write_json_atomic(args.json, figures)
     return 0
@@ -360,15 +389,13 @@ def _correlate_parser(sub) -> None:
     p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
     p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
     _common_job_flags(p)
+    p.set_defaults(func=_cmd_correlate)
 
 
 def _cmd_correlate(args) -> int:
-    from lightsnn.pipeline.config import load_config
     from lightsnn.studies.evidence import run_correlate
 
-    config = load_config(args.config)
-    if args.device:
-        config["device"] = args.device
+    config = _config(args)
     overrides = {"space": args.space, "num_archs": args.n, "train_epochs": args.epochs}
     out = args.out or f"results/evidence/{args.dataset}"
     result = run_correlate(args.dataset, config, out, args.seed, overrides,
@@ -399,22 +426,23 @@ def _replicate_parser(sub) -> dict:
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--seeds", type=_seed, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=8, help="bit width for the memory footprint (default 8)")
-    p.add_argument("--energy-samples", type=_positive, default=64, help="test samples for op counting (default 64)")
+    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=None,
+                   help="bit width for the memory footprint (default: the config's evaluate.bits, else 8)")
+    p.add_argument("--energy-samples", type=_positive, default=None,
+                   help="test samples for op counting (default: the config's evaluate.energy_samples, else 256)")
     _common_job_flags(p)
-    return _method_option_flags(p)
+    table = _method_option_flags(p)
+    p.set_defaults(func=lambda args: _cmd_replicate(args, table))
+    return table
 
 
 def _cmd_replicate(args, table) -> int:
-    from lightsnn.pipeline.config import load_config
     from lightsnn.studies.evidence import run_replicate
 
     overrides = _method_overrides(args, table)
-    config = load_config(args.config)
-    if args.device:
-        config["device"] = args.device
+    config = _config(args)
     result = run_replicate(args.method, args.dataset, args.seeds, config, args.out, args.name, overrides,
-                           args.bits, args.energy_samples, progress=False if args.no_progress else None,
+                           *_evaluate_fields(args, config), progress=False if args.no_progress else None,
                            track=lambda job, path: _track(job, config, path, args))
     accs = [r["acc"] for r in result["runs"]]
     print(f"{result['name']} on {args.dataset}: accuracy over seeds {args.seeds}: "
@@ -431,12 +459,13 @@ def _evidence_parser(sub) -> None:
     p.add_argument("--replicate", nargs="*", default=[], help="replicate.json files")
     p.add_argument("--baseline", default="random", help="run every method is paired with (default random)")
     p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_evidence)
 
 
 def _cmd_evidence(args) -> int:
-    from lightsnn.studies.evidence import summarize
+    from lightsnn.studies.evidence import write_evidence_tables
 
-    written = summarize(args.correlate, args.replicate, args.out, args.baseline)
+    written = write_evidence_tables(args.correlate, args.replicate, args.out, args.baseline)
     print("evidence tables -> " + ", ".join(written.values()))
     return 0
 
@@ -450,6 +479,7 @@ def _schema_parser(sub) -> None:
     p.add_argument("--out", default=None, help="write it to this file instead of printing")
     p.add_argument("--check", nargs="+", default=None, metavar="CONFIG",
                    help="config files to merge in order and validate, e.g. config/config.yaml my.yaml")
+    p.set_defaults(func=_cmd_schema)
 
 
 def _cmd_schema(args) -> int:
@@ -469,53 +499,25 @@ def _cmd_schema(args) -> int:
     return 0
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict]:
+def build_parser() -> argparse.ArgumentParser:
+    """Every verb's parser; each sets ``func``, the function that runs it."""
     parser = argparse.ArgumentParser(prog="python -m lightsnn",
                                      description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _, table = _search_parser(sub)
-    _prepare_parser(sub)
-    _train_parser(sub)
-    _evaluate_parser(sub)
-    _schema_parser(sub)
-    _report_parser(sub)
-    _bench_parser(sub)
-    _correlate_parser(sub)
-    replicate_table = _replicate_parser(sub)
-    _evidence_parser(sub)
-    return parser, {"search": table, "replicate": replicate_table}
+    for add in (_search_parser, _prepare_parser, _train_parser, _evaluate_parser, _schema_parser, _report_parser,
+                _bench_parser, _correlate_parser, _replicate_parser, _evidence_parser):
+        add(sub)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser, table = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     keep_freed_memory()
     if getattr(args, "threads", None):
         import torch
         torch.set_num_threads(args.threads)
     try:
-        if args.command == "search":
-            return _cmd_search(args, table["search"])
-        if args.command == "prepare":
-            return _cmd_prepare(args)
-        if args.command == "train":
-            return _cmd_train(args)
-        if args.command == "evaluate":
-            return _cmd_evaluate(args)
-        if args.command == "schema":
-            return _cmd_schema(args)
-        if args.command == "report":
-            return _cmd_report(args)
-        if args.command == "bench":
-            return _cmd_bench(args)
-        if args.command == "correlate":
-            return _cmd_correlate(args)
-        if args.command == "replicate":
-            return _cmd_replicate(args, table["replicate"])
-        if args.command == "evidence":
-            return _cmd_evidence(args)
+        return args.func(args)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    parser.error(f"unknown command {args.command!r}")
-    return 2

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import MISSING, fields
 
-from lightsnn.studies.bench import BenchOptions
-from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.data import DATASET_NAMES, DataOptions
-from lightsnn.studies.evidence import EvidenceOptions
+from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
+from lightsnn.search import COMPAT_FLAGS, METHODS
 from lightsnn.space.network import POOLINGS, NetConfig
 from lightsnn.space.neurons import LIFConfig
 from lightsnn.space.ops import OPS, SPACES
-from lightsnn.search import COMPAT_FLAGS, METHODS
+from lightsnn.studies.bench import BenchOptions
+from lightsnn.studies.evidence import EvidenceOptions
+from lightsnn.training.metrics import EvaluateOptions
 from lightsnn.training.train import LOSSES, RECIPES, TrainOptions
 
 NET_HELP = {
@@ -95,6 +96,15 @@ def network_schema() -> dict:
         prop.pop("default", None)
     schema["properties"]["lif"] = {**lif, "description": "LIF neuron: tau, v_threshold, v_reset, detach_reset"}
     schema["description"] = "overrides of the dataset's network preset"
+    return schema
+
+
+def evaluate_schema() -> dict:
+    schema = _dataclass_schema(EvaluateOptions)
+    for f in fields(EvaluateOptions):
+        for key, word in (("min", "minimum"), ("max", "maximum")):
+            if key in f.metadata:
+                schema["properties"][f.name][word] = f.metadata[key]
     return schema
 
 
@@ -202,11 +212,7 @@ def config_schema() -> dict:
             "search": {"type": "object", "additionalProperties": False, "default": {},
                        "description": "options per method", "properties": search},
             "train": {**train, "description": "training recipe and overrides"},
-            "evaluate": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
-                "bits": {"type": "integer", "minimum": 1, "maximum": 32, "default": 8,
-                         "description": "bit width of the reported weight memory"},
-                "energy_samples": {"type": "integer", "minimum": 1, "default": 256,
-                                   "description": "test samples for synaptic-operation counting"}}},
+            "evaluate": {**evaluate_schema(), "default": {}},
             "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
             "evidence": evidence_schema(),
             "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {

@@ -2,9 +2,9 @@ from collections import Counter
 
 import torch
 
-from lightsnn.studies.bench import BenchOptions, ConvRecorder, plain_conv_flops_per_second, run_bench
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork
+from lightsnn.studies.bench import BenchOptions, ConvRecorder, plain_conv_flops_per_second, run_bench
 
 
 def test_flop_count_is_analytic_two_macs_per_conv_and_linear():

@@ -8,8 +8,14 @@ import torchvision
 
 from lightsnn.data import DataOptions, load_splits, prepare
 from lightsnn.data import static as static_data
-from lightsnn.data.events import (EVENT_DTYPE, EmulatorConfig, ToFramesByCount, emulate_batch, read_frames,
-                                  split_indices_by_count)
+from lightsnn.data.events import (
+    EVENT_DTYPE,
+    EmulatorConfig,
+    ToFramesByCount,
+    emulate_batch,
+    read_frames,
+    split_indices_by_count,
+)
 from lightsnn.pipeline.jobs import run_search
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -5,9 +5,19 @@ import math
 import pandas as pd
 import pytest
 
-from lightsnn.studies.evidence import (BASELINES, EvidenceOptions, ablation_table, comparison_table, conv_edges,
-                               run_correlate, run_replicate, sample_architectures, score_variants, summarize)
 from lightsnn.space.genotype import Genotype
+from lightsnn.studies.evidence import (
+    BASELINES,
+    EvidenceOptions,
+    ablation_table,
+    comparison_table,
+    conv_edges,
+    run_correlate,
+    run_replicate,
+    sample_architectures,
+    score_variants,
+    write_evidence_tables,
+)
 
 STUDY = {"num_archs": 4, "weight_seeds": 2, "batch_size": 8, "other_batch_sizes": [16], "repeat": 1,
          "train_epochs": 1, "retrain_archs": 3, "bootstrap": 100}
@@ -131,7 +141,7 @@ def test_summarize_writes_every_table(tmp_path):
                                "tau_high": "nan", "rho": 0.5, "rho_low": -0.5, "rho_high": 1.0}]}
     corr_file = tmp_path / "correlate.json"
     corr_file.write_text(json.dumps(study))  # NaN spelt as JSON results spell it
-    written = summarize([str(corr_file)], files, tmp_path / "out")
+    written = write_evidence_tables([str(corr_file)], files, tmp_path / "out")
     assert "n/a" in (tmp_path / "out" / "correlation.md").read_text()
     assert "1.00 / 9.00" in (tmp_path / "out" / "noise.md").read_text()
     for stem in ("comparison", "ablation"):

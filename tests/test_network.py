@@ -115,6 +115,7 @@ def test_zero_edges_build_no_modules_and_discrete_params_are_smaller(tiny):
 @pytest.mark.parametrize("lif", [LIFConfig(), LIFConfig(tau=2.0, v_reset=0.3, v_threshold=0.8)])
 def test_lean_cpu_lif_step_equals_spikingjelly_bit_for_bit(lif):
     from spikingjelly.activation_based import neuron, surrogate
+
     from lightsnn.space.neurons import make_lif
     ours = make_lif(lif)
     theirs = neuron.LIFNode(tau=lif.tau, decay_input=True, v_threshold=lif.v_threshold, v_reset=lif.v_reset,

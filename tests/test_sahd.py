@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from lightsnn.proxies.sahd import SAHDScorer, sahd_kernel, sahd_kernels
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.neurons import reset_state, spiking_modules
-from lightsnn.proxies.sahd import SAHDScorer, sahd_kernel, sahd_kernels
 
 
 def test_kernel_matches_a_value_worked_out_by_hand():

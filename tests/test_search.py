@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from lightsnn.pipeline.config import method_options, net_config
-from lightsnn.space.genotype import Genotype
 from lightsnn.pipeline.jobs import run_search
 from lightsnn.search.common import best_index
 from lightsnn.search.lightsnn import expected_scorings
-from lightsnn.space.sampling import sample_uniform_canonical, sample_valid, snasnet_draw
 from lightsnn.search.spikenas import analytic_parameters, memory_bytes
+from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters
+from lightsnn.space.sampling import sample_uniform_canonical, sample_valid, snasnet_draw
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,14 @@ import math
 import numpy as np
 import pytest
 
-from lightsnn.studies.stats import _kendall_rows, _spearman_rows, bootstrap_interval, correlation_summary, paired_comparison, rank_correlation
+from lightsnn.studies.stats import (
+    _kendall_rows,
+    _spearman_rows,
+    bootstrap_interval,
+    correlation_summary,
+    paired_comparison,
+    rank_correlation,
+)
 
 
 def test_perfect_and_reversed_rankings():

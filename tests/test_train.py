@@ -10,11 +10,11 @@ import torch.nn as nn
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightsnn.space.genotype import Genotype
 from lightsnn.pipeline.jobs import run_evaluate, run_train
-from lightsnn.training.metrics import memory_footprint, spiking_activity_rate
+from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters
 from lightsnn.space.neurons import make_lif
+from lightsnn.training.metrics import memory_footprint, spiking_activity_rate
 from lightsnn.training.train import TrainOptions
 
 GENOTYPE = "0302 0030 3003 0000"

@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 from tonic.slicers import SliceAtIndices
+from torch.utils.data import Dataset
 
 from lightsnn.core.atomic import atomic_path
 

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 import yaml
 
-from lightsnn.data import DATASET_NAMES, get_dataset_spec
-from lightsnn.space.network import PRESETS, NetConfig
 from lightsnn.core.options import check_types
+from lightsnn.data import DATASET_NAMES, get_dataset_spec
 from lightsnn.search import METHODS, get_method
 from lightsnn.search.common import BaseOptions
+from lightsnn.space.network import PRESETS, NetConfig
 
 #: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"

@@ -6,10 +6,11 @@ from dataclasses import asdict
 
 import torch
 
-from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device, stable_hash
 from lightsnn.data import load_splits
+from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device, stable_hash
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
 from lightsnn.search import SearchContext, get_method
+from lightsnn.training.metrics import EvaluateOptions
 
 SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
@@ -143,16 +144,17 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     }
 
 
-def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = 8, energy_samples: int = 256,
+def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = EvaluateOptions.bits,
+                 energy_samples: int = EvaluateOptions.energy_samples,
                  batch_size: int = 64, progress: bool | None = None) -> dict:
     from pathlib import Path
 
     from torch.utils.data import DataLoader
 
     from lightsnn.space.genotype import Genotype
-    from lightsnn.training.metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
     from lightsnn.space.network import NetConfig
     from lightsnn.space.neurons import LIFConfig
+    from lightsnn.training.metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
     from lightsnn.training.train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
     if not 1 <= bits <= 32:

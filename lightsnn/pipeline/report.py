@@ -5,6 +5,7 @@ A run folder holds ``search.json``, ``train/train.json`` and ``evaluate.json`` o
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -56,20 +57,21 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _mean_std(series: pd.Series, digits: int) -> str:
-    values = series.dropna()
-    if values.empty:
-        return "-"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+def mean_std(values, scale: float = 1.0, digits: int = 2, missing: str = "-") -> str:
+    """"mean ± std" (sample std) of the finite values times ``scale``; one value alone; ``missing`` for none."""
+    finite = [float(v) * scale for v in values if v is not None and math.isfinite(float(v))]
+    if not finite:
+        return missing
+    if len(finite) == 1:
+        return f"{finite[0]:.{digits}f}"
+    return f"{np.mean(finite):.{digits}f} ± {np.std(finite, ddof=1):.{digits}f}"
 
 
 DIGITS = {"acc": 2, "best_epoch_acc": 2, "search_s": 1, "sar": 3, "params": 0, "synops": 0, "energy_uj": 2,
           "memory_mb": 3}
 
 
-def summarize(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def table2(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Numeric (mean, std, n per metric) and display ("mean ± std") tables, one row per dataset and run."""
     keys = ["dataset", "run", "method", "structure", "timesteps"]
     numeric, display = [], []
@@ -80,7 +82,7 @@ def summarize(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         for column in METRICS:
             num[f"{column}_mean"] = part[column].mean()
             num[f"{column}_std"] = part[column].std(ddof=1) if len(part) > 1 else np.nan
-            shown[column] = _mean_std(part[column], DIGITS[column])
+            shown[column] = mean_std(part[column], digits=DIGITS[column])
         paper = TABLE2.get((base["dataset"], base["run"]))
         for frame_ in (num, shown):
             frame_["paper_acc"] = paper[2] if paper else None
@@ -91,15 +93,11 @@ def summarize(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    write_text_atomic(path, text)
-
-
 def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path) -> None:
-    _atomic_text(stem.with_suffix(".csv"), numeric.to_csv(index=False))
+    write_text_atomic(stem.with_suffix(".csv"), numeric.to_csv(index=False))
     shown = display.fillna("-")
-    _atomic_text(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
-    _atomic_text(stem.with_suffix(".tex"), shown.to_latex(index=False, escape=True))
+    write_text_atomic(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n")
+    write_text_atomic(stem.with_suffix(".tex"), shown.to_latex(index=False, escape=True))
 
 
 def table1(frame: pd.DataFrame, dataset: str, random_run: str, pruning_run: str) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -118,7 +116,7 @@ def table1(frame: pd.DataFrame, dataset: str, random_run: str, pruning_run: str)
                         "search_s_mean": rows["search_s"].mean(), "search_s_std": rows["search_s"].std(ddof=1),
                         "paper_acc_cifar10": paper[0], "paper_search_s_cifar10": paper[1]})
         display.append({"dataset": dataset, "algorithm": algorithm, "seeds": len(rows),
-                        "acc": _mean_std(rows["acc"], 2), "search_s": _mean_std(rows["search_s"], 1),
+                        "acc": mean_std(rows["acc"], digits=2), "search_s": mean_std(rows["search_s"], digits=1),
                         "paper_acc_cifar10": paper[0], "paper_search_s_cifar10": paper[1]})
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
@@ -143,7 +141,7 @@ def plot_accuracy_vs_sar(frame: pd.DataFrame, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    _save_fig(fig, path)
+    save_figure(fig, path)
 
 
 def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
@@ -166,10 +164,10 @@ def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    _save_fig(fig, path)
+    save_figure(fig, path)
 
 
-def _save_fig(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     try:
@@ -182,12 +180,12 @@ def _save_fig(fig, path: Path) -> None:
 def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | None = None) -> dict:
     out = Path(out_dir)
     frame = load_runs(run_dirs)
-    _atomic_text(out / "runs.csv", frame.to_csv(index=False))
+    write_text_atomic(out / "runs.csv", frame.to_csv(index=False))
     t1_runs = set()
     if table1_spec:
         t1_runs = {table1_spec["random"], table1_spec["pruning"]}
     main = frame[~frame["run"].isin(t1_runs - set(frame["method"]))] if t1_runs else frame
-    numeric, display = summarize(main)
+    numeric, display = table2(main)
     write_table(numeric, display, out / "table2")
     written = {"table2": str(out / "table2.csv"), "runs": str(out / "runs.csv")}
     if table1_spec:

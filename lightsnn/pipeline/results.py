@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import json
-import math
 import platform
 from pathlib import Path
 
 from lightsnn.core.atomic import write_text_atomic
-
+from lightsnn.core.jsonfloats import encode_non_finite
 
 #: The schema version of each result kind this code writes and reads (docs/results.md).
 SCHEMA_VERSIONS = {"search": 1, "train": 1, "evaluate": 1, "correlate": 1, "replicate": 1}
@@ -62,16 +61,6 @@ def _dist_version(name: str) -> str:
         return "unknown"
 
 
-def _clean(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
-
-
 def write_json_atomic(path: str | Path, data: dict) -> Path:
-    text = json.dumps(_clean(data), indent=2, allow_nan=False) + "\n"
+    text = json.dumps(encode_non_finite(data), indent=2, allow_nan=False) + "\n"
     return write_text_atomic(path, text)

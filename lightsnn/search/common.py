@@ -10,13 +10,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lightsnn.proxies.batches import SearchBatches
 from lightsnn.data import Splits
+from lightsnn.proxies.batches import SearchBatches
+from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import POOLINGS, NetConfig, SNASNetwork
 from lightsnn.space.neurons import reset_state
 from lightsnn.space.ops import parse_space
-from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 
 BN_MODES = ("train", "eval")
 

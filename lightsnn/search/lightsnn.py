@@ -7,10 +7,19 @@ from typing import Any, ClassVar
 
 import torch
 
+from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
+from lightsnn.search.common import (
+    CandidateScorer,
+    Scorer,
+    ScoringOptions,
+    SearchContext,
+    SearchRecord,
+    SearchResult,
+    opt,
+    timed,
+)
 from lightsnn.space.genotype import edge_key
 from lightsnn.space.network import SuperNet
-from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
-from lightsnn.search.common import CandidateScorer, ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, opt, timed
 
 PRUNED = -1000.0  # the logit LightSNN writes for a removed op
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightsnn.space.genotype import Genotype
 from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, opt, timed
+from lightsnn.space.genotype import Genotype
 from lightsnn.space.sampling import sample_uniform_canonical
 
 

@@ -13,11 +13,20 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.search.common import (
+    Scorer,
+    ScoringOptions,
+    SearchContext,
+    SearchRecord,
+    SearchResult,
+    best_index,
+    opt,
+    timed,
+)
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
 from lightsnn.space.ops import OpSpec
-from lightsnn.proxies.sahd import SAHDScorer
-from lightsnn.search.common import ScoringOptions, Scorer, SearchContext, SearchRecord, SearchResult, best_index, opt, timed
 from lightsnn.space.sampling import sample_valid
 
 

@@ -16,11 +16,11 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
+from lightsnn.core.options import check_types
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
 from lightsnn.space.ops import OpSpec, parse_space
-from lightsnn.core.options import check_types
 
 POOLINGS = ("avg", "max")
 

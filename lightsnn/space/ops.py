@@ -8,7 +8,6 @@ space of a run is a list of such strings, so a new space needs no code.
 from __future__ import annotations
 
 import math
-
 import re
 from dataclasses import dataclass, field
 from typing import Callable

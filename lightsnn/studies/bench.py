@@ -16,11 +16,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from lightsnn.core.options import check_types
 from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
-from lightsnn.core.options import check_types
 
 
 @dataclass

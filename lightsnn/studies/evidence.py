@@ -7,7 +7,7 @@ Three parts, each a CLI verb and a workflow rule:
   reports Kendall's tau and Spearman's rho against the trained accuracy with bootstrap intervals.
 * :func:`run_replicate` runs one method (or a reference-compat variant of one) over several seeds:
   search, train, evaluate, in one process (a job per seed would cost ~9 s of start-up each).
-* :func:`summarize` pairs every method with ``random`` by seed and every LightSNN compat switch with the
+* :func:`write_evidence_tables` pairs every method with ``random`` by seed and every LightSNN compat switch with the
   paper semantics, and writes the tables and plots.
 
 The score variants are fixed here, in :data:`SCORE_VARIANTS`, before any number is measured.
@@ -26,16 +26,18 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from lightsnn.pipeline.config import check_seed, net_config, options_from, resolve_device
+from lightsnn.core.atomic import write_text_atomic
+from lightsnn.core.jsonfloats import decode_non_finite
 from lightsnn.data import load_splits
+from lightsnn.pipeline.config import check_seed, net_config, options_from, resolve_device
+from lightsnn.pipeline.report import mean_std, save_figure, write_table
+from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.search.common import opt
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters
 from lightsnn.space.neurons import reset_state
 from lightsnn.space.ops import OPS, OpSpec, parse_space
-from lightsnn.pipeline.report import _atomic_text, _save_fig, write_table
-from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
-from lightsnn.proxies.sahd import SAHDScorer
-from lightsnn.search.common import opt
 from lightsnn.space.sampling import sample_uniform_canonical
 from lightsnn.studies.stats import correlation_summary, paired_comparison
 
@@ -273,7 +275,7 @@ def accuracy_noise(table: pd.DataFrame, resamples: int, seed: int) -> dict:
 
 def _write_correlate(result: dict, out: Path) -> None:
     table = pd.DataFrame(result["architectures"])
-    _atomic_text(out / "architectures.csv", table.to_csv(index=False))
+    write_text_atomic(out / "architectures.csv", table.to_csv(index=False))
     corr = pd.DataFrame(result["correlations"])
     write_table(corr, correlation_display(corr), out / "correlation")
     plot_scatter(table, [c["score"] for c in result["correlations"]], corr, out / "scatter.png",
@@ -315,14 +317,14 @@ def plot_scatter(table: pd.DataFrame, scores: list[str], corr: pd.DataFrame, pat
         ax.axis("off")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save_fig(fig, path)
+    save_figure(fig, path)
 
 
 # --- one method over several seeds -------------------------------------------------------------------
 
 
 def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out_dir, name: str | None = None,
-                  overrides: dict | None = None, bits: int = 8, energy_samples: int = 64,
+                  overrides: dict | None = None, bits: int | None = None, energy_samples: int | None = None,
                   progress: bool | None = None, log=print, track=None) -> dict:
     """Search, train and evaluate one method per seed; each seed's folder has the workflow's run layout.
 
@@ -331,6 +333,10 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
     """
     track = track or (lambda result, path: None)
     from lightsnn.pipeline.jobs import run_evaluate, run_search, run_train
+    from lightsnn.training.metrics import EvaluateOptions
+
+    evaluate = EvaluateOptions.from_config(config.get("evaluate"), {"bits": bits, "energy_samples": energy_samples})
+    bits, energy_samples = evaluate.bits, evaluate.energy_samples
 
     if not seeds:
         raise ValueError("give at least one seed")
@@ -372,15 +378,6 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
 # --- the summary ----------------------------------------------------------------------------------
 
 
-def _mean_std(values, scale: float = 1.0, digits: int = 2) -> str:
-    values = [v * scale for v in values if v is not None and math.isfinite(v)]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values, ddof=1):.{digits}f}"
-
-
 def _by_seed(run: dict, key: str) -> dict[int, float]:
     return {r["seed"]: (r[key] if r[key] is not None else math.nan) for r in run["runs"]}
 
@@ -406,14 +403,14 @@ def comparison_table(runs: list[dict], baseline: str) -> tuple[pd.DataFrame, pd.
                         "search_s_mean": float(np.mean([r["search_seconds"] for r in run["runs"]])),
                         **({f"vs_{baseline}_{k}": v for k, v in test.items()} if test else {})})
         display.append({"dataset": run["dataset"], "method": run["name"], "seeds": len(accs),
-                        "accuracy (%)": _mean_std(accs, 100),
+                        "accuracy (%)": mean_std(accs, 100, missing="n/a"),
                         f"minus {baseline} (pp)": f"{100 * test['mean_diff']:+.2f} ± {100 * test['std_diff']:.2f}"
                         if test else "-",
                         "wins/losses": f"{test['wins']}/{test['losses']}" if test else "-",
                         "t-test p": _p(test["t_p"]) if test else "-",
                         "Wilcoxon p": _p(test["wilcoxon_p"]) if test else "-",
-                        "SAR": _mean_std([r["sar"] for r in run["runs"]], 1, 3),
-                        "search (s)": _mean_std([r["search_seconds"] for r in run["runs"]], 1, 1)})
+                        "SAR": mean_std([r["sar"] for r in run["runs"]], 1, 3, missing="n/a"),
+                        "search (s)": mean_std([r["search_seconds"] for r in run["runs"]], 1, 1, missing="n/a")})
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
@@ -445,10 +442,11 @@ def ablation_table(runs: list[dict], paper: str = "lightsnn") -> tuple[pd.DataFr
                         "genotype (most common)": genotypes.mode()[0],
                         "distinct": int(genotypes.nunique()),
                         "same as paper": f"{same}/{len(accs)}" if test else "-",
-                        "score": _mean_std(scores, 1, 1), "accuracy (%)": _mean_std(accs, 100),
+                        "score": mean_std(scores, 1, 1, missing="n/a"),
+                        "accuracy (%)": mean_std(accs, 100, missing="n/a"),
                         f"minus {paper} (pp)": f"{100 * test['mean_diff']:+.2f}" if test else "-",
                         "t-test p": _p(test["t_p"]) if test else "-",
-                        "SAR": _mean_std([r["sar"] for r in run["runs"]], 1, 3)})
+                        "SAR": mean_std([r["sar"] for r in run["runs"]], 1, 3, missing="n/a")})
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
@@ -471,18 +469,7 @@ def plot_comparison(runs: list[dict], path: Path) -> None:
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(f"{dataset}: one point per seed, mean ± std", fontsize=9)
     fig.tight_layout()
-    _save_fig(fig, path)
-
-
-def _non_finite_back(value):
-    """JSON results spell NaN and infinities as strings ("nan", "-inf"); read them back as floats."""
-    if isinstance(value, dict):
-        return {k: _non_finite_back(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_non_finite_back(v) for v in value]
-    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-        return float(value)
-    return value
+    save_figure(fig, path)
 
 
 def noise_table(studies: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -507,19 +494,19 @@ def noise_table(studies: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
-def summarize(correlate_files: list[str], replicate_files: list[str], out_dir, baseline: str = "random",
+def write_evidence_tables(correlate_files: list[str], replicate_files: list[str], out_dir, baseline: str = "random",
               paper: str = "lightsnn") -> dict:
     """Tables and plots of the whole study from the verbs' JSON outputs."""
     out = Path(out_dir)
     written = {}
-    studies = [_non_finite_back(read_result(path, "correlate")) for path in correlate_files]
+    studies = [decode_non_finite(read_result(path, "correlate")) for path in correlate_files]
     if studies:
         corr = pd.DataFrame([row for study in studies for row in study["correlations"]])
         write_table(corr, correlation_display(corr), out / "correlation")
         numeric, display = noise_table(studies)
         write_table(numeric, display, out / "noise")
         written.update(correlation=str(out / "correlation.md"), noise=str(out / "noise.md"))
-    runs = [_non_finite_back(read_result(path, "replicate")) for path in replicate_files]
+    runs = [decode_non_finite(read_result(path, "replicate")) for path in replicate_files]
     if runs:
         numeric, display = comparison_table(runs, baseline)
         write_table(numeric, display, out / "comparison")

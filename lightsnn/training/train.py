@@ -34,10 +34,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import atomic_path
+from lightsnn.core.options import check_types
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
-from lightsnn.core.options import check_types
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
