@@ -11,7 +11,6 @@ from lightsnn.studies.evidence import (
     EvidenceOptions,
     ablation_table,
     comparison_table,
-    conv_edges,
     run_correlate,
     run_replicate,
     sample_architectures,
@@ -34,17 +33,12 @@ def test_sampled_architectures_are_distinct_valid_and_canonical():
         sample_architectures(["zero", "skip"], "forward", 500, seed=0)
 
 
-def test_conv_edges_counts_the_spiking_ops_of_one_cell():
-    # codes: 1 skip, 2 conv1x1, 3 conv3x3, 4 avgpool; the backward edge (2, 0) counts too
-    assert conv_edges(Genotype.from_str("0302 0020 3001 0000")) == 4
-    assert conv_edges(Genotype.from_str("0101 0010 1001 0000")) == 0
-
-
 def test_variants_are_fixed_with_the_paper_score_first():
     names = [v.name for v in score_variants(EvidenceOptions())]
     assert names == ["sahd", "sahd_count", "sahd_bn_eval", "sahd_b32", "sahd_b256", "hamming"]
     base = score_variants(EvidenceOptions())[0]
-    assert (base.normalize, base.bn_mode, base.batch_size, base.sparsity_aware) == ("none", "train", None, True)
+    assert (base.proxy, base.bn_mode, base.batch_size) == ("sahd", "train", None)  # sahd: plain sum, sparsity-aware
+    assert [v.proxy for v in score_variants(EvidenceOptions())][1::4] == ["sahd_count", "hamming"]
 
 
 @pytest.mark.parametrize("change, message", [

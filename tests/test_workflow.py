@@ -140,11 +140,12 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert "Table 2" in html or "table2" in html
 
 
-def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
+def _start_a_slow_training(tmp_path, epochs: int):
+    """A one-run workflow (slow.yaml) started in the background, returned once its first checkpoint exists."""
     work = _workdir(tmp_path)
     config = yaml.safe_load((work / "config" / "test.yaml").read_text())
     config["workflow"].update(methods=["random"], table1=None, variants={})
-    config["train"] = {"recipe": "quick", "epochs": 40, "batch_size": 64, "max_batches": 4}
+    config["train"] = {"recipe": "quick", "epochs": epochs, "batch_size": 64, "max_batches": 4}
     config["tracking"] = {"enabled": False}
     (work / "slow.yaml").write_text(yaml.safe_dump(config))
     run = work / "results/test/runs/digits/random/seed0"
@@ -153,6 +154,11 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
     deadline = time.time() + 300
     while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.1)
+    return work, run, proc
+
+
+def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
+    work, run, proc = _start_a_slow_training(tmp_path, epochs=40)
     time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake stops its jobs and releases its lock
     proc.wait(timeout=120)
@@ -173,18 +179,7 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
 
 
 def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp_path):
-    work = _workdir(tmp_path)
-    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
-    config["workflow"].update(methods=["random"], table1=None, variants={})
-    config["train"] = {"recipe": "quick", "epochs": 30, "batch_size": 64, "max_batches": 4}
-    config["tracking"] = {"enabled": False}
-    (work / "slow.yaml").write_text(yaml.safe_dump(config))
-    run = work / "results/test/runs/digits/random/seed0"
-    proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1", "--configfile", "slow.yaml"], cwd=work, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    work, run, proc = _start_a_slow_training(tmp_path, epochs=30)
     os.killpg(proc.pid, signal.SIGKILL)  # no chance to release the lock
     proc.wait(timeout=60)
     locked = _smk(work, "--cores", "1", "--configfile", "slow.yaml")

@@ -1,4 +1,4 @@
-"""Checking option values against their dataclass field types, so a wrong type is one clear line.
+"""Option fields and their checks: one unknown-key check, one type check, one way to read a config section.
 
 A config file is YAML: ``num_search: "two"`` or ``epochs: 2.5`` would otherwise travel into the code and
 fail deep inside it with a traceback. Every options dataclass read from a config section goes through
@@ -10,7 +10,34 @@ from __future__ import annotations
 import math
 import types
 import typing
+from dataclasses import field, fields
 from typing import Any
+
+
+def opt(default: Any, help: str, choices: tuple | None = None):
+    """An option field: its default, help text and allowed values feed the CLI, the schema and the docs."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "choices": choices})
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+def check_known(cls, values: dict, what: str, extra: tuple[str, ...] = ()) -> None:
+    """The one unknown-key check: every key of ``values`` must be a field of ``cls`` (or in ``extra``)."""
+    known = {f.name for f in fields(cls)} | set(extra)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; allowed: {sorted(known)}")
+
+
+def from_section(cls, section: dict | None, overrides: dict | None = None, *, where: str, what: str | None = None):
+    """An options dataclass from a config section (``where``, e.g. ``search.snasnet``), overridden by the
+    non-None values of ``overrides``: a mapping, known keys, values of the right types, or one-line errors."""
+    if section is not None and not isinstance(section, dict):
+        raise ValueError(f"config section {where} must be a mapping, got {section!r}")
+    values = dict(section or {})
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    check_known(cls, values, what or f"{where} option(s)")
+    return cls(**check_types(cls, values, where))
 
 
 class _Mismatch(Exception):

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from torch.utils.data import Dataset
 
-from lightsnn.core.options import check_types
+from lightsnn.core.options import from_section
 
 DEFAULT_SUBSETS = "../shared/data/cifar-subsets"
 
@@ -42,12 +42,7 @@ class DataOptions:
 
     @classmethod
     def from_config(cls, data: dict | None) -> "DataOptions":
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown data option(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**check_types(cls, data, "data"))
+        return from_section(cls, data, where="data")
 
     @property
     def cache_dir(self) -> Path:

@@ -1,11 +1,12 @@
 """Event datasets: DVS128 Gesture (tonic) and ndigits (emulated), framed once and cached."""
 from __future__ import annotations
 
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
+from lightsnn.core.options import check_known
 from lightsnn.data import DataOptions, Splits
 from lightsnn.data.events import EmulatorConfig, ToFramesByCount, cache_key, cached_split, emulate_batch, frame_all
 
@@ -14,10 +15,7 @@ NDIGITS_EXTRA = ("max_samples", "seed")
 
 def _emulator_options(options: DataOptions) -> tuple[EmulatorConfig, int | None, int]:
     values = dict(options.ndigits or {})
-    known = {f.name for f in fields(EmulatorConfig)} | set(NDIGITS_EXTRA)
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown data.ndigits option(s) {unknown}; allowed: {sorted(known)}")
+    check_known(EmulatorConfig, values, "data.ndigits option(s)", NDIGITS_EXTRA)
     max_samples = values.pop("max_samples", None)
     seed = int(values.pop("seed", 0))
     return EmulatorConfig(**values), max_samples, seed

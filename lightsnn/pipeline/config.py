@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 import yaml
 
-from lightsnn.core.options import check_types
+from lightsnn.core.options import from_section
 from lightsnn.data import DATASET_NAMES, get_dataset_spec
 from lightsnn.search import METHODS, get_method
 from lightsnn.search.common import BaseOptions
@@ -118,26 +118,10 @@ def resolve_device(spec: str | None) -> torch.device:
     return device
 
 
-def options_from(cls, section: dict | None, overrides: dict | None, what: str, where: str):
-    """An options dataclass from a config section, overridden by the non-None values of ``overrides``.
-
-    ``where`` is the section's place in the config (``search.snasnet``), named in type errors.
-    """
-    if section is not None and not isinstance(section, dict):
-        raise ValueError(f"config section {where} must be a mapping, got {section!r}")
-    values = dict(section or {})
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown {what} {unknown}; allowed: {sorted(known)}")
-    return cls(**check_types(cls, values, where))
-
-
 def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
     section = (config.get("search") or {}).get(method)
-    options = options_from(get_method(method).options, section, overrides, f"option(s) for method {method!r}",
-                           f"search.{method}")
+    options = from_section(get_method(method).options, section, overrides, where=f"search.{method}",
+                           what=f"option(s) for method {method!r}")
     options.validate()
     return options
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lightsnn.core.options import opt
 from lightsnn.data import Splits
 from lightsnn.proxies.batches import SearchBatches
 from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
@@ -29,13 +30,6 @@ COMPAT_FLAGS: dict[str, str] = {
     "trained_logits": "architecture logits sit in the optimiser and weight decay revives pruned ops "
                       "(methods.md §7.2; used by training)",
 }
-
-
-def opt(default: Any, help: str, choices: tuple | None = None):
-    """A method option: its default, help text and allowed values feed the CLI and the config docs."""
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "choices": choices})
-    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, opt, timed
+from lightsnn.core.options import opt
+from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.sampling import sample_uniform_canonical
 

@@ -9,14 +9,14 @@ neurons; call :func:`lightsnn.space.neurons.reset_state` before each sequence.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
-from lightsnn.core.options import check_types
+from lightsnn.core.options import check_known, check_types
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
@@ -57,10 +57,7 @@ class NetConfig:
     def with_overrides(self, overrides: dict | None) -> "NetConfig":
         if not overrides:
             return self
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ValueError(f"unknown network option(s) {unknown}; allowed: {sorted(known)}")
+        check_known(type(self), overrides, "network option(s)")
         values = check_types(type(self), dict(overrides), "network")
         if isinstance(values.get("lif"), dict):
             values["lif"] = replace(self.lif, **values["lif"])

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from lightsnn.core.options import check_types
+from lightsnn.core.options import from_section
 from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
@@ -39,12 +39,7 @@ class BenchOptions:
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "BenchOptions":
-        values = {**(section or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown bench option(s) {unknown}; allowed: {sorted(known)}")
-        return cls(**check_types(cls, values, "bench"))
+        return from_section(cls, section, overrides, where="bench")
 
 
 def _sync(device: torch.device) -> None:

@@ -28,16 +28,15 @@ from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.jsonfloats import decode_non_finite
+from lightsnn.core.options import from_section, opt
 from lightsnn.data import load_splits
-from lightsnn.pipeline.config import check_seed, net_config, options_from, resolve_device
+from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import mean_std, save_figure, write_table
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
-from lightsnn.proxies.sahd import SAHDScorer
-from lightsnn.search.common import opt
+from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.space.genotype import Genotype
-from lightsnn.space.network import SNASNetwork, count_parameters
-from lightsnn.space.neurons import reset_state
-from lightsnn.space.ops import OPS, OpSpec, parse_space
+from lightsnn.space.network import SNASNetwork
+from lightsnn.space.ops import parse_space
 from lightsnn.space.sampling import sample_uniform_canonical
 from lightsnn.studies.stats import correlation_summary, paired_comparison
 
@@ -70,7 +69,7 @@ class EvidenceOptions:
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
-        options = options_from(cls, section, overrides, "evidence option(s)", "evidence")
+        options = from_section(cls, section, overrides, where="evidence")
         parse_space(options.space)
         for name in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
             if getattr(options, name) < 1:
@@ -99,38 +98,29 @@ class EvidenceOptions:
 
 @dataclass(frozen=True)
 class ScoreVariant:
-    """One way of computing SAHD at initialisation; fields not set are the base score's."""
+    """A registered proxy under one scoring protocol (BatchNorm mode, batch size)."""
 
     name: str
     help: str
-    normalize: str = "none"
+    proxy: str = "sahd"  # a name in lightsnn.proxies.registry.PROXIES
     bn_mode: str = "train"
     batch_size: int | None = None  # None: the study's base batch
-    sparsity_aware: bool = True
 
 
 def score_variants(options: EvidenceOptions) -> list[ScoreVariant]:
     """The base score first: the paper's plain sum, SNASNet's train-mode BatchNorm, the study's batch."""
     variants = [
         ScoreVariant("sahd", "SAHD, paper formula (plain sum over LIF calls), train-mode BN"),
-        ScoreVariant("sahd_count", "K divided by the number of LIF calls, as both released codes do",
-                     normalize="count"),
+        ScoreVariant("sahd_count", get_proxy("sahd_count").definition, proxy="sahd_count"),
         ScoreVariant("sahd_bn_eval", "eval-mode BatchNorm (LightSNN's search)", bn_mode="eval"),
     ]
     variants += [ScoreVariant(f"sahd_b{b}", f"search batch {b}", batch_size=b) for b in options.other_batch_sizes]
-    variants.append(ScoreVariant("hamming", "plain Hamming kernel N - dH, no sparsity term (baseline)",
-                                 sparsity_aware=False))
+    variants.append(ScoreVariant("hamming", get_proxy("hamming").definition + " (baseline)", proxy="hamming"))
     return variants
 
 
-#: Scores that need no forward pass.
-BASELINES = {"params": "number of parameters of the discrete network",
-             "conv_edges": "number of conv edges in one cell"}
-
-
-def conv_edges(genotype: Genotype) -> int:
-    cell = genotype.cell_for(0)
-    return sum(OPS[OpSpec.parse(op).kind].has_lif for _, op in cell.ops)
+#: Proxies that need no forward pass, reported beside the scores.
+BASELINES = {name: proxy.definition for name, proxy in PROXIES.items() if not proxy.needs_data}
 
 
 def sample_architectures(space: list[str], cell_type: str, n: int, seed: int) -> list[Genotype]:
@@ -146,16 +136,9 @@ def sample_architectures(space: list[str], cell_type: str, n: int, seed: int) ->
                      f"(found {len(seen)}); ask for fewer architectures")
 
 
-@torch.inference_mode()
-def _score(net: SNASNetwork, batches: list[torch.Tensor], variant: ScoreVariant) -> float:
+def _score(net: SNASNetwork, genotype: Genotype, batches: list[torch.Tensor], variant: ScoreVariant) -> float:
     net.train(variant.bn_mode == "train")
-    values = []
-    with SAHDScorer(net, variant.normalize, sparsity_aware=variant.sparsity_aware) as sahd:
-        for batch in batches:
-            reset_state(net)
-            values.append(sahd.score(batch))
-    reset_state(net)
-    return float(np.mean(values))
+    return get_proxy(variant.proxy).score(net, genotype, batches)
 
 
 def _search_batches(splits, size: int, repeat: int, device, seed: int) -> list[torch.Tensor]:
@@ -203,7 +186,7 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
     bar = tqdm(archs, desc=f"correlate {dataset}", disable=None if progress is None else not progress,
                dynamic_ncols=True)
     for index, genotype in enumerate(bar):
-        row = {"index": index, "genotype": genotype.to_str(), "conv_edges": conv_edges(genotype)}
+        row = {"index": index, "genotype": genotype.to_str()}
         scored = time.perf_counter()
         per_seed = {v.name: [] for v in variants}
         for w in range(options.weight_seeds):
@@ -211,8 +194,9 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
                 # the same initial weights for every variant of seed w, built fresh so BN statistics are unused
                 torch.manual_seed(1_000_003 * seed + w)
                 net = SNASNetwork.from_genotype(netcfg, genotype).to(device)
-                row["params"] = count_parameters(net)
-                per_seed[variant.name].append(_score(net, batches[variant.batch_size or options.batch_size],
+                for name in BASELINES:
+                    row[name] = get_proxy(name).score(net, genotype, [])
+                per_seed[variant.name].append(_score(net, genotype, batches[variant.batch_size or options.batch_size],
                                                      variant))
         for name, values in per_seed.items():
             finite = [v for v in values if math.isfinite(v)]

@@ -21,14 +21,9 @@ class EvaluateOptions:
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvaluateOptions":
-        from lightsnn.core.options import check_types
+        from lightsnn.core.options import from_section
 
-        values = {**(section or {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown evaluate option(s) {unknown}; allowed: {sorted(known)}")
-        options = cls(**check_types(cls, values, "evaluate"))
+        options = from_section(cls, section, overrides, where="evaluate")
         for f in fields(cls):
             value, low, high = getattr(options, f.name), f.metadata.get("min"), f.metadata.get("max")
             if (low is not None and value < low) or (high is not None and value > high):

@@ -24,7 +24,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import atomic_path
-from lightsnn.core.options import check_types
+from lightsnn.core.options import check_known, check_types
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
@@ -79,10 +79,7 @@ class TrainOptions:
         merged = {**RECIPES[recipe], **values}
         if "eta_min_ratio" in merged and merged["eta_min_ratio"] is not None and "eta_min" not in values:
             merged["eta_min"] = None
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(merged) - known)
-        if unknown:
-            raise ValueError(f"unknown train option(s) {unknown}; allowed: {sorted(known)}")
+        check_known(cls, merged, "train option(s)")
         options = cls(**check_types(cls, merged, "train"))
         if options.max_batches is not None and options.max_batches < 1:
             raise ValueError(f"train.max_batches must be at least 1 (or null for whole epochs), "

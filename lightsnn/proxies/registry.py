@@ -1,0 +1,93 @@
+"""Training-free proxies in a registry keyed by name, every one with the same call signature.
+
+``proxy.score(net, genotype, batches)`` returns one float for a freshly initialised network: ``net`` is the
+discrete network of ``genotype``, already in the train or eval mode the caller's protocol asks for, and
+``batches`` are the search batches (a proxy that needs no data ignores them). Neuron state is reset before
+every batch. A study or a search names the proxy it uses; adding one is one decorated function.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import count_parameters
+from lightsnn.space.neurons import reset_state
+from lightsnn.space.ops import OPS, OpSpec
+
+ScoreFn = Callable[[nn.Module, Genotype, Sequence[torch.Tensor]], float]
+
+
+@dataclass(frozen=True)
+class Proxy:
+    name: str
+    definition: str  # one line: what is computed
+    score: ScoreFn
+    needs_data: bool = True
+
+
+PROXIES: dict[str, Proxy] = {}
+
+
+def register(name: str, definition: str, needs_data: bool = True):
+    """Decorator: add a score function to :data:`PROXIES` under ``name``."""
+    def add(fn: ScoreFn) -> ScoreFn:
+        if name in PROXIES:
+            raise ValueError(f"proxy {name!r} is registered twice")
+        PROXIES[name] = Proxy(name, definition, fn, needs_data)
+        return fn
+    return add
+
+
+def get_proxy(name: str) -> Proxy:
+    try:
+        return PROXIES[name]
+    except KeyError:
+        raise ValueError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}") from None
+
+
+@torch.inference_mode()
+def _kernel_score(net: nn.Module, batches: Sequence[torch.Tensor], **scorer_options) -> float:
+    """Mean over batches of log|det K|, the state reset before every batch and after the last."""
+    values = []
+    with SAHDScorer(net, **scorer_options) as scorer:
+        for batch in batches:
+            reset_state(net)
+            values.append(scorer.score(batch))
+    reset_state(net)
+    return float(np.mean(values)) if values else math.nan
+
+
+@register("sahd", "log|det K|, K the plain sum over LIF calls of N - 0.5 dH / E[dH] (the paper's SAHD)")
+def sahd(net, genotype, batches) -> float:
+    return _kernel_score(net, batches, normalize="none")
+
+
+@register("sahd_count", "SAHD with K divided by the number of LIF calls, as both released codes do")
+def sahd_count(net, genotype, batches) -> float:
+    return _kernel_score(net, batches, normalize="count")
+
+
+@register("hamming", "log|det K|, K the plain sum of N - dH: Hamming distance without the sparsity term")
+def hamming(net, genotype, batches) -> float:
+    return _kernel_score(net, batches, normalize="none", sparsity_aware=False)
+
+
+@register("params", "number of parameters of the discrete network", needs_data=False)
+def params(net, genotype, batches) -> float:
+    return float(count_parameters(net))
+
+
+@register("conv_edges", "number of conv edges (edges whose op has a LIF) in cell 1", needs_data=False)
+def conv_edges(net, genotype, batches) -> float:
+    return float(count_conv_edges(genotype))
+
+
+def count_conv_edges(genotype: Genotype) -> int:
+    return sum(OPS[OpSpec.parse(op).kind].has_lif for _, op in genotype.cell_for(0).ops)
