@@ -5,7 +5,6 @@ import math
 import pandas as pd
 import pytest
 
-from lightsnn.space.genotype import Genotype
 from lightsnn.studies.evidence import (
     BASELINES,
     EvidenceOptions,

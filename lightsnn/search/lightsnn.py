@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from lightsnn.core.options import opt
 from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.search.common import (
     CandidateScorer,
@@ -15,7 +16,6 @@ from lightsnn.search.common import (
     SearchContext,
     SearchRecord,
     SearchResult,
-    opt,
     timed,
 )
 from lightsnn.space.genotype import edge_key

@@ -13,17 +13,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from lightsnn.core.options import opt
 from lightsnn.proxies.sahd import SAHDScorer
-from lightsnn.search.common import (
-    Scorer,
-    ScoringOptions,
-    SearchContext,
-    SearchRecord,
-    SearchResult,
-    best_index,
-    opt,
-    timed,
-)
+from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
 from lightsnn.space.ops import OpSpec

@@ -142,9 +142,7 @@ class SNASNetwork(nn.Module):
     @classmethod
     def from_genotype(cls, config: NetConfig, genotype: Genotype, dead_backward: bool = False) -> "SNASNetwork":
         cell_ops = [{e: [op] for e, op in genotype.cell_for(i).ops} for i in range(2)]
-        net = cls(config, cell_ops, dead_backward)  # one op per edge: weight 1.0
-        net.arch = genotype
-        return net
+        return cls(config, cell_ops, dead_backward)  # one op per edge: weight 1.0
 
     def reinitialize(self) -> None:
         _init_weights(self, self.config.linear_init_std)
