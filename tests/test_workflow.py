@@ -120,7 +120,12 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert {"acc_mean", "acc_std", "search_s_mean", "sar_mean", "params_mean", "synops_mean", "energy_uj_mean",
             "memory_mb_mean", "paper_acc"} <= set(table2.columns)
     assert (table2["acc_mean"] > 0).all()
-    assert "±" in (tables / "table2.md").read_text() or "seeds" in (tables / "table2.md").read_text()
+    md = (tables / "table2.md").read_text().splitlines()
+    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md]
+    assert cells[0][:6] == ["dataset", "run", "method", "structure", "timesteps", "seeds"]
+    shown = {row[1]: row for row in cells[2:]}
+    for _, row in table2.iterrows():  # one seed per run: the md shows the mean alone, to 2 decimals
+        assert shown[row["run"]][cells[0].index("acc")] == f"{row['acc_mean']:.2f}"
     assert (tables / "table2.tex").read_text().startswith("\\begin{tabular}")
     table1 = pd.read_csv(tables / "table1.csv")
     assert list(table1["algorithm"]) == ["Random search", "Pruning-by-importance"]
@@ -137,7 +142,7 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     report = _smk(work, "--configfile", "spaced.yaml", "--report", "results/test run/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (results / "report.html").read_text(errors="replace")
-    assert "Table 2" in html or "table2" in html
+    assert "Table 2: one row per dataset and search run" in html and "table2.csv" in html
 
 
 def _start_a_slow_training(tmp_path, epochs: int):
