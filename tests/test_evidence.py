@@ -5,6 +5,7 @@ import math
 import pandas as pd
 import pytest
 
+from lightsnn.space.spaces import SearchSpace
 from lightsnn.studies.evidence import (
     BASELINES,
     EvidenceOptions,
@@ -22,14 +23,14 @@ STUDY = {"num_archs": 4, "weight_seeds": 2, "batch_size": 8, "other_batch_sizes"
 
 
 def test_sampled_architectures_are_distinct_valid_and_canonical():
-    archs = sample_architectures(["zero", "skip", "conv3x3"], "backward", 25, seed=1)
+    archs = sample_architectures(SearchSpace(("zero", "skip", "conv3x3")), 25, seed=1)
     assert len(set(archs)) == 25
     for genotype in archs:
         cell = genotype.cell_for(0)
         assert cell.is_valid() and cell.pruned() == cell and genotype.cell_for(1) == cell
-    assert archs == sample_architectures(["zero", "skip", "conv3x3"], "backward", 25, seed=1)
+    assert archs == sample_architectures(SearchSpace(("zero", "skip", "conv3x3")), 25, seed=1)
     with pytest.raises(ValueError, match="fewer than 500 distinct valid cells"):
-        sample_architectures(["zero", "skip"], "forward", 500, seed=0)
+        sample_architectures(SearchSpace(("zero", "skip"), "forward"), 500, seed=0)
 
 
 def test_variants_are_fixed_with_the_paper_score_first():

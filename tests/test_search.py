@@ -195,3 +195,25 @@ def test_lightsnn_stacked_scoring_gives_the_one_at_a_time_scores(tiny_config, ex
 def test_lightsnn_scores_one_at_a_time_where_stacking_would_change_the_scores(tiny_config, extra):
     result = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, **extra})
     assert result["details"]["scoring"] == "one at a time"
+
+
+def test_a_search_space_is_one_object_that_samples_and_checks():
+    from lightsnn.space.spaces import SearchSpace
+
+    space = SearchSpace.of("lightsnn")
+    assert space.ops == ("zero", "conv3x3", "skip") and space.cell_type == "backward" and len(space.edges) == 12
+    assert SearchSpace.of(space) is space
+    forward = SearchSpace(("zero", "skip", "conv3x3"), "forward")
+    assert len(forward.edges) == 6
+    # its samplers are the tested ones, same draws for the same generator
+    assert forward.sample_uniform(np.random.default_rng(3)) == \
+        sample_uniform_canonical(np.random.default_rng(3), ["zero", "skip", "conv3x3"], "forward")
+    assert space.sample_valid(np.random.default_rng(4)) == \
+        sample_valid(np.random.default_rng(4), ["zero", "conv3x3", "skip"], "backward")
+    space.check(Genotype.from_str("0301 0030 3003 0000"))
+    with pytest.raises(ValueError, match=r"op 'conv1x1' is not in the space \['zero', 'conv3x3', 'skip'\]"):
+        space.check(Genotype.from_str("0302 0000 0000 0000"))
+    with pytest.raises(ValueError, match="edge 2->0 is not in a forward cell"):
+        forward.check(Genotype.from_str("0301 0000 1000 0000"))
+    with pytest.raises(ValueError, match="unknown cell type 'sideways'"):
+        SearchSpace(("zero", "skip"), "sideways")

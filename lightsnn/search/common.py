@@ -18,6 +18,7 @@ from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import POOLINGS, NetConfig, SNASNetwork
 from lightsnn.space.neurons import reset_state
 from lightsnn.space.ops import parse_space
+from lightsnn.space.spaces import SearchSpace
 
 BN_MODES = ("train", "eval")
 
@@ -42,6 +43,10 @@ class BaseOptions:
 
     #: compat flags this method understands; ``reference_compat: true`` turns all of them on
     compat_flags: ClassVar[tuple[str, ...]] = ()
+
+    def search_space(self) -> SearchSpace:
+        """The space this method searches: the ``space`` ops on ``cell_type`` cells."""
+        return SearchSpace(tuple(self.space), self.cell_type)
 
     def validate(self) -> None:
         self.space = list(parse_space(self.space))

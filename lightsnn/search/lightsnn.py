@@ -52,7 +52,7 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
     flags = options.compat()
     record = SearchRecord()
     batches = ctx.batches(options)
-    net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=not options.separate_cell_alphas,
+    net = SuperNet(ctx.net_config, options.search_space(), shared=not options.separate_cell_alphas,
                    threshold=options.threshold, dead_backward="dead_backward" in flags).to(ctx.device)
     scorer = Scorer(options, batches, record)
     stacked = CandidateScorer(scorer, net, options.max_chunk) \

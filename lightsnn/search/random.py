@@ -8,7 +8,6 @@ import numpy as np
 from lightsnn.core.options import opt
 from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.genotype import Genotype
-from lightsnn.space.sampling import sample_uniform_canonical
 
 
 @dataclass
@@ -18,7 +17,6 @@ class RandomOptions(BaseOptions):
 
 @timed
 def run_random(options: RandomOptions, ctx: SearchContext) -> SearchResult:
-    rng = np.random.default_rng(ctx.seed)
-    cells = [sample_uniform_canonical(rng, options.space, options.cell_type)
-             for _ in range(2 if options.separate_cells else 1)]
+    space, rng = options.search_space(), np.random.default_rng(ctx.seed)
+    cells = [space.sample_uniform(rng) for _ in range(2 if options.separate_cells else 1)]
     return SearchResult(Genotype(tuple(cells)), None, SearchRecord(), ctx.net_config)

@@ -12,7 +12,6 @@ from lightsnn.proxies.sahd import SAHDScorer
 from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SuperNet
-from lightsnn.space.sampling import sample_valid
 
 
 @dataclass
@@ -35,12 +34,13 @@ class SNASNetOptions(ScoringOptions):
 @timed
 def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     """Sample valid cells with SNASNet's sampler, score each at fresh initialisation, keep the best."""
+    space = options.search_space()
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
     record = SearchRecord()
     batches = ctx.batches(options)
     # One network on the device, masked to each candidate and re-initialised in place (methods.md §7.11).
-    net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=True).to(ctx.device)
+    net = SuperNet(ctx.net_config, space, shared=True).to(ctx.device)
     scorer = Scorer(options, batches, record)
     scores: list[float] = []
     genotypes: list[Genotype] = []
@@ -48,7 +48,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     draws = 0
     with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(options.num_search, "snasnet") as bar:
         for index in range(options.num_search):
-            cell, n = sample_valid(rng, options.space, options.cell_type)
+            cell, n = space.sample_valid(rng)
             draws += n
             genotype = Genotype.shared(cell)
             if options.dedupe_cache and genotype in cache:

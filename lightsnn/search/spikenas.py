@@ -19,7 +19,6 @@ from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, Search
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
 from lightsnn.space.ops import OpSpec
-from lightsnn.space.sampling import sample_valid
 
 
 @dataclass
@@ -67,11 +66,12 @@ def memory_bytes(config: NetConfig, genotype: Genotype, weight_bits: int) -> flo
 
 @timed
 def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
+    space = options.search_space()
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
     record = SearchRecord()
     batches = ctx.batches(options)
-    net = SuperNet(ctx.net_config, options.space, options.cell_type, shared=False).to(ctx.device)
+    net = SuperNet(ctx.net_config, space, shared=False).to(ctx.device)
     scorer = Scorer(options, batches, record)
     budget = None if options.mem_budget_mb is None else float(options.mem_budget_mb) * 1e6
     chosen = []
@@ -83,7 +83,7 @@ def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
             scores, genotypes = [], []
             filtered = duplicates = draws = 0
             while len(scores) < options.candidates_per_cell and draws < max_draws:
-                cell, _ = sample_valid(rng, options.space, options.cell_type)
+                cell, _ = space.sample_valid(rng)
                 draws += 1
                 if cell in seen:
                     duplicates += 1

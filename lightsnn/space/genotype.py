@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from lightsnn.space.ops import CODE_TO_OP, OpError, OpSpec, canonical_op
 
@@ -253,10 +253,3 @@ class Genotype:
 
     def ops_used(self) -> set[str]:
         return {op for cell in self.cells for _, op in cell.ops}
-
-
-def check_ops_in_space(genotype: Genotype, space: Iterable[str]) -> None:
-    allowed = set(space)
-    extra = genotype.ops_used() - allowed
-    if extra:
-        raise GenotypeError(f"genotype uses ops {sorted(extra)} outside the search space {sorted(allowed)}")

@@ -18,9 +18,10 @@ from spikingjelly.activation_based import layer
 
 from lightsnn.core.options import check_known, check_types
 from lightsnn.space.cell import Cell
-from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key, edges_of
+from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
-from lightsnn.space.ops import OpSpec, parse_space
+from lightsnn.space.ops import OpSpec
+from lightsnn.space.spaces import SearchSpace
 
 POOLINGS = ("avg", "max")
 
@@ -175,13 +176,15 @@ class SuperNet(SNASNetwork):
     Logits are plain tensors on the host, never parameters: they are not trained.
     """
 
-    def __init__(self, config: NetConfig, space: Sequence[str], cell_type: str = "backward",
-                 shared: bool = True, threshold: float = 0.01, dead_backward: bool = False):
-        self.space = parse_space(space)
-        self.edges = edges_of(cell_type)
+    def __init__(self, config: NetConfig, space: "SearchSpace | str | Sequence[str]", shared: bool = True,
+                 threshold: float = 0.01, dead_backward: bool = False):
+        """``space``: a SearchSpace, or a named space / list of ops with backward cells."""
+        self.search_space = SearchSpace.of(space)
+        self.space = self.search_space.ops
+        self.edges = self.search_space.edges
         edge_ops = {e: list(self.space) for e in self.edges}
         super().__init__(config, [edge_ops, edge_ops], dead_backward)
-        self.cell_type = cell_type
+        self.cell_type = self.search_space.cell_type
         self.shared = shared
         self.threshold = threshold
         self.logits = torch.zeros(1 if shared else 2, len(self.edges), len(self.space), dtype=torch.float64)

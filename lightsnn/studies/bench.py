@@ -138,7 +138,7 @@ def bench_search(method: str, opts: BenchOptions, device: torch.device, override
 
 def _replay_flops(method, result, options, cfg, opts, device):
     """FLOPs of the whole search, counted by replaying each scored architecture on one forward."""
-    net = SuperNet(cfg, options.space, options.cell_type, shared=True).to(device).eval()
+    net = SuperNet(cfg, options.search_space(), shared=True).to(device).eval()
     x = torch.zeros(1, 3, opts.image_size, opts.image_size, device=device)  # FLOPs scale with the batch
     total, first_shapes = 0.0, None
     per_arch: dict = {}

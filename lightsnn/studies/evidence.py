@@ -37,7 +37,7 @@ from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.ops import parse_space
-from lightsnn.space.sampling import sample_uniform_canonical
+from lightsnn.space.spaces import SearchSpace
 from lightsnn.studies.stats import correlation_summary, paired_comparison
 
 CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
@@ -123,16 +123,16 @@ def score_variants(options: EvidenceOptions) -> list[ScoreVariant]:
 BASELINES = {name: proxy.definition for name, proxy in PROXIES.items() if not proxy.needs_data}
 
 
-def sample_architectures(space: list[str], cell_type: str, n: int, seed: int) -> list[Genotype]:
+def sample_architectures(space: SearchSpace, n: int, seed: int) -> list[Genotype]:
     """``n`` distinct cells, uniform over canonical valid cells (sampling without replacement)."""
     rng = np.random.default_rng(seed)
     seen: dict[Genotype, None] = {}
     for _ in range(100 * n):
-        genotype = Genotype.shared(sample_uniform_canonical(rng, space, cell_type))
+        genotype = Genotype.shared(space.sample_uniform(rng))
         seen.setdefault(genotype, None)
         if len(seen) == n:
             return list(seen)
-    raise ValueError(f"space {space} with {cell_type} cells has fewer than {n} distinct valid cells "
+    raise ValueError(f"space {list(space.ops)} with {space.cell_type} cells has fewer than {n} distinct valid cells "
                      f"(found {len(seen)}); ask for fewer architectures")
 
 
@@ -180,7 +180,7 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
     variants = score_variants(options)
     sizes = sorted({options.batch_size, *(v.batch_size for v in variants if v.batch_size)})
     batches = {b: _search_batches(splits, b, options.repeat, device, seed) for b in sizes}
-    archs = sample_architectures(space, options.cell_type, options.num_archs, seed)
+    archs = sample_architectures(SearchSpace(tuple(space), options.cell_type), options.num_archs, seed)
     rows = []
     start = time.perf_counter()
     bar = tqdm(archs, desc=f"correlate {dataset}", disable=None if progress is None else not progress,

@@ -38,6 +38,7 @@ from lightsnn.core.options import check_known, check_types
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
+from lightsnn.space.spaces import SearchSpace
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
@@ -139,7 +140,8 @@ def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None =
     if "trained_logits" not in flags:
         return SNASNetwork.from_genotype(net_config, genotype, dead_backward=dead), None
     options = search["options"]
-    model = SuperNet(net_config, options["space"], options["cell_type"], shared=not options["separate_cell_alphas"],
+    model = SuperNet(net_config, SearchSpace.of(options["space"], options["cell_type"]),
+                     shared=not options["separate_cell_alphas"],
                      threshold=options["threshold"], dead_backward=dead)
     logits = torch.nn.Parameter(torch.tensor(search["details"]["final_logits"], dtype=torch.float32))
     model.set_logits(logits.detach())
