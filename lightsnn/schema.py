@@ -11,38 +11,13 @@ from dataclasses import MISSING, fields
 from lightsnn.data import DATASET_NAMES, DataOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.search import COMPAT_FLAGS, METHODS
-from lightsnn.space.network import POOLINGS, NetConfig
+from lightsnn.space.network import NetConfig
 from lightsnn.space.neurons import LIFConfig
 from lightsnn.space.ops import OPS, SPACES
 from lightsnn.studies.bench import BenchOptions
 from lightsnn.studies.evidence import EvidenceOptions
 from lightsnn.training.metrics import EvaluateOptions
-from lightsnn.training.train import LOSSES, RECIPES, TrainOptions
-
-NET_HELP = {
-    "in_channels": "input channels (2 for event polarities)", "image_size": "input height = width",
-    "num_classes": "classes", "channels": "C: channels of cell1 (cell2 has 2C)",
-    "timesteps": "T: timesteps (frames for event data)", "pooling": "resdown pooling (set by the method)",
-    "second_pool": "kernel of the pool after cell2", "classifier_width": "hidden width of the classifier",
-    "num_cluster": "boost: output neurons per class", "input_pool": "max-pool after the stem (DVS)",
-    "dropout": "classifier dropout", "linear_init_std": "std of the N(0, s) init of Linear layers",
-}
-TRAIN_HELP = {
-    "recipe": "named recipe: " + ", ".join(RECIPES), "epochs": "epochs", "batch_size": "batch size",
-    "lr": "initial learning rate", "momentum": "SGD momentum", "weight_decay": "SGD weight decay",
-    "eta_min": "cosine floor of the learning rate", "eta_min_ratio": "cosine floor as a share of lr",
-    "loss": "auto (MSE on one-hot for dvs128_gesture, else CE), ce or mse",
-    "val_fraction": "share of the training set held out for model selection",
-    "amp": "bf16 autocast (CUDA only)", "channels_last": "channels-last memory format (CUDA only)",
-    "max_batches": "cap batches per epoch (smoke runs)",
-}
-DATA_HELP = {
-    "root": "folder of cifar-10-batches-py/, cifar-100-python/, DVSGesture/",
-    "cache": "frame cache folder of event datasets (default <root>/cache)",
-    "download": "let torchvision download CIFAR (needs a network)",
-    "subsets": "folder of cifar10_subset.npz and cifar100_subset.npz",
-    "ndigits": "event-camera emulator settings (EmulatorConfig fields), max_samples, seed",
-}
+from lightsnn.training.train import TrainOptions
 
 
 def _type_of(value, name: str = "") -> dict:
@@ -65,16 +40,16 @@ def _type_of(value, name: str = "") -> dict:
     return {"type": ["number", "null"]}
 
 
-def _dataclass_schema(cls, helps: dict | None = None, choices: dict | None = None) -> dict:
+def _dataclass_schema(cls) -> dict:
+    """A JSON schema of an options dataclass: types from defaults, help and choices from the fields' metadata."""
     props = {}
     for f in fields(cls):
         if f.name == "lif":
             continue
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         prop = _type_of(default, f.name)
-        description = (helps or {}).get(f.name) or f.metadata.get("help") or f.name
-        prop["description"] = description
-        allowed = (choices or {}).get(f.name) or f.metadata.get("choices")
+        prop["description"] = f.metadata.get("help") or f.name
+        allowed = f.metadata.get("choices")
         if allowed:
             prop["enum"] = list(allowed)
         if isinstance(default, list):
@@ -85,7 +60,7 @@ def _dataclass_schema(cls, helps: dict | None = None, choices: dict | None = Non
 
 
 def network_schema() -> dict:
-    schema = _dataclass_schema(NetConfig, NET_HELP, {"pooling": POOLINGS})
+    schema = _dataclass_schema(NetConfig)
     for prop in schema["properties"].values():
         prop.pop("default", None)  # defaults come from the dataset's preset
     for name in ("in_channels", "image_size", "num_classes", "channels", "timesteps", "second_pool",
@@ -159,7 +134,7 @@ def config_schema() -> dict:
         s = _dataclass_schema(method.options)
         s["description"] = method.description
         search[method.name] = s
-    train = _dataclass_schema(TrainOptions, TRAIN_HELP, {"recipe": tuple(RECIPES), "loss": LOSSES})
+    train = _dataclass_schema(TrainOptions)
     for prop in train["properties"].values():
         prop.pop("default", None)  # the recipe supplies defaults
     runs_item = {"type": "string"}
@@ -208,7 +183,7 @@ def config_schema() -> dict:
             "network": network_schema(),
             "networks": {"type": "object", "default": {}, "description": "network overrides per dataset",
                          "propertyNames": {"enum": list(DATASET_NAMES)}, "additionalProperties": network_schema()},
-            "data": _dataclass_schema(DataOptions, DATA_HELP),
+            "data": _dataclass_schema(DataOptions),
             "search": {"type": "object", "additionalProperties": False, "default": {},
                        "description": "options per method", "properties": search},
             "train": {**train, "description": "training recipe and overrides"},

@@ -17,7 +17,7 @@ from typing import Callable
 
 from torch.utils.data import Dataset
 
-from lightsnn.core.options import from_section
+from lightsnn.core.options import from_section, opt
 
 DEFAULT_SUBSETS = "../shared/data/cifar-subsets"
 
@@ -34,11 +34,11 @@ class Splits:
 class DataOptions:
     """The config's ``data`` section."""
 
-    root: str = "data"  # CIFAR and DVS128 Gesture files live under here
-    cache: str | None = None  # frame cache folder; default <root>/cache
-    download: bool = False  # let torchvision fetch CIFAR (needs a network)
-    subsets: str = DEFAULT_SUBSETS  # folder of cifar10_subset.npz / cifar100_subset.npz
-    ndigits: dict = field(default_factory=dict)  # EmulatorConfig fields, plus max_samples, seed
+    root: str = opt("data", "folder of cifar-10-batches-py/, cifar-100-python/, DVSGesture/")
+    cache: str | None = opt(None, "frame cache folder of event datasets (default <root>/cache)")
+    download: bool = opt(False, "let torchvision download CIFAR (needs a network)")
+    subsets: str = opt(DEFAULT_SUBSETS, "folder of cifar10_subset.npz and cifar100_subset.npz")
+    ndigits: dict = opt({}, "event-camera emulator settings (EmulatorConfig fields), max_samples, seed")
 
     @classmethod
     def from_config(cls, data: dict | None) -> "DataOptions":

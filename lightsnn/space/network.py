@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
-from lightsnn.core.options import check_known, check_types
+from lightsnn.core.options import check_known, check_types, opt
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
@@ -30,18 +30,19 @@ POOLINGS = ("avg", "max")
 class NetConfig:
     """Sizes of the macro network; presets per dataset in :data:`PRESETS`, every field overridable."""
 
-    in_channels: int = 3
-    image_size: int = 32
-    num_classes: int = 10
-    channels: int = 256  # C of cell1; cell2 has 2C
-    timesteps: int = 5
-    pooling: str = "avg"  # resdown pools: SNASNet avg, LightSNN max
-    second_pool: int = 2  # kernel of the pool after cell2 (SNASNet's --second_avgpooling)
-    classifier_width: int = 1024
-    num_cluster: int = 10  # boost: output neurons per class
-    input_pool: bool = False  # MaxPool2d(2) after the stem (LightSNN on DVS)
-    dropout: float = 0.5
-    linear_init_std: float = 0.01  # papers' N(0, 0.01); tiny classifiers need more to let their LIF fire
+    in_channels: int = opt(3, "input channels (2 for event polarities)")
+    image_size: int = opt(32, "input height = width")
+    num_classes: int = opt(10, "classes")
+    channels: int = opt(256, "C: channels of cell1 (cell2 has 2C)")
+    timesteps: int = opt(5, "T: timesteps (frames for event data)")
+    pooling: str = opt("avg", "resdown pooling (set by the method)", POOLINGS)  # SNASNet avg, LightSNN max
+    second_pool: int = opt(2, "kernel of the pool after cell2")  # SNASNet's --second_avgpooling
+    classifier_width: int = opt(1024, "hidden width of the classifier")
+    num_cluster: int = opt(10, "boost: output neurons per class")
+    input_pool: bool = opt(False, "max-pool after the stem (DVS)")  # LightSNN on DVS
+    dropout: float = opt(0.5, "classifier dropout")
+    # papers' N(0, 0.01); tiny classifiers need more to let their LIF fire
+    linear_init_std: float = opt(0.01, "std of the N(0, s) init of Linear layers")
     lif: LIFConfig = field(default_factory=LIFConfig)
 
     def __post_init__(self):

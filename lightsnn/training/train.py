@@ -34,7 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import atomic_path
-from lightsnn.core.options import check_known, check_types
+from lightsnn.core.options import check_known, check_types, opt
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
@@ -56,19 +56,19 @@ RECIPES: dict[str, dict] = {
 
 @dataclass
 class TrainOptions:
-    recipe: str = "snasnet"
-    epochs: int = 300
-    batch_size: int = 64
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    eta_min: float | None = 0.001  # cosine floor; or eta_min_ratio * lr
-    eta_min_ratio: float | None = None
-    loss: str = "auto"  # auto: MSE on one-hot for dvs128_gesture (LightSNN), cross-entropy otherwise
-    val_fraction: float = 0.0  # hold out this share of the training set for model selection
-    amp: bool = False  # CUDA only: bf16 autocast
-    channels_last: bool = False  # CUDA only
-    max_batches: int | None = None  # cap batches per epoch (smoke runs)
+    recipe: str = opt("snasnet", "named recipe: " + ", ".join(RECIPES), tuple(RECIPES))
+    epochs: int = opt(300, "epochs")
+    batch_size: int = opt(64, "batch size")
+    lr: float = opt(0.1, "initial learning rate")
+    momentum: float = opt(0.9, "SGD momentum")
+    weight_decay: float = opt(5e-4, "SGD weight decay")
+    eta_min: float | None = opt(0.001, "cosine floor of the learning rate")  # or eta_min_ratio * lr
+    eta_min_ratio: float | None = opt(None, "cosine floor as a share of lr")
+    loss: str = opt("auto", "auto (MSE on one-hot for dvs128_gesture, else CE), ce or mse", LOSSES)
+    val_fraction: float = opt(0.0, "share of the training set held out for model selection")
+    amp: bool = opt(False, "bf16 autocast (CUDA only)")
+    channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
+    max_batches: int | None = opt(None, "cap batches per epoch (smoke runs)")
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "TrainOptions":
