@@ -162,11 +162,6 @@ def _evaluate_options(args, config: dict):
                                                                 "energy_samples": args.energy_samples})
 
 
-def _evaluate_fields(args, config: dict) -> tuple[int, int]:
-    options = _evaluate_options(args, config)
-    return options.bits, options.energy_samples
-
-
 def _config(args) -> dict:
     """The merged config files of ``--config``, with ``--device`` applied: one place for every verb."""
     from lightsnn.pipeline.config import load_config
@@ -442,7 +437,7 @@ def _cmd_replicate(args, table) -> int:
     overrides = _method_overrides(args, table)
     config = _config(args)
     result = run_replicate(args.method, args.dataset, args.seeds, config, args.out, args.name, overrides,
-                           *_evaluate_fields(args, config), progress=False if args.no_progress else None,
+                           args.bits, args.energy_samples, progress=False if args.no_progress else None,
                            track=lambda job, path: _track(job, config, path, args))
     accs = [r["acc"] for r in result["runs"]]
     print(f"{result['name']} on {args.dataset}: accuracy over seeds {args.seeds}: "

@@ -10,8 +10,6 @@ Layout (every section optional; see config/README.md)::
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +28,8 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 #: Paths the workflow puts on command lines: no shell metacharacters (rules quote them as well).
 RESULTS_PATTERN = r"^[\w./ +,=@:-]+$"
 
+#: Devices a config or --device may name.
+DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 #: Seeds feed torch, numpy (32 bits) and derived generator seeds: keep them in numpy's range.
 MAX_SEED = 2**32 - 1
 
@@ -103,9 +103,6 @@ def check_name(name, where: str = "") -> str:
     return name
 
 
-DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
-
-
 def resolve_device(spec: str | None) -> torch.device:
     spec = spec or "auto"
     if not isinstance(spec, str) or not re.match(DEVICE_PATTERN, spec):
@@ -133,8 +130,3 @@ def net_config(dataset: str, config: dict, options: BaseOptions | None = None) -
     if options is not None:
         cfg = replace(cfg, pooling=options.pooling)
     return cfg
-
-
-def stable_hash(obj) -> str:
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -6,8 +6,9 @@ from dataclasses import asdict
 
 import torch
 
+from lightsnn.core.hashing import stable_hash
 from lightsnn.data import load_splits
-from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device, stable_hash
+from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
 from lightsnn.search import SearchContext, get_method
 from lightsnn.training.metrics import EvaluateOptions

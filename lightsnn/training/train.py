@@ -18,8 +18,6 @@ training (what ``snakemake --forcerun`` asks for).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import random
 import sys
@@ -34,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import atomic_path
+from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import check_known, check_types, opt
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
@@ -188,11 +187,6 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     return saved
 
 
-def fingerprint_of(fields_: dict) -> str:
-    text = json.dumps(fields_, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def _differences(old: dict, new: dict) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
@@ -224,7 +218,7 @@ class Trainer:
         # what this training is for; a checkpoint with other fields is never resumed
         self.fingerprint_fields = dict(fingerprint or {})
         self.meta["fingerprint_fields"] = self.fingerprint_fields
-        self.meta["fingerprint"] = fingerprint_of(self.fingerprint_fields)
+        self.meta["fingerprint"] = stable_hash(self.fingerprint_fields, 16)
         self.fresh = fresh
         self.model = model.to(device)
         self.options = options
