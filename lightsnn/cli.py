@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import MISSING, fields
+import types
+import typing
+from dataclasses import fields
 
 import yaml
 
+from lightsnn.core.options import field_default
 from lightsnn.core.runtime import keep_freed_memory
 from lightsnn.data import DATASET_NAMES
 from lightsnn.search import COMPAT_FLAGS, METHODS
@@ -56,27 +59,55 @@ def _yaml_value(text: str):
         raise argparse.ArgumentTypeError(f"cannot read {text!r}; give a YAML value such as [zero, skip]") from None
 
 
+def _flag_type(f, hint):
+    """The argparse type of an option field, from its type hint and limits (lists and unions take YAML)."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]  # X | None: a flag given always means X
+    low, high = f.metadata.get("min"), f.metadata.get("max")
+    if hint is bool:
+        return _bool
+    if hint is int:
+        return _int_in(int(low), high) if low is not None else int
+    if hint is float or hint is str:
+        return hint
+    return _yaml_value
+
+
+def _help(f) -> str:
+    choices = f.metadata.get("choices")
+    return f.metadata.get("help", "") + (f" {{{', '.join(map(str, choices))}}}" if choices else "")
+
+
+def _option_flags(p, cls, names: tuple[str, ...] | None = None, title: str | None = None,
+                  default_note: str = "") -> None:
+    """A ``--<option>`` flag (default None: "not given") per field of an options dataclass, its type, limits
+    and help generated from the field; ``args.<option>`` then overrides the config section."""
+    hints = typing.get_type_hints(cls)
+    group = p.add_argument_group(title) if title else p
+    for f in fields(cls):
+        if names is not None and f.name not in names:
+            continue
+        note = default_note.format(section=cls.section, name=f.name, default=field_default(f))
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=_flag_type(f, hints[f.name]),
+                           default=None, help=_help(f) + note, metavar=f.name.upper())
+
+
+def _given(args, cls, names: tuple[str, ...] | None = None) -> dict:
+    """The option flags of ``cls`` given on the command line."""
+    return {f.name: getattr(args, f.name) for f in fields(cls)
+            if (names is None or f.name in names) and getattr(args, f.name, None) is not None}
+
+
 def _method_option_fields() -> dict[str, dict]:
     """Every method option by name: its type converter, and which methods use it with which default."""
     table: dict[str, dict] = {}
     for method in METHODS.values():
+        hints = typing.get_type_hints(method.options)
         for f in fields(method.options):
-            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-            entry = table.setdefault(f.name, {"help": f.metadata.get("help", ""), "defaults": {},
-                                              "choices": f.metadata.get("choices")})
-            entry["defaults"][method.name] = default
-            if f.name in ("space", "reference_compat"):  # a name, a boolean or a list
-                entry["type"] = _yaml_value
-            elif isinstance(default, bool):
-                entry["type"] = _bool
-            elif isinstance(default, int):
-                entry["type"] = int
-            elif isinstance(default, float):
-                entry["type"] = float
-            elif isinstance(default, str):
-                entry["type"] = str
-            else:
-                entry.setdefault("type", _yaml_value)
+            entry = table.setdefault(f.name, {"help": _help(f), "defaults": {},
+                                              "type": _flag_type(f, hints[f.name])})
+            entry["defaults"][method.name] = field_default(f)
     return table
 
 
@@ -107,9 +138,8 @@ def _method_option_flags(p) -> dict:
     group = p.add_argument_group("method options (default per method in brackets)")
     for name, entry in table.items():
         defaults = ", ".join(f"{m}: {v}" for m, v in entry["defaults"].items())
-        choices = f" {{{', '.join(entry['choices'])}}}" if entry["choices"] else ""
         group.add_argument("--" + name.replace("_", "-"), dest=f"opt_{name}", type=entry["type"], default=None,
-                           help=f"{entry['help']}{choices} [{defaults}]", metavar=name.upper())
+                           help=f"{entry['help']} [{defaults}]", metavar=name.upper())
     return table
 
 
@@ -158,8 +188,13 @@ def _common_job_flags(p, names: tuple[str, ...] = JOB_FLAGS) -> None:
 def _evaluate_options(args, config: dict):
     from lightsnn.training.metrics import EvaluateOptions
 
-    return EvaluateOptions.from_config(config.get("evaluate"), {"bits": args.bits,
-                                                                "energy_samples": args.energy_samples})
+    return EvaluateOptions.from_config(config.get("evaluate"), _given(args, EvaluateOptions))
+
+
+def _evaluate_flags(p) -> None:
+    from lightsnn.training.metrics import EvaluateOptions
+
+    _option_flags(p, EvaluateOptions, default_note=" (default: the config's {section}.{name}, else {default})")
 
 
 def _config(args) -> dict:
@@ -172,8 +207,11 @@ def _config(args) -> dict:
     return config
 
 
+TRAIN_FLAGS = ("recipe", "epochs", "batch_size", "lr", "max_batches")
+
+
 def _train_parser(sub) -> None:
-    from lightsnn.training.train import RECIPES
+    from lightsnn.training.train import TrainOptions
 
     p = sub.add_parser("train", help="train a found architecture from scratch and write its checkpoint",
                        description="Train the discrete network of a search result (or a genotype) with surrogate "
@@ -188,11 +226,7 @@ def _train_parser(sub) -> None:
     p.add_argument("--dataset", required=True, help="dataset name")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--recipe", choices=list(RECIPES), default=None, help="training recipe (config train.recipe)")
-    p.add_argument("--epochs", type=_positive, default=None, help="number of epochs (overrides the recipe)")
-    p.add_argument("--batch-size", type=_positive, default=None, help="batch size (overrides the recipe)")
-    p.add_argument("--lr", type=float, default=None, help="initial learning rate (overrides the recipe)")
-    p.add_argument("--max-batches", type=_positive, default=None, help="cap batches per epoch (smoke runs)")
+    _option_flags(p, TrainOptions, TRAIN_FLAGS, "training options (override the config's train section)")
     p.add_argument("--fresh", action="store_true",
                    help="train from scratch even when OUT holds a resumable checkpoint of this very training")
     p.add_argument("--allow-disconnected", action="store_true",
@@ -209,8 +243,9 @@ def _cmd_train(args) -> int:
 
     config = _config(args)
     search = read_result(args.search, "search") if args.search else None
-    overrides = {"recipe": args.recipe, "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                 "max_batches": args.max_batches}
+    from lightsnn.training.train import TrainOptions
+
+    overrides = _given(args, TrainOptions, TRAIN_FLAGS)
     result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
                        overrides=overrides, progress=False if args.no_progress else None, fresh=args.fresh,
                        allow_disconnected=args.allow_disconnected)
@@ -230,10 +265,7 @@ def _evaluate_parser(sub) -> None:
                                    "Horowitz ISSCC 2014, 45 nm), and inference latency per sample.")
     p.add_argument("--checkpoint", required=True, help="checkpoint.pt or best.pt written by 'train'")
     p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
-    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=None,
-                   help="bit width for the memory footprint (default: the config's evaluate.bits, else 8)")
-    p.add_argument("--energy-samples", type=_positive, default=None,
-                   help="test samples for op counting (default: the config's evaluate.energy_samples, else 256)")
+    _evaluate_flags(p)
     _common_job_flags(p)
     p.set_defaults(func=_cmd_evaluate)
 
@@ -345,10 +377,10 @@ def _bench_parser(sub) -> None:
                                    "and compares them with plain torch conv2d calls of the same shapes.")
     _common_job_flags(p, ("config", "device", "threads"))
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
-    for name, kind in (("channels", _positive), ("image-size", _positive), ("timesteps", _positive),
-                       ("batch-size", _positive), ("repeat", _positive), ("snasnet-candidates", _positive),
-                       ("train-batch-size", _positive), ("train-batches", _positive)):
-        p.add_argument(f"--{name}", type=kind, default=None, help=f"bench {name.replace('-', '_')}")
+    from lightsnn.studies.bench import BenchOptions
+
+    _option_flags(p, BenchOptions, title="sizes (override the config's bench section)",
+                  default_note=" [{default}]")
     p.set_defaults(func=_cmd_bench)
 
 
@@ -358,9 +390,7 @@ def _cmd_bench(args) -> int:
     from lightsnn.studies.bench import BenchOptions, run_bench
 
     config = _config(args)
-    overrides = {k: getattr(args, k) for k in ("channels", "image_size", "timesteps", "batch_size", "repeat",
-                                               "snasnet_candidates", "train_batch_size", "train_batches")}
-    opts = BenchOptions.from_config(config.get("bench"), overrides)
+    opts = BenchOptions.from_config(config.get("bench"), _given(args, BenchOptions))
     figures = run_bench(opts, resolve_device(config.get("device")))
     if args.json:
         write_json_atomic(args.json, figures)
@@ -421,10 +451,7 @@ def _replicate_parser(sub) -> dict:
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--seeds", type=_seed, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--bits", type=_int_in(1, 32, "a bit width"), default=None,
-                   help="bit width for the memory footprint (default: the config's evaluate.bits, else 8)")
-    p.add_argument("--energy-samples", type=_positive, default=None,
-                   help="test samples for op counting (default: the config's evaluate.energy_samples, else 256)")
+    _evaluate_flags(p)
     _common_job_flags(p)
     table = _method_option_flags(p)
     p.set_defaults(func=lambda args: _cmd_replicate(args, table))
@@ -474,21 +501,29 @@ def _schema_parser(sub) -> None:
     p.add_argument("--out", default=None, help="write it to this file instead of printing")
     p.add_argument("--check", nargs="+", default=None, metavar="CONFIG",
                    help="config files to merge in order and validate, e.g. config/config.yaml my.yaml")
+    p.add_argument("--docs", default=None, metavar="README",
+                   help="regenerate the option tables of this file (config/README.md) in place")
     p.set_defaults(func=_cmd_schema)
 
 
 def _cmd_schema(args) -> int:
     from pathlib import Path
 
-    from lightsnn.schema import check_config_files, schema_yaml
+    from lightsnn.core.atomic import write_text_atomic
+    from lightsnn.schema import check_config_files, render_config_readme, schema_yaml
 
+    if args.docs:
+        text = Path(args.docs).read_text()
+        write_text_atomic(args.docs, render_config_readme(text))
+        print(f"option tables regenerated in {args.docs}")
+        return 0
     if args.check:
         check_config_files(args.check)
         print(f"valid: {' + '.join(args.check)}")
         return 0
     text = schema_yaml()
     if args.out:
-        Path(args.out).write_text(text)
+        write_text_atomic(args.out, text)
     else:
         sys.stdout.write(text)
     return 0

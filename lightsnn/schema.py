@@ -6,8 +6,12 @@ ops and every default have one source.
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, fields
+import re
+import types
+import typing
+from dataclasses import fields
 
+from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DataOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.search import COMPAT_FLAGS, METHODS
@@ -20,41 +24,47 @@ from lightsnn.training.metrics import EvaluateOptions
 from lightsnn.training.train import TrainOptions
 
 
-def _type_of(value, name: str = "") -> dict:
+def _json_type(hint) -> dict:
+    """The JSON schema of a field's type hint (the same hints :func:`lightsnn.core.options.check_types` enforces)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        arms = [_json_type(a) for a in args]
+        simple = [a["type"] for a in arms if set(a) == {"type"} and isinstance(a["type"], str)]
+        return {"type": simple} if len(simple) == len(arms) else {"oneOf": arms}
+    if origin in (list, tuple):
+        return {"type": "array", "items": _json_type(args[0])} if args else {"type": "array"}
+    names = {bool: "boolean", int: "integer", float: "number", str: "string", dict: "object", type(None): "null"}
+    return {"type": names[hint]} if hint in names else {}
+
+
+def _type_of(hint, name: str) -> dict:
     if name == "space":
         return {"oneOf": [{"type": "string", "enum": list(SPACES)},
                           {"type": "array", "items": {"type": "string"}, "minItems": 2}]}
     if name == "reference_compat":
         return {"oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string",
                                                                           "enum": list(COMPAT_FLAGS)}}]}
-    if isinstance(value, bool):
-        return {"type": "boolean"}
-    if isinstance(value, int):
-        return {"type": "integer"}
-    if isinstance(value, float):
-        return {"type": "number"}
-    if isinstance(value, str):
-        return {"type": "string"}
-    if isinstance(value, dict):
-        return {"type": "object"}
-    return {"type": ["number", "null"]}
+    return _json_type(hint)
 
 
 def _dataclass_schema(cls) -> dict:
-    """A JSON schema of an options dataclass: types from defaults, help and choices from the fields' metadata."""
+    """A JSON schema of an options dataclass: types from the type hints, help, choices and limits from the
+    fields' metadata (:func:`lightsnn.core.options.opt`)."""
+    hints = typing.get_type_hints(cls)
     props = {}
     for f in fields(cls):
         if f.name == "lif":
             continue
-        default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-        prop = _type_of(default, f.name)
+        default = field_default(f)
+        prop = _type_of(hints[f.name], f.name)
         prop["description"] = f.metadata.get("help") or f.name
         allowed = f.metadata.get("choices")
         if allowed:
             prop["enum"] = list(allowed)
-        if isinstance(default, list):
-            default = list(default)
-        prop["default"] = default
+        for key, word in (("min", "minimum"), ("max", "maximum")):
+            if f.metadata.get(key) is not None:
+                prop[word] = f.metadata[key]
+        prop["default"] = list(default) if isinstance(default, list) else default
         props[f.name] = prop
     return {"type": "object", "additionalProperties": False, "properties": props}
 
@@ -63,23 +73,11 @@ def network_schema() -> dict:
     schema = _dataclass_schema(NetConfig)
     for prop in schema["properties"].values():
         prop.pop("default", None)  # defaults come from the dataset's preset
-    for name in ("in_channels", "image_size", "num_classes", "channels", "timesteps", "second_pool",
-                 "classifier_width", "num_cluster"):
-        schema["properties"][name]["minimum"] = 1
     lif = _dataclass_schema(LIFConfig)
     for prop in lif["properties"].values():
         prop.pop("default", None)
     schema["properties"]["lif"] = {**lif, "description": "LIF neuron: tau, v_threshold, v_reset, detach_reset"}
     schema["description"] = "overrides of the dataset's network preset"
-    return schema
-
-
-def evaluate_schema() -> dict:
-    schema = _dataclass_schema(EvaluateOptions)
-    for f in fields(EvaluateOptions):
-        for key, word in (("min", "minimum"), ("max", "maximum")):
-            if key in f.metadata:
-                schema["properties"][f.name][word] = f.metadata[key]
     return schema
 
 
@@ -96,17 +94,10 @@ def evidence_schema() -> dict:
     names("datasets", list(DATASET_NAMES))
     names("methods", list(METHODS))
     names("ablation", list(LightSNNOptions.compat_flags), 0)
-    props["space"]["enum"] = list(SPACES)
     props["baseline"]["enum"] = list(METHODS)
     props["seeds"].update(type="array", items={"type": "integer", "minimum": 0, "maximum": MAX_SEED},
                           uniqueItems=True, minItems=2)
     props["other_batch_sizes"].update(type="array", items={"type": "integer", "minimum": 2}, uniqueItems=True)
-    for key in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
-        props[key]["minimum"] = 1
-    props["retrain_archs"]["minimum"] = 0
-    props["num_archs"]["minimum"] = 3
-    props["weight_seeds"]["minimum"] = 2
-    props["batch_size"]["minimum"] = 2
     schema["default"] = {}
     schema["description"] = "the evidence study: 'snakemake evidence' and 'python -m lightsnn correlate'"
     return schema
@@ -145,7 +136,8 @@ def config_schema() -> dict:
         "additionalProperties": False,
         "properties": {
             "name": {"type": "string", "pattern": NAME_PATTERN, "default": "default",
-                     "description": "name of the run set: MLflow experiment and results/<name>/"},
+                     "description": "name of the run set (an MLflow experiment and results/<name>/): letters, digits and "
+                                    "_ . -, starting with a letter or digit"},
             "device": {"type": "string", "pattern": DEVICE_PATTERN, "default": "auto",
                        "description": "auto (CUDA when present), cpu, cuda or cuda:N"},
             "workflow": {
@@ -187,7 +179,7 @@ def config_schema() -> dict:
             "search": {"type": "object", "additionalProperties": False, "default": {},
                        "description": "options per method", "properties": search},
             "train": {**train, "description": "training recipe and overrides"},
-            "evaluate": {**evaluate_schema(), "default": {}},
+            "evaluate": {**_dataclass_schema(EvaluateOptions), "default": {}},
             "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
             "evidence": evidence_schema(),
             "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
@@ -220,3 +212,101 @@ def check_config_files(paths: list[str]) -> None:
         error = errors[0]
         where = ".".join(str(p) for p in error.absolute_path) or "the top level"
         raise ValueError(f"{' + '.join(paths)}: at {where}: {error.message}")
+
+
+# --- config/README.md: its option tables are rendered from the schema, so help texts live in one place ---
+
+#: Marks a generated block in config/README.md: ``<!-- options: SECTION -->`` ... ``<!-- end options -->``.
+BLOCK = re.compile(r"(<!-- options: (?P<section>[\w.]+) -->\n).*?(<!-- end options -->)", re.S)
+
+
+def _value(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) for v in value) + "]"
+    if value is None or isinstance(value, bool):
+        return {None: "null", True: "true", False: "false"}[value]
+    return str(value)
+
+
+def _meaning(prop: dict) -> str:
+    text = prop.get("description", "")
+    choices = [_value(v) for v in prop.get("enum", [])]
+    if choices and not all(re.search(rf"\b{re.escape(c)}\b", text) for c in choices):
+        text += "; one of " + ", ".join(f"`{c}`" for c in choices)
+    limits = [f"≥ {prop['minimum']}" if "minimum" in prop else "", f"≤ {prop['maximum']}" if "maximum" in prop else ""]
+    if any(limits):
+        text += " (" + ", ".join(x for x in limits if x) + ")"
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(props: dict, default_column: str = "default", no_default: str = "") -> list[str]:
+    lines = [f"| key | {default_column} | meaning |", "|---|---|---|"]
+    for name, prop in props.items():
+        default = f"`{_value(prop['default'])}`" if "default" in prop else no_default
+        lines.append(f"| `{name}` | {default} | {_meaning(prop)} |")
+    return lines
+
+
+def _search_table(search: dict) -> list[str]:
+    methods = list(search)
+    lines = ["| option | " + " | ".join(methods) + " | meaning |", "|---|" + "---|" * len(methods) + "---|"]
+    names: list[str] = []
+    for schema in search.values():
+        names += [n for n in schema["properties"] if n not in names]
+    for name in names:
+        cells, meaning = [], ""
+        for method in methods:
+            prop = search[method]["properties"].get(name)
+            cells.append(f"`{_value(prop['default'])}`" if prop else "")
+            meaning = meaning or (_meaning(prop) if prop else "")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {meaning} |")
+    return lines
+
+
+def _recipes_table() -> list[str]:
+    from lightsnn.training.train import RECIPES
+
+    keys: list[str] = []
+    for recipe in RECIPES.values():
+        keys += [k for k in recipe if k not in keys]
+    lines = ["| recipe | " + " | ".join(f"`{k}`" for k in keys) + " |", "|---|" + "---|" * len(keys)]
+    for name, recipe in RECIPES.items():
+        lines.append(f"| `{name}` | " + " | ".join(_value(recipe[k]) if k in recipe else "" for k in keys) + " |")
+    return lines
+
+
+def config_reference(section: str) -> str:
+    """The generated table of one config section (``top`` for the top-level keys, ``recipes`` for the
+    training recipes)."""
+    schema = config_schema()
+    props = schema["properties"]
+    if section == "top":
+        lines = _table({k: v for k, v in props.items() if "properties" not in v and k != "networks"})
+    elif section == "search":
+        lines = _search_table(props["search"]["properties"])
+    elif section == "recipes":
+        lines = _recipes_table()
+    elif section == "network":
+        network = dict(props["network"]["properties"])
+        lif = network.pop("lif")["properties"]
+        network.update({f"lif.{k}": v for k, v in lif.items()})
+        lines = _table(network, "default", "preset")
+    elif section == "train":
+        from lightsnn.training.train import RECIPES, TrainOptions
+
+        train = {name: dict(prop) for name, prop in props["train"]["properties"].items()}
+        by_recipe = {key for recipe in RECIPES.values() for key in recipe}
+        for f in fields(TrainOptions):
+            if f.name not in by_recipe:
+                train[f.name]["default"] = field_default(f)
+        lines = _table(train, "default", "recipe")
+    elif section in props and "properties" in props[section]:
+        lines = _table(props[section]["properties"])
+    else:
+        raise ValueError(f"config/README.md names an unknown options block {section!r}")
+    return "\n".join(lines) + "\n"
+
+
+def render_config_readme(text: str) -> str:
+    """``text`` (config/README.md) with every ``<!-- options: SECTION -->`` block regenerated."""
+    return BLOCK.sub(lambda m: m.group(1) + config_reference(m.group("section")) + m.group(3), text)

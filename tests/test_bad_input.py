@@ -32,7 +32,7 @@ def _config(tmp_path, data, name="c.yaml"):
     ({"search": {"snasnet": {"num_search": "two"}}}, "search", "search.snasnet.num_search must be an integer, got 'two'"),
     ({"train": {"epochs": 2.5}}, "train", "train.epochs must be an integer, got 2.5"),
     ({"train": {"lr": "fast"}}, "train", "train.lr must be a finite number, got 'fast'"),
-    ({"train": {"max_batches": 0}}, "train", "train.max_batches must be at least 1"),
+    ({"train": {"max_batches": 0}}, "train", "train.max_batches must be >= 1, got 0"),
     ({"search": {"snasnt": {"num_search": 3}}}, "search", "unknown method(s) ['snasnt'] under 'search'"),
     ({"networks": {"digitz": {"channels": 3}}}, "search", "unknown dataset(s) ['digitz'] under 'networks'"),
     ({"network": {"dropout": "half"}}, "search", "network.dropout must be a finite number, got 'half'"),
@@ -77,7 +77,9 @@ def test_evidence_reads_only_its_own_inputs(tmp_path, capsys):
     (["search", "--method", "random", "--dataset", "digits", "--out", "x.json", "--seed", str(2**70)],
      "seed must be a non-negative integer up to 4294967295, got '1180591620717411303424'"),
     (["evaluate", "--checkpoint", "c.pt", "--energy-samples", "0"], "expected an integer >= 1, got '0'"),
-    (["evaluate", "--checkpoint", "c.pt", "--bits", "64"], "expected a bit width from 1 to 32, got '64'"),
+    (["evaluate", "--checkpoint", "c.pt", "--bits", "64"], "argument --bits: expected an integer from 1 to 32, got '64'"),
+    (["bench", "--channels", "0"], "argument --channels: expected an integer >= 1, got '0'"),
+    (["bench", "--batch-size", "1"], "argument --batch-size: expected an integer >= 2, got '1'"),
     (["train", "--genotype", GENOTYPE, "--dataset", "digits", "--out", "t", "--max-batches", "0"],
      "expected an integer >= 1, got '0'"),
 ])
@@ -147,3 +149,31 @@ def test_result_files_are_readable_by_others_as_umask_allows(tmp_path, capsys):
         os.umask(old)
     assert code == 0
     assert stat.S_IMODE((tmp_path / "x.json").stat().st_mode) == 0o644  # mkstemp alone gives 0600
+
+
+def test_options_are_frozen_and_check_themselves_when_built():
+    """Every options dataclass is immutable and rejects a bad value however it is built, naming its section."""
+    import dataclasses
+
+    from lightsnn.search.snasnet import SNASNetOptions
+    from lightsnn.studies.bench import BenchOptions
+    from lightsnn.training.metrics import EvaluateOptions
+    from lightsnn.training.train import TrainOptions
+
+    options = SNASNetOptions(space="snasnet")
+    assert options.space == ["zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"]  # canonical form
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.num_search = 3  # type: ignore[misc]
+    for build, message in [
+        (lambda: SNASNetOptions(num_search=0), "search.snasnet.num_search must be >= 1, got 0"),
+        (lambda: SNASNetOptions(bn_mode="test"), "search.snasnet.bn_mode='test' is not allowed"),
+        (lambda: SNASNetOptions(batch_size=True), "search.snasnet.batch_size must be an integer, got True"),
+        (lambda: BenchOptions(channels=0), "bench.channels must be >= 1, got 0"),
+        (lambda: EvaluateOptions(bits=33), "evaluate.bits must be <= 32, got 33"),
+        (lambda: TrainOptions(lr=0.0), "train.lr must be > 0, got 0.0"),
+        (lambda: TrainOptions(loss="l1"), "train.loss='l1' is not allowed; choose from ['auto', 'ce', 'mse']"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            build()
+        assert message in str(err.value)
+    assert TrainOptions(lr=1).lr == 1.0 and isinstance(TrainOptions(lr=1).lr, float)  # ints widen to floats

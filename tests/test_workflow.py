@@ -53,6 +53,21 @@ def test_schema_file_is_generated_from_the_registries():
     assert schema["properties"]["search"]["properties"]["snasnet"]["properties"]["num_search"]["default"] == 5000
 
 
+def test_config_readme_tables_are_generated_from_the_options():
+    """config/README.md's option tables come from the dataclasses: a changed help text or default shows as drift."""
+    from lightsnn.schema import BLOCK, config_reference, render_config_readme
+
+    committed = (ROOT / "config" / "README.md").read_text()
+    assert committed == render_config_readme(committed), "run: python -m lightsnn schema --docs config/README.md"
+    sections = [m.group("section") for m in BLOCK.finditer(committed)]
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    documented = {s for s in sections if s in schema["properties"]} | {"name", "device", "networks"}
+    assert documented == set(schema["properties"]), "every config section has a generated table"
+    assert "| `num_search` | `5000` |" in config_reference("search")
+    stale = committed.replace("| `num_search` | `5000` |", "| `num_search` | `50` |")
+    assert render_config_readme(stale) == committed
+
+
 @pytest.mark.parametrize("change, message", [
     ({"workflow": {"methods": ["snasnet", "darts"]}}, "'darts' is not one of"),
     ({"workflow": {"seeds": [-1]}}, "-1 is less than the minimum of 0"),

@@ -1,24 +1,81 @@
-"""Option fields and their checks: one unknown-key check, one type check, one way to read a config section.
+"""The one options system: option fields, frozen option dataclasses that check themselves, one unknown-key
+check, one type check, one way to read a config section.
 
-A config file is YAML: ``num_search: "two"`` or ``epochs: 2.5`` would otherwise travel into the code and
-fail deep inside it with a traceback. Every options dataclass read from a config section goes through
-:func:`check_types` first: ints must be ints (not bools), floats may be written as ints but must be
-finite, strings strings, ``X | None`` takes None, ``Any`` takes anything.
+An option's default, help text, allowed values and limits live in its field (:func:`opt`); the CLI flags, the
+workflow's JSON schema and config/README.md are generated from them. A config file is YAML: ``num_search:
+"two"`` or ``epochs: 2.5`` would otherwise travel into the code and fail deep inside it with a traceback, so
+every :class:`Options` checks its values when it is built: ints must be ints (not bools), floats may be
+written as ints but must be finite, strings strings, ``X | None`` takes None, ``Any`` takes anything; then
+choices and limits; then the class's own cross-field :meth:`Options.check`.
 """
 from __future__ import annotations
 
 import math
 import types
 import typing
-from dataclasses import field, fields
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, ClassVar
 
 
-def opt(default: Any, help: str, choices: tuple | None = None):
-    """An option field: its default, help text and allowed values feed the CLI, the schema and the docs."""
+def opt(default: Any, help: str, choices: tuple | None = None, *, min: float | None = None,
+        max: float | None = None):
+    """An option field: its default, help text, allowed values and limits feed the checks, the CLI, the
+    schema and the docs."""
+    metadata = {"help": help, "choices": choices, "min": min, "max": max}
     if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata={"help": help, "choices": choices})
-    return field(default=default, metadata={"help": help, "choices": choices})
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def field_default(f) -> Any:
+    """A dataclass field's default value (calling its factory)."""
+    from dataclasses import MISSING
+
+    return f.default if f.default is not MISSING else f.default_factory()
+
+
+@dataclass(frozen=True)
+class Options:
+    """Base of every options dataclass: frozen, and checked when built (types, choices, limits, then
+    :meth:`check`). ``section`` names the config section in error messages (``train``, ``search.snasnet``)."""
+
+    section: ClassVar[str] = "options"
+
+    def __post_init__(self) -> None:
+        values = check_types(type(self), {f.name: getattr(self, f.name) for f in fields(self)}, self.section)
+        for f in fields(self):
+            value = values[f.name]
+            object.__setattr__(self, f.name, value)
+            check_field(f, value, self.section)
+        self.check()
+
+    def check(self) -> None:
+        """Checks across fields; one-line ValueError naming the bad value. Override."""
+
+    def _normalise(self, name: str, value: Any) -> None:
+        """Replace a field's value by its canonical form while checking (the dataclass is frozen)."""
+        object.__setattr__(self, name, value)
+
+    def replace(self, **changes) -> "Options":
+        return replace(self, **changes)
+
+    @classmethod
+    def from_config(cls, section: dict | None, overrides: dict | None = None):
+        """The options of a config section, overridden by the non-None values of ``overrides``."""
+        return from_section(cls, section, overrides, where=cls.section)
+
+
+def check_field(f, value: Any, section: str) -> None:
+    """An option's allowed values and limits (None passes limits: it means "not set")."""
+    choices, low, high = f.metadata.get("choices"), f.metadata.get("min"), f.metadata.get("max")
+    if choices and value not in choices:
+        raise ValueError(f"{section}.{f.name}={value!r} is not allowed; choose from {list(choices)}")
+    if value is None or isinstance(value, (list, dict, str)):
+        return
+    if low is not None and value < low:
+        raise ValueError(f"{section}.{f.name} must be >= {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{section}.{f.name} must be <= {high}, got {value!r}")
 
 
 def check_known(cls, values: dict, what: str, extra: tuple[str, ...] = ()) -> None:
@@ -99,9 +156,18 @@ def _convert(value, hint):
     return value
 
 
+_HINTS: dict[type, dict] = {}
+
+
+def _hints(cls) -> dict:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
 def check_types(cls, values: dict, section: str) -> dict:
     """``values`` with ints widened to floats where the field is a float; one-line ValueError on a wrong type."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     checked = {}
     for name, value in values.items():
         hint = hints.get(name, Any)

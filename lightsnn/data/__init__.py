@@ -13,13 +13,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 from torch.utils.data import Dataset
 
-from lightsnn.core.options import from_section, opt
+from lightsnn.core.options import Options, opt
 
-DEFAULT_SUBSETS = "../shared/data/cifar-subsets"
+DEFAULT_SUBSETS = "data/cifar-subsets"
 
 
 @dataclass
@@ -30,19 +30,16 @@ class Splits:
     info: dict = field(default_factory=dict)  # what preparing did: cache paths, sizes, times
 
 
-@dataclass
-class DataOptions:
+@dataclass(frozen=True)
+class DataOptions(Options):
     """The config's ``data`` section."""
 
+    section: ClassVar[str] = "data"
     root: str = opt("data", "folder of cifar-10-batches-py/, cifar-100-python/, DVSGesture/")
     cache: str | None = opt(None, "frame cache folder of event datasets (default <root>/cache)")
     download: bool = opt(False, "let torchvision download CIFAR (needs a network)")
     subsets: str = opt(DEFAULT_SUBSETS, "folder of cifar10_subset.npz and cifar100_subset.npz")
     ndigits: dict = opt({}, "event-camera emulator settings (EmulatorConfig fields), max_samples, seed")
-
-    @classmethod
-    def from_config(cls, data: dict | None) -> "DataOptions":
-        return from_section(cls, data, where="data")
 
     @property
     def cache_dir(self) -> Path:

@@ -119,7 +119,7 @@ def subset_loader(name: str):
         path = Path(options.subsets) / f"{name}_subset.npz"
         if not path.is_file():
             raise FileNotFoundError(f"{name}-subset: {path} not found; set data.subsets to the folder that holds "
-                                    f"{name}_subset.npz (default ../shared/data/cifar-subsets)")
+                                    f"{name}_subset.npz (default data/cifar-subsets)")
         try:
             with np.load(path) as data:
                 arrays = {k: data[k] for k in ("train_x", "train_y", "test_x", "test_y")}

@@ -117,10 +117,8 @@ def resolve_device(spec: str | None) -> torch.device:
 
 def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
     section = (config.get("search") or {}).get(method)
-    options = from_section(get_method(method).options, section, overrides, where=f"search.{method}",
-                           what=f"option(s) for method {method!r}")
-    options.validate()
-    return options
+    return from_section(get_method(method).options, section, overrides, where=f"search.{method}",
+                        what=f"option(s) for method {method!r}")
 
 
 def net_config(dataset: str, config: dict, options: BaseOptions | None = None) -> NetConfig:

@@ -3,21 +3,21 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lightsnn.core.options import opt
+from lightsnn.core.options import Options, opt
 from lightsnn.data import Splits
 from lightsnn.proxies.batches import SearchBatches
 from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import POOLINGS, NetConfig, SNASNetwork
 from lightsnn.space.neurons import reset_state
-from lightsnn.space.ops import parse_space
+from lightsnn.space.ops import SPACES, parse_space
 from lightsnn.space.spaces import SearchSpace
 
 BN_MODES = ("train", "eval")
@@ -33,13 +33,16 @@ COMPAT_FLAGS: dict[str, str] = {
 }
 
 
-@dataclass
-class BaseOptions:
-    space: Any = opt("snasnet", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
+@dataclass(frozen=True)
+class BaseOptions(Options):
+    """Options every method takes; each method's subclass names its config section ``search.<method>``."""
+
+    section: ClassVar[str] = "search"
+    space: str | list[str] = opt("snasnet", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
     cell_type: str = opt("backward", "cell type: backward (with next-timestep edges) or forward", CELL_TYPES)
     pooling: str = opt("avg", "resdown pooling of the macro network", POOLINGS)
-    reference_compat: Any = opt(False, "true, false or a list of released-code behaviours to reproduce: "
-                                + ", ".join(COMPAT_FLAGS))
+    reference_compat: bool | str | list[str] = opt(False, "true, false or a list of released-code behaviours to "
+                                                   "reproduce: " + ", ".join(COMPAT_FLAGS))
 
     #: compat flags this method understands; ``reference_compat: true`` turns all of them on
     compat_flags: ClassVar[tuple[str, ...]] = ()
@@ -48,12 +51,8 @@ class BaseOptions:
         """The space this method searches: the ``space`` ops on ``cell_type`` cells."""
         return SearchSpace(tuple(self.space), self.cell_type)
 
-    def validate(self) -> None:
-        self.space = list(parse_space(self.space))
-        for f in fields(self):
-            choices = f.metadata.get("choices")
-            if choices and getattr(self, f.name) not in choices:
-                raise ValueError(f"option {f.name}={getattr(self, f.name)!r} is not allowed; choose from {choices}")
+    def check(self) -> None:
+        self._normalise("space", list(parse_space(self.space)))
         self.compat()  # raises on unknown flags
 
     def compat(self) -> set[str]:
@@ -70,18 +69,11 @@ class BaseOptions:
         return set(flags)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScoringOptions(BaseOptions):
-    batch_size: int = opt(64, "search batch size (samples per SAHD kernel)")
-    repeat: int = opt(2, "forward passes per scoring; the score is their mean")
+    batch_size: int = opt(64, "search batch size (samples per SAHD kernel)", min=2)
+    repeat: int = opt(2, "forward passes per scoring; the score is their mean", min=1)
     bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring", BN_MODES)
-
-    def validate(self) -> None:
-        super().validate()
-        if self.repeat < 1:
-            raise ValueError(f"option repeat must be >= 1, got {self.repeat}")
-        if self.batch_size < 2:
-            raise ValueError(f"option batch_size must be >= 2, got {self.batch_size}")
 
 
 @dataclass

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from lightsnn.core.options import opt
 from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.search.common import (
+    BN_MODES,
     CandidateScorer,
     Scorer,
     ScoringOptions,
@@ -19,22 +20,24 @@ from lightsnn.search.common import (
     timed,
 )
 from lightsnn.space.genotype import edge_key
-from lightsnn.space.network import SuperNet
+from lightsnn.space.network import POOLINGS, SuperNet
+from lightsnn.space.ops import SPACES
 
 PRUNED = -1000.0  # the logit LightSNN writes for a removed op
 
 
-@dataclass
+@dataclass(frozen=True)
 class LightSNNOptions(ScoringOptions):
-    space: Any = opt("lightsnn", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
-    pooling: str = opt("max", "resdown pooling of the macro network (LightSNN: max)", ("avg", "max"))
-    batch_size: int = opt(32, "search batch size (paper 32; released code 64)")
-    bn_mode: str = opt("eval", "BatchNorm/Dropout mode while scoring (LightSNN calls eval())", ("train", "eval"))
-    threshold: float = opt(0.01, "an op runs while its softmax weight exceeds this")
+    section: ClassVar[str] = "search.lightsnn"
+    space: str | list[str] = opt("lightsnn", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    pooling: str = opt("max", "resdown pooling of the macro network (LightSNN: max)", POOLINGS)
+    batch_size: int = opt(32, "search batch size (paper 32; released code 64)", min=2)
+    bn_mode: str = opt("eval", "BatchNorm/Dropout mode while scoring (LightSNN calls eval())", BN_MODES)
+    threshold: float = opt(0.01, "an op runs while its softmax weight exceeds this", min=0.0, max=1.0)
     separate_cell_alphas: bool = opt(False, "one set of logits per cell instead of one shared by both")
     stacked: bool = opt(True, "score a round's candidates in stacked forward passes (same scores; used with "
                               "eval-mode BN, fixed batches and reset state, else one at a time)")
-    max_chunk: int = opt(0, "most candidates per stacked pass; 0: as many as half the free memory holds")
+    max_chunk: int = opt(0, "most candidates per stacked pass; 0: as many as half the free memory holds", min=0)
     compat_flags: ClassVar[tuple[str, ...]] = ("dead_backward", "carry_state", "count_normalize",
                                                "fresh_batches", "trained_logits")
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -10,8 +11,9 @@ from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, Sea
 from lightsnn.space.genotype import Genotype
 
 
-@dataclass
+@dataclass(frozen=True)
 class RandomOptions(BaseOptions):
+    section: ClassVar[str] = "search.random"
     separate_cells: bool = opt(False, "draw cell1 and cell2 independently instead of one shared cell")
 
 

@@ -2,33 +2,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from lightsnn.core.options import opt
 from lightsnn.proxies.sahd import SAHDScorer
-from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
+from lightsnn.search.common import (
+    BN_MODES,
+    Scorer,
+    ScoringOptions,
+    SearchContext,
+    SearchRecord,
+    SearchResult,
+    best_index,
+    timed,
+)
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SuperNet
 
 
-@dataclass
+@dataclass(frozen=True)
 class SNASNetOptions(ScoringOptions):
-    space: Any = opt("snasnet", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
-    num_search: int = opt(5000, "number of accepted (valid) candidates to score")
-    batch_size: int = opt(256, "search batch size (samples per SAHD kernel)")
+    section: ClassVar[str] = "search.snasnet"
+    num_search: int = opt(5000, "number of accepted (valid) candidates to score", min=1)
+    batch_size: int = opt(256, "search batch size (samples per SAHD kernel)", min=2)
     bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring (SNASNet never calls eval())",
-                       ("train", "eval"))
+                       BN_MODES)
     dedupe_cache: bool = opt(False, "score each distinct cell once and reuse its score; changes the method "
                                     "(duplicates get no fresh weights or batch)")
     compat_flags: ClassVar[tuple[str, ...]] = ("carry_state", "count_normalize", "fresh_batches")
-
-    def validate(self) -> None:
-        super().validate()
-        if self.num_search < 1:
-            raise ValueError(f"option num_search must be >= 1, got {self.num_search}")
 
 
 @timed

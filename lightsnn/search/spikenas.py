@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -18,25 +18,22 @@ from lightsnn.proxies.sahd import SAHDScorer
 from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
-from lightsnn.space.ops import OpSpec
+from lightsnn.space.ops import SPACES, OpSpec
 
 
-@dataclass
+@dataclass(frozen=True)
 class SpikeNASOptions(ScoringOptions):
-    space: Any = opt("spikenas", "op space: a named space (snasnet, lightsnn, spikenas) or a list of ops")
-    candidates_per_cell: int = opt(100, "distinct in-budget candidates scored per cell")
-    mem_budget_mb: Any = opt(None, "weight-memory budget in MB (10^6 bytes); null: no budget")
-    weight_bits: int = opt(32, "bits per weight in the memory model")
+    section: ClassVar[str] = "search.spikenas"
+    space: str | list[str] = opt("spikenas", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    candidates_per_cell: int = opt(100, "distinct in-budget candidates scored per cell", min=1)
+    mem_budget_mb: float | None = opt(None, "weight-memory budget in MB (10^6 bytes); null: no budget")
+    weight_bits: int = opt(32, "bits per weight in the memory model", (1, 2, 4, 8, 16, 32))
     compat_flags: ClassVar[tuple[str, ...]] = ("carry_state", "count_normalize", "fresh_batches")
 
-    def validate(self) -> None:
-        super().validate()
-        if self.candidates_per_cell < 1:
-            raise ValueError(f"option candidates_per_cell must be >= 1, got {self.candidates_per_cell}")
-        if self.mem_budget_mb is not None and float(self.mem_budget_mb) <= 0:
-            raise ValueError(f"option mem_budget_mb must be positive or null, got {self.mem_budget_mb}")
-        if self.weight_bits not in (1, 2, 4, 8, 16, 32):
-            raise ValueError(f"option weight_bits must be one of 1, 2, 4, 8, 16, 32, got {self.weight_bits}")
+    def check(self) -> None:
+        super().check()
+        if self.mem_budget_mb is not None and self.mem_budget_mb <= 0:
+            raise ValueError(f"{self.section}.mem_budget_mb must be positive or null, got {self.mem_budget_mb}")
 
 
 @lru_cache(maxsize=None)

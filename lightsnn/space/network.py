@@ -30,17 +30,17 @@ POOLINGS = ("avg", "max")
 class NetConfig:
     """Sizes of the macro network; presets per dataset in :data:`PRESETS`, every field overridable."""
 
-    in_channels: int = opt(3, "input channels (2 for event polarities)")
-    image_size: int = opt(32, "input height = width")
-    num_classes: int = opt(10, "classes")
-    channels: int = opt(256, "C: channels of cell1 (cell2 has 2C)")
-    timesteps: int = opt(5, "T: timesteps (frames for event data)")
+    in_channels: int = opt(3, "input channels (2 for event polarities)", min=1)
+    image_size: int = opt(32, "input height = width", min=1)
+    num_classes: int = opt(10, "classes", min=1)
+    channels: int = opt(256, "C: channels of cell1 (cell2 has 2C)", min=1)
+    timesteps: int = opt(5, "T: timesteps (frames for event data)", min=1)
     pooling: str = opt("avg", "resdown pooling (set by the method)", POOLINGS)  # SNASNet avg, LightSNN max
-    second_pool: int = opt(2, "kernel of the pool after cell2")  # SNASNet's --second_avgpooling
-    classifier_width: int = opt(1024, "hidden width of the classifier")
-    num_cluster: int = opt(10, "boost: output neurons per class")
+    second_pool: int = opt(2, "kernel of the pool after cell2", min=1)  # SNASNet's --second_avgpooling
+    classifier_width: int = opt(1024, "hidden width of the classifier", min=1)
+    num_cluster: int = opt(10, "boost: output neurons per class", min=1)
     input_pool: bool = opt(False, "max-pool after the stem (DVS)")  # LightSNN on DVS
-    dropout: float = opt(0.5, "classifier dropout")
+    dropout: float = opt(0.5, "classifier dropout (in [0, 1))", min=0.0)
     # papers' N(0, 0.01); tiny classifiers need more to let their LIF fire
     linear_init_std: float = opt(0.01, "std of the N(0, s) init of Linear layers")
     lif: LIFConfig = field(default_factory=LIFConfig)

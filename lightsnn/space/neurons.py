@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional, neuron, surrogate
 
+from lightsnn.core.options import opt
+
 #: Module types whose outputs are spikes; hooks for SAHD and SAR attach to these.
 SPIKING_TYPES: tuple[type, ...] = (neuron.BaseNode,)
 
@@ -19,10 +21,10 @@ SPIKING_TYPES: tuple[type, ...] = (neuron.BaseNode,)
 class LIFConfig:
     """LIF parameters of SNASNet/LightSNN (methods.md §1.1): tau 4/3, V_th 1, hard reset to 0."""
 
-    tau: float = 4.0 / 3.0
-    v_threshold: float = 1.0
-    v_reset: float = 0.0
-    detach_reset: bool = True
+    tau: float = opt(4.0 / 3.0, "membrane time constant (> 1): v += (x - (v - v_reset)) / tau")
+    v_threshold: float = opt(1.0, "firing threshold")
+    v_reset: float = opt(0.0, "hard-reset potential after a spike")
+    detach_reset: bool = opt(True, "no gradient through the reset (both codes)")
 
     def replace(self, **changes: float) -> "LIFConfig":
         values = {**self.__dict__, **changes}

@@ -10,36 +10,34 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from lightsnn.core.options import from_section
+from lightsnn.core.options import Options, opt
 from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
 
 
-@dataclass
-class BenchOptions:
+@dataclass(frozen=True)
+class BenchOptions(Options):
     """The config's ``bench`` section: sizes of the measured work."""
 
-    channels: int = 32
-    image_size: int = 32
-    timesteps: int = 5
-    batch_size: int = 32  # search batch
-    repeat: int = 2
-    snasnet_candidates: int = 10
-    train_batch_size: int = 64
-    train_batches: int = 10
-    genotype: str = "0302 0030 3003 0000"  # trained in the epoch benchmark
-
-    @classmethod
-    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "BenchOptions":
-        return from_section(cls, section, overrides, where="bench")
+    section: ClassVar[str] = "bench"
+    channels: int = opt(32, "C of the benchmarked networks (cell2 has 2C)", min=1)
+    image_size: int = opt(32, "input height = width", min=1)
+    timesteps: int = opt(5, "T", min=1)
+    batch_size: int = opt(32, "search batch (LightSNN search and SNASNet candidates)", min=2)
+    repeat: int = opt(2, "forward passes per scoring", min=1)
+    snasnet_candidates: int = opt(10, "SNASNet candidates scored", min=1)
+    train_batch_size: int = opt(64, "batch of the training-step benchmark", min=1)
+    train_batches: int = opt(10, "training steps measured", min=1)
+    genotype: str = opt("0302 0030 3003 0000", "genotype trained in the training-step benchmark")
 
 
 def _sync(device: torch.device) -> None:

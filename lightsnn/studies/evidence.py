@@ -20,6 +20,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -28,15 +29,15 @@ from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.jsonfloats import decode_non_finite
-from lightsnn.core.options import from_section, opt
+from lightsnn.core.options import Options, opt
 from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import mean_std, save_figure, write_table
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
 from lightsnn.proxies.registry import PROXIES, get_proxy
-from lightsnn.space.genotype import Genotype
+from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import SNASNetwork
-from lightsnn.space.ops import parse_space
+from lightsnn.space.ops import SPACES, parse_space
 from lightsnn.space.spaces import SearchSpace
 from lightsnn.studies.stats import correlation_summary, paired_comparison
 
@@ -44,56 +45,46 @@ CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
 REPLICATE_SCHEMA_VERSION = SCHEMA_VERSIONS["replicate"]
 
 
-@dataclass
-class EvidenceOptions:
+@dataclass(frozen=True)
+class EvidenceOptions(Options):
     """The config's ``evidence`` section."""
 
-    datasets: list = opt(["digits", "ndigits"], "datasets of the study")
-    space: str = opt("snasnet", "op space the correlation study samples from (a named space)")
-    cell_type: str = opt("backward", "cell type of the sampled architectures", ("backward", "forward"))
-    num_archs: int = opt(40, "architectures sampled per dataset (distinct canonical cells)")
-    weight_seeds: int = opt(3, "initial-weight seeds each architecture is scored under (the score's own noise)")
-    batch_size: int = opt(64, "search batch of the base SAHD score")
-    other_batch_sizes: list = opt([32, 256], "search batches of the batch-size variants")
-    repeat: int = opt(2, "forward passes (fixed batches) per scoring; the score is their mean")
+    section: ClassVar[str] = "evidence"
+    datasets: list[str] = opt(["digits", "ndigits"], "datasets of the study")
+    space: str = opt("snasnet", "op space the correlation study samples from (a named space)", tuple(SPACES))
+    cell_type: str = opt("backward", "cell type of the sampled architectures", CELL_TYPES)
+    num_archs: int = opt(40, "architectures sampled per dataset (distinct canonical cells)", min=3)
+    weight_seeds: int = opt(3, "initial-weight seeds each architecture is scored under (the score's own noise)", min=2)
+    batch_size: int = opt(64, "search batch of the base SAHD score", min=2)
+    other_batch_sizes: list[int] = opt([32, 256], "search batches of the batch-size variants")
+    repeat: int = opt(2, "forward passes (fixed batches) per scoring; the score is their mean", min=1)
     train_epochs: int = opt(2, "epochs of the short training of every sampled architecture (train recipe of "
-                               "the config's train section)")
+                               "the config's train section)", min=1)
     retrain_archs: int = opt(10, "architectures trained a second time (another seed) to measure the accuracy's "
-                                 "own noise: the ceiling of any score's correlation")
-    bootstrap: int = opt(2000, "bootstrap resamples of the 95% intervals")
-    methods: list = opt(["snasnet", "spikenas", "lightsnn"], "methods compared with the baseline")
+                                 "own noise: the ceiling of any score's correlation", min=0)
+    bootstrap: int = opt(2000, "bootstrap resamples of the 95% intervals", min=1)
+    methods: list[str] = opt(["snasnet", "spikenas", "lightsnn"], "methods compared with the baseline")
     baseline: str = opt("random", "the method every other is paired with, seed by seed")
-    seeds: list = opt([0, 1, 2, 3, 4], "seeds of the comparison and the ablation (at least 5 for a paired test)")
-    ablation: list = opt(["dead_backward", "carry_state", "trained_logits"],
+    seeds: list[int] = opt([0, 1, 2, 3, 4], "seeds of the comparison and the ablation (at least 5 for a paired test)")
+    ablation: list[str] = opt(["dead_backward", "carry_state", "trained_logits"],
                          "LightSNN reference_compat switches turned on one at a time (methods.md §7)")
 
-    @classmethod
-    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvidenceOptions":
-        options = from_section(cls, section, overrides, where="evidence")
-        parse_space(options.space)
-        for name in ("num_archs", "weight_seeds", "batch_size", "repeat", "train_epochs", "bootstrap"):
-            if getattr(options, name) < 1:
-                raise ValueError(f"evidence.{name} must be >= 1, got {getattr(options, name)}")
-        if options.num_archs < 3:
-            raise ValueError(f"evidence.num_archs must be >= 3 for a rank correlation, got {options.num_archs}")
-        if options.weight_seeds < 2:
-            raise ValueError(f"evidence.weight_seeds must be >= 2 to show the score's noise, got {options.weight_seeds}")
-        if options.retrain_archs < 0:
-            raise ValueError(f"evidence.retrain_archs must be >= 0, got {options.retrain_archs}")
+    def check(self) -> None:
         from lightsnn.data import DATASET_NAMES
         from lightsnn.search import METHODS
         from lightsnn.search.lightsnn import LightSNNOptions
 
         for key, allowed in (("datasets", DATASET_NAMES), ("methods", METHODS),
                              ("ablation", LightSNNOptions.compat_flags)):
-            bad = [v for v in getattr(options, key) if v not in allowed]
+            bad = [v for v in getattr(self, key) if v not in allowed]
             if bad:
                 raise ValueError(f"evidence.{key} has unknown value(s) {bad}; allowed: {list(allowed)}")
-        if options.baseline not in METHODS:
-            raise ValueError(f"evidence.baseline={options.baseline!r} is not a method; allowed: {list(METHODS)}")
-        if len(set(options.seeds)) < 2 or any(not isinstance(s, int) or s < 0 for s in options.seeds):
-            raise ValueError(f"evidence.seeds must hold at least 2 distinct non-negative integers, got {options.seeds}")
-        return options
+        if self.baseline not in METHODS:
+            raise ValueError(f"evidence.baseline={self.baseline!r} is not a method; allowed: {list(METHODS)}")
+        if len(set(self.seeds)) < 2 or any(s < 0 for s in self.seeds):
+            raise ValueError(f"evidence.seeds must hold at least 2 distinct non-negative integers, got {self.seeds}")
+        if any(b < 2 for b in self.other_batch_sizes):
+            raise ValueError(f"evidence.other_batch_sizes must all be >= 2, got {self.other_batch_sizes}")
 
 
 @dataclass(frozen=True)

@@ -3,33 +3,24 @@ from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
+from lightsnn.core.options import Options, opt
 from lightsnn.space.network import count_parameters
 from lightsnn.space.neurons import reset_state, spiking_modules
 
 
 @dataclass(frozen=True)
-class EvaluateOptions:
+class EvaluateOptions(Options):
     """The config's ``evaluate`` section: the one place these defaults live (CLI, schema, jobs, studies)."""
 
-    bits: int = field(default=8, metadata={"help": "bit width of the reported weight memory", "min": 1, "max": 32})
-    energy_samples: int = field(default=256, metadata={"help": "test samples for synaptic-operation counting",
-                                                      "min": 1})
+    section: ClassVar[str] = "evaluate"
+    bits: int = opt(8, "bit width of the reported weight memory", min=1, max=32)
+    energy_samples: int = opt(256, "test samples for synaptic-operation counting", min=1)
 
-    @classmethod
-    def from_config(cls, section: dict | None, overrides: dict | None = None) -> "EvaluateOptions":
-        from lightsnn.core.options import from_section
-
-        options = from_section(cls, section, overrides, where="evaluate")
-        for f in fields(cls):
-            value, low, high = getattr(options, f.name), f.metadata.get("min"), f.metadata.get("max")
-            if (low is not None and value < low) or (high is not None and value > high):
-                raise ValueError(f"evaluate.{f.name} must be from {low} to {high if high is not None else 'any'}, "
-                                 f"got {value}")
-        return options
 
 #: Per-operation energies: Horowitz, ISSCC 2014, 45 nm, 32-bit float (spikingjelly's SimpleEnergyCostConfig.fp32).
 E_MAC_PJ = 4.6

@@ -24,6 +24,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import atomic_path
 from lightsnn.core.hashing import stable_hash
-from lightsnn.core.options import check_known, check_types, opt
+from lightsnn.core.options import Options, from_section, opt
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
@@ -53,24 +54,28 @@ RECIPES: dict[str, dict] = {
 }
 
 
-@dataclass
-class TrainOptions:
-    recipe: str = opt("snasnet", "named recipe: " + ", ".join(RECIPES), tuple(RECIPES))
-    epochs: int = opt(300, "epochs")
-    batch_size: int = opt(64, "batch size")
+@dataclass(frozen=True)
+class TrainOptions(Options):
+    """The config's ``train`` section: a named recipe and any field overriding it."""
+
+    section: ClassVar[str] = "train"
+    recipe: str = opt("snasnet", "named recipe: the defaults of the other fields", tuple(RECIPES))
+    epochs: int = opt(300, "epochs", min=1)
+    batch_size: int = opt(64, "batch size", min=1)
     lr: float = opt(0.1, "initial learning rate")
-    momentum: float = opt(0.9, "SGD momentum")
-    weight_decay: float = opt(5e-4, "SGD weight decay")
+    momentum: float = opt(0.9, "SGD momentum", min=0.0)
+    weight_decay: float = opt(5e-4, "SGD weight decay", min=0.0)
     eta_min: float | None = opt(0.001, "cosine floor of the learning rate")  # or eta_min_ratio * lr
     eta_min_ratio: float | None = opt(None, "cosine floor as a share of lr")
     loss: str = opt("auto", "auto (MSE on one-hot for dvs128_gesture, else CE), ce or mse", LOSSES)
-    val_fraction: float = opt(0.0, "share of the training set held out for model selection")
+    val_fraction: float = opt(0.0, "share of the training set held out for model selection", min=0.0)
     amp: bool = opt(False, "bf16 autocast (CUDA only)")
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
-    max_batches: int | None = opt(None, "cap batches per epoch (smoke runs)")
+    max_batches: int | None = opt(None, "cap batches per epoch (smoke runs); null: whole epochs", min=1)
 
     @classmethod
     def from_config(cls, section: dict | None, overrides: dict | None = None) -> "TrainOptions":
+        """The recipe's values, then the section's, then the non-None ``overrides``."""
         values = dict(section or {})
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         recipe = values.get("recipe", "snasnet")
@@ -79,22 +84,13 @@ class TrainOptions:
         merged = {**RECIPES[recipe], **values}
         if "eta_min_ratio" in merged and merged["eta_min_ratio"] is not None and "eta_min" not in values:
             merged["eta_min"] = None
-        check_known(cls, merged, "train option(s)")
-        options = cls(**check_types(cls, merged, "train"))
-        if options.max_batches is not None and options.max_batches < 1:
-            raise ValueError(f"train.max_batches must be at least 1 (or null for whole epochs), "
-                             f"got {options.max_batches}")
-        if options.lr <= 0 or options.weight_decay < 0 or options.momentum < 0:
-            raise ValueError(f"train.lr must be > 0 and weight_decay, momentum >= 0, got lr {options.lr}, "
-                             f"weight_decay {options.weight_decay}, momentum {options.momentum}")
-        if options.loss not in LOSSES:
-            raise ValueError(f"train.loss must be one of {LOSSES}, got {options.loss!r}")
-        if options.epochs < 1 or options.batch_size < 1:
-            raise ValueError(f"train.epochs and train.batch_size must be >= 1, got {options.epochs}, "
-                             f"{options.batch_size}")
-        if not 0.0 <= options.val_fraction < 1.0:
-            raise ValueError(f"train.val_fraction must be in [0, 1), got {options.val_fraction}")
-        return options
+        return from_section(cls, merged, where="train", what="train option(s)")
+
+    def check(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"train.lr must be > 0, got {self.lr}")
+        if self.val_fraction >= 1.0:
+            raise ValueError(f"train.val_fraction must be in [0, 1), got {self.val_fraction}")
 
     def floor(self) -> float:
         if self.eta_min is not None:
