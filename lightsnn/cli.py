@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import types
 import typing
@@ -166,15 +167,38 @@ def _track(result: dict, config: dict, path, args, metrics: dict | None = None) 
         print(f"MLflow run {run_id} in {tracking_uri(config)}", file=sys.stderr)
 
 
+def _live_run(args, config: dict, kind: str, identity: dict):
+    """The job's MLflow run (inactive with --no-tracking), opened by the caller when the job starts."""
+    from lightsnn.pipeline.tracking import LiveRun
+
+    run = LiveRun(config, kind, identity, group=getattr(args, "group", None))
+    if getattr(args, "no_tracking", False):
+        run.active = False
+    return run
+
+
+def _announce(run) -> None:
+    if run.run_id and run.active:
+        print(f"MLflow run {run.run_id} in {run.uri}", file=sys.stderr)
+
+
+#: Set by the workflow: the config's ``name`` and ``tracking`` sections as JSON, merged before --config-json.
+TRACKING_ENV = "LIGHTSNN_TRACKING"
+
 #: Flags several verbs share, declared once: name -> (flag, argparse keywords).
 SHARED_FLAGS: dict[str, tuple[str, dict]] = {
     "config": ("--config", {"action": "append", "default": None,
                             "help": "YAML config file (see config/README.md); repeat to merge several, later ones win"}),
+    "config_json": ("--config-json", {"action": "append", "default": None, "metavar": "JSON",
+                                      "help": "config sections as inline JSON, merged over the --config files "
+                                              "(the workflow passes each job the sections it depends on)"}),
     "device": ("--device", {"default": None, "help": "auto, cpu, cuda or cuda:N (overrides the config's device)"}),
     "no_progress": ("--no-progress", {"action": "store_true", "help": "no progress bar, even on a terminal"}),
     "no_tracking": ("--no-tracking", {"action": "store_true", "help": "do not log this run to MLflow"}),
     "threads": ("--threads", {"type": _positive, "default": None,
                               "help": "CPU threads for torch (default: torch's choice)"}),
+    "group": ("--group", {"default": None, "help": "MLflow parent run this job's run nests under (the workflow "
+                                                   "passes DATASET/RUN/seedS)"}),
 }
 JOB_FLAGS = tuple(SHARED_FLAGS)
 
@@ -198,10 +222,14 @@ def _evaluate_flags(p) -> None:
 
 
 def _config(args) -> dict:
-    """The merged config files of ``--config``, with ``--device`` applied: one place for every verb."""
-    from lightsnn.pipeline.config import load_config
+    """The merged config files of ``--config`` and ``--config-json``, with ``--device`` applied: one place for
+    every verb."""
+    from lightsnn.pipeline.config import job_config
 
-    config = load_config(getattr(args, "config", None))
+    inline = list(getattr(args, "config_json", None) or [])
+    if os.environ.get(TRACKING_ENV):  # the workflow's name and tracking sections (no result depends on them)
+        inline.insert(0, os.environ[TRACKING_ENV])
+    config = job_config(getattr(args, "config", None), inline)
     if getattr(args, "device", None):
         config["device"] = args.device
     return config
@@ -240,17 +268,26 @@ def _cmd_train(args) -> int:
 
     from lightsnn.pipeline.jobs import run_train
     from lightsnn.pipeline.results import read_result, write_json_atomic
+    from lightsnn.training.train import TrainOptions
 
     config = _config(args)
     search = read_result(args.search, "search") if args.search else None
-    from lightsnn.training.train import TrainOptions
-
     overrides = _given(args, TrainOptions, TRAIN_FLAGS)
-    result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
-                       overrides=overrides, progress=False if args.no_progress else None, fresh=args.fresh,
-                       allow_disconnected=args.allow_disconnected)
-    path = write_json_atomic(Path(args.out) / "train.json", result)
-    _track(result, config, path, args)
+    run = _live_run(args, config, "train", {"method": (search or {}).get("method"), "dataset": args.dataset,
+                                            "seed": args.seed})
+
+    def on_start(extra: dict | None, epoch: int) -> dict:
+        """Open the run (a resumed training reopens its own) before the first epoch; keep its id."""
+        run_id = run.start((extra or {}).get("mlflow_run_id"))
+        _announce(run)
+        return {"mlflow_run_id": run_id} if run_id else {}
+
+    with run:
+        result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
+                           overrides=overrides, progress=False if args.no_progress else None, fresh=args.fresh,
+                           allow_disconnected=args.allow_disconnected, on_epoch=run.log_epoch, on_start=on_start)
+        path = write_json_atomic(Path(args.out) / "train.json", result)
+        run.finish(result, path)
     print(f"trained {result['genotype']['str']} on {args.dataset}: final test acc {result['final_test_acc']:.4f}, "
           f"best epoch {result['best_epoch']} ({result['selection']}), "
           f"{result['seconds_per_epoch']:.1f}s/epoch -> {path}")
@@ -278,10 +315,15 @@ def _cmd_evaluate(args) -> int:
 
     config = _config(args)
     evaluate = _evaluate_options(args, config)
-    result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,
-                          progress=False if args.no_progress else None)
-    path = write_json_atomic(args.out or Path(args.checkpoint).with_name("evaluate.json"), result)
-    _track(result, config, path, args)
+    run = _live_run(args, config, "evaluate", {})
+    with run:
+        result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,
+                              progress=False if args.no_progress else None)
+        path = write_json_atomic(args.out or Path(args.checkpoint).with_name("evaluate.json"), result)
+        run.tags.update({k: str(result.get(k)) for k in ("method", "dataset", "seed")})
+        run.start()
+        _announce(run)
+        run.finish(result, path)
     top5 = f"{result['top5']:.4f}" if result["top5"] is not None else "n/a"
     print(f"{result['dataset']} {result['genotype']}: top-1 {result['top1']:.4f} top-5 {top5} "
           f"SAR {result['sar']:.4f} params {result['parameters']} "
@@ -298,10 +340,14 @@ def _cmd_search(args, table) -> int:
 
     overrides = _method_overrides(args, table)
     config = _config(args)
-    result = run_search(args.method, args.dataset, args.seed, config, overrides,
-                        progress=False if args.no_progress else None)
-    path = write_json_atomic(args.out, result)
-    _track(result, config, path, args)
+    run = _live_run(args, config, "search", {"method": args.method, "dataset": args.dataset, "seed": args.seed})
+    with run:
+        run.start()
+        _announce(run)
+        result = run_search(args.method, args.dataset, args.seed, config, overrides,
+                            progress=False if args.no_progress else None)
+        path = write_json_atomic(args.out, result)
+        run.finish(result, path, table=("candidates", result["candidates"]))
     times = result["times"]
     score = result["score"]
     print(f"{args.method} on {args.dataset} (seed {args.seed}): genotype {result['genotype']['str']} "
@@ -319,7 +365,7 @@ def _prepare_parser(sub) -> None:
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
     p.add_argument("--timesteps", type=_positive, default=None, help="frames per sample (default: the network's T)")
     p.add_argument("--report", default=None, help="also write the report as JSON to this path")
-    _common_job_flags(p, ("config", "no_progress"))
+    _common_job_flags(p, ("config", "config_json", "no_progress", "threads"))
     p.set_defaults(func=_cmd_prepare)
 
 
@@ -375,7 +421,7 @@ def _bench_parser(sub) -> None:
                        description="Runs a LightSNN search, a short SNASNet search and training steps at the sizes "
                                    "of the config's bench section (or the flags), counts their FLOPs analytically "
                                    "and compares them with plain torch conv2d calls of the same shapes.")
-    _common_job_flags(p, ("config", "device", "threads"))
+    _common_job_flags(p, ("config", "config_json", "device", "threads"))
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     from lightsnn.studies.bench import BenchOptions
 
@@ -540,8 +586,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (Snakemake or SLURM cancelling a job) unwinds like Ctrl-C: checkpoints stay whole and the
+    job's MLflow run ends as KILLED instead of hanging in RUNNING."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _stop_on_sigterm()
     keep_freed_memory()
     if getattr(args, "threads", None):
         import torch

@@ -168,6 +168,9 @@ def config_schema() -> dict:
                                        "random": runs_item, "pruning": runs_item}}],
                                "default": None,
                                "description": "random search vs pruning on one dataset (paper's table 1)"},
+                    "threads": {"type": "integer", "minimum": 1, "default": 1,
+                                "description": "torch threads of each compute job (capped at --cores; a profile's "
+                                               "set-threads overrides it per rule, and SLURM asks for as many CPUs)"},
                     "results": {"type": "string", "pattern": RESULTS_PATTERN, "default": "results",
                                 "description": "output folder (letters, digits, spaces and _ . , + = @ : / -)"},
                 },

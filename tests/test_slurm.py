@@ -34,7 +34,6 @@ def slurm(tmp_path_factory):
 def test_tiny_config_runs_through_the_slurm_profile(slurm, tmp_path):
     work = tmp_path / "wf"
     work.mkdir()
-    shutil.copy(ROOT / "Snakefile", work)
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "config", work / "config")
     config = yaml.safe_load((work / "config" / "test.yaml").read_text())
@@ -44,13 +43,14 @@ def test_tiny_config_runs_through_the_slurm_profile(slurm, tmp_path):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("SLURM_CONF", None)
     # the profile as users run it; only what a 2-CPU node without GPUs cannot give is overridden
-    small = "gpu=0 mem_mb=1000 cpus_per_task=1 runtime=10"
+    small = "gpu=0 mem_mb=1000 runtime=10"
     overrides = [f"{rule}:{item}" for rule in ("search", "train", "evaluate", "prepare") for item in small.split()]
     start = time.time()
     proc = subprocess.run(
         ["timeout", "-k", "10", "900", str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/slurm",
-         "--configfile", "slurm-test.yaml", "--default-resources", "mem_mb=1000", "runtime=10", "cpus_per_task=1",
-         "--set-resources", *overrides, "--jobs", "4", "--slurm-init-seconds-before-status-checks", "1"],
+         "--configfile", "slurm-test.yaml", "--default-resources", "mem_mb=1000", "runtime=10",
+         "--set-resources", *overrides, "--set-threads", *[f"{rule}=1" for rule in ("search", "train", "evaluate",
+                                                                                    "prepare")], "--jobs", "4", "--slurm-init-seconds-before-status-checks", "1"],
         cwd=work, env=env, capture_output=True, text=True)
     elapsed = time.time() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:] + slurm.logs()

@@ -28,7 +28,6 @@ def _env():
 def _workdir(tmp_path: Path) -> Path:
     work = tmp_path / "wf"
     work.mkdir()
-    shutil.copy(ROOT / "Snakefile", work)
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "config", work / "config")
     return work
@@ -128,6 +127,7 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     (work / "spaced.yaml").write_text(yaml.safe_dump(config))
     proc = _smk(work, "--cores", "2", "--configfile", "spaced.yaml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Using workflow specific profile workflow/profiles/default" in proc.stdout + proc.stderr
     results = work / "results" / "test run"
     tables = results / "tables"
     table2 = pd.read_csv(tables / "table2.csv")
@@ -153,11 +153,62 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
-    assert sorted(r.data.tags["kind"] for r in runs).count("train") == 3 and len(runs) == 9
+    kinds = sorted(r.data.tags["kind"] for r in runs)
+    assert kinds.count("train") == 3 and kinds.count("group") == 3 and len(runs) == 12
+    groups = {r.info.run_id: r.data.tags["group"] for r in runs if r.data.tags["kind"] == "group"}
+    for r in runs:  # each job's run nests under its dataset/run/seed, and finished
+        if r.data.tags["kind"] != "group":
+            assert groups[r.data.tags["mlflow.parentRunId"]] == r.data.tags["group"], r.data.tags
+            assert r.info.status == "FINISHED"
+        if r.data.tags["kind"] == "train":  # one point per epoch, logged as each epoch ended
+            history = client.get_metric_history(r.info.run_id, "epoch.test_acc")
+            assert [m.step for m in history] == [1, 2]
+            assert history[0].timestamp < history[1].timestamp
+    lightsnn_search = [r for r in runs if r.data.tags["kind"] == "search" and r.data.tags["group"].endswith("5op/seed0")]
+    assert "candidates.json" in [a.path for a in client.list_artifacts(lightsnn_search[0].info.run_id)]
     report = _smk(work, "--configfile", "spaced.yaml", "--report", "results/test run/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (results / "report.html").read_text(errors="replace")
     assert "Table 2: one row per dataset and search run" in html and "table2.csv" in html
+    _only_what_a_change_affects_reruns(work, config)
+
+
+def _scheduled(work, *configfiles, extra=()) -> tuple[dict, str]:
+    """A dry run over a finished run: how many jobs of each rule would run, and the shell commands."""
+    args = [a for f in configfiles for a in ("--configfile", f)]
+    dry = _smk(work, "-n", "-p", *args, *extra)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    counts = {}
+    for line in dry.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0].isidentifier() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts, dry.stdout
+
+
+def _only_what_a_change_affects_reruns(work, config):
+    """Each job gets exactly the config sections it depends on, so a change reruns precisely what it affects."""
+    assert _scheduled(work, "spaced.yaml")[0] == {}  # finished: nothing to do
+    longer = {**config, "train": {**config["train"], "epochs": 3}}
+    (work / "longer.yaml").write_text(yaml.safe_dump(longer))
+    counts, shell = _scheduled(work, "spaced.yaml", "longer.yaml")
+    assert counts == {"train": 3, "evaluate": 3, "aggregate": 1, "all": 1}, counts
+    trainings = {line.split("python -m", 1)[1] for line in shell.splitlines() if "python -m lightsnn train" in line}
+    assert len(trainings) == 3 and all('"epochs":3' in line for line in trainings)  # the value Snakemake validated
+    bigger = {**config, "search": {"lightsnn": {**config["search"]["lightsnn"], "batch_size": 8}}}
+    (work / "bigger.yaml").write_text(yaml.safe_dump(bigger))
+    counts, _ = _scheduled(work, "spaced.yaml", "bigger.yaml")
+    # LightSNN and its 5-op variant (which inherits search.lightsnn) rerun; random does not
+    assert counts == {"search": 2, "train": 2, "evaluate": 2, "aggregate": 1, "all": 1}, counts
+    # a command-line --config reaches the jobs too; the tracking store is no input of any result
+    counts, shell = _scheduled(work, "spaced.yaml", extra=("--config", "device=cuda"))
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 3 and "prepare" not in counts, counts
+    jobs = {line.split("python -m", 1)[1] for line in shell.splitlines() if "python -m lightsnn" in line}
+    assert len([line for line in jobs if '"device":"cuda"' in line]) == 9
+    moved = {**config, "tracking": {"uri": "sqlite:///elsewhere.db"}, "name": "renamed"}
+    (work / "moved.yaml").write_text(yaml.safe_dump(moved))
+    counts, _ = _scheduled(work, "spaced.yaml", "moved.yaml")
+    assert counts == {}, counts
 
 
 def _start_a_slow_training(tmp_path, epochs: int):
@@ -204,10 +255,13 @@ def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp
     proc.wait(timeout=60)
     locked = _smk(work, "--cores", "1", "--configfile", "slow.yaml")
     assert locked.returncode != 0 and "cannot be locked" in locked.stdout + locked.stderr
+    # a job killed while writing leaves a partial output, which Snakemake has marked incomplete
+    (run / "train" / "train.json").write_text('{"partial')
     unlock = _smk(work, "--unlock", "--configfile", "slow.yaml")  # the README's restart commands
     assert unlock.returncode == 0, unlock.stderr[-2000:]
-    again = _smk(work, "--cores", "1", "--rerun-incomplete", "--configfile", "slow.yaml")
+    again = _smk(work, "--cores", "1", "--configfile", "slow.yaml")  # no flag: the default profile's rerun-incomplete
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "Using workflow specific profile workflow/profiles/default" in again.stdout + again.stderr
     assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 30
     assert "resuming from" in (work / "results/test/logs/train/digits/random/seed0.log").read_text()
 

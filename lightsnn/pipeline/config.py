@@ -69,24 +69,48 @@ def load_config(path: str | Path | list | None) -> dict:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ValueError(f"config file {str(path)!r} is not valid YAML{where}: {problem}") from None
+    return check_config(data, f"config file {str(path)!r}", f"in {str(path)!r}")
+
+
+def check_config(data, what: str, where: str) -> dict:
+    """The checks every config source passes before use: a mapping of known sections, known method and
+    dataset names, a valid ``name``. ``what`` names the source, ``where`` says where in messages."""
     if not isinstance(data, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping at the top level")
+        raise ValueError(f"{what} must hold a mapping at the top level")
     unknown = sorted(set(data) - set(TOP_LEVEL_KEYS))
     if unknown:
-        raise ValueError(f"unknown config key(s) {unknown} in {str(path)!r}; allowed: {list(TOP_LEVEL_KEYS)}")
+        raise ValueError(f"unknown config key(s) {unknown} {where}; allowed: {list(TOP_LEVEL_KEYS)}")
     if "name" in data:
-        check_name(data["name"], f"in {str(path)!r}")
-    for section, allowed, what in (("search", METHODS, "method"), ("networks", DATASET_NAMES, "dataset")):
+        check_name(data["name"], where)
+    for section, allowed, kind in (("search", METHODS, "method"), ("networks", DATASET_NAMES, "dataset")):
         value = data.get(section)
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ValueError(f"config section {section!r} in {str(path)!r} must be a mapping by {what} name")
+            raise ValueError(f"config section {section!r} {where} must be a mapping by {kind} name")
         unknown = sorted(set(value) - set(allowed))
         if unknown:
-            raise ValueError(f"unknown {what}(s) {unknown} under {section!r} in {str(path)!r}; "
-                             f"allowed: {list(allowed)}")
+            raise ValueError(f"unknown {kind}(s) {unknown} under {section!r} {where}; allowed: {list(allowed)}")
     return data
+
+
+def config_from_json(text: str) -> dict:
+    """A config given inline as JSON (the workflow passes each job exactly the sections it depends on)."""
+    import json
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--config-json is not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}") from None
+    return check_config(data, "--config-json", "in --config-json")
+
+
+def job_config(files: list | None, inline: list[str] | None = None) -> dict:
+    """Config files merged in order, then inline JSON configs merged over them in order."""
+    config = load_config(list(files or []))
+    for text in inline or []:
+        config = merge(config, config_from_json(text))
+    return config
 
 
 def check_seed(seed) -> int:

@@ -93,7 +93,8 @@ def training_fingerprint(dataset: str, seed: int, arch, netcfg, options, loss: s
 
 def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | None = None,
               genotype: str | None = None, overrides: dict | None = None, progress: bool | None = None,
-              log=None, on_epoch=None, fresh: bool = False, allow_disconnected: bool = False) -> dict:
+              log=None, on_epoch=None, fresh: bool = False, allow_disconnected: bool = False,
+              on_start=None) -> dict:
     """Train a search result's (or a genotype's) network; resumes only a matching, unfinished checkpoint."""
     from pathlib import Path
 
@@ -119,7 +120,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     trainer = Trainer(model, options, splits, device, seed, Path(out_dir), netcfg.num_classes, loss,
                       logits, progress, log, meta, fingerprint=fingerprint, fresh=fresh)
     start = time.perf_counter()
-    state = trainer.run(on_epoch)
+    state = trainer.run(on_epoch, on_start)
     history = state["history"]
     final, best = history[-1], state["best"]
     from lightsnn.space.network import count_parameters

@@ -275,7 +275,10 @@ class Trainer:
             return None
         return saved
 
-    def run(self, on_epoch=None) -> dict:
+    def run(self, on_epoch=None, on_start=None) -> dict:
+        """Train to the last epoch, resuming a matching checkpoint. ``on_start(extra, epoch)`` is called once
+        the start point is known, with the ``extra`` dict of a resumed checkpoint (else None); what it returns
+        (plain types, e.g. a tracking run id) is kept in every checkpoint. ``on_epoch(row)`` follows each epoch."""
         state = {"epoch": 0, "history": [], "best": None}
         saved = self._resumable()
         if saved is not None:
@@ -291,6 +294,7 @@ class Trainer:
             torch.manual_seed(self.seed)
             np.random.seed(self.seed % 2**32)
             random.seed(self.seed)
+        extra = (on_start((saved or {}).get("extra"), state["epoch"]) if on_start is not None else None) or {}
         self._sync_logits()
         test_loader = self._loader(self.test_set, shuffle=False)
         val_loader = self._loader(self.val, shuffle=False) if self.val is not None else None
@@ -316,7 +320,7 @@ class Trainer:
                           "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                           "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
                           "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
-                          "meta": self.meta}, self.checkpoint)
+                          "meta": self.meta, "extra": extra}, self.checkpoint)
             self.log(f"epoch {epoch}/{self.options.epochs} loss {row['train_loss']:.4f} "
                      f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f}"
                      + (f" val acc {row['val_acc']:.4f}" if "val_acc" in row else "")

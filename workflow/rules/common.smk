@@ -9,11 +9,14 @@ RUNS_DIR = f"{RESULTS}/runs"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 TABLES = f"{RESULTS}/tables"
-# Snakemake merges each --configfile over the Snakefile's configfile; jobs merge the same files in the same order.
-_CLI_CONFIGS = [str(f) for f in workflow.overwrite_configfiles or []]
-CONFIG_FILES = [str(f) for f in workflow.configfiles if str(f) not in _CLI_CONFIGS] + _CLI_CONFIGS
-CONFIG_FILE = " ".join(f"--config {shlex.quote(f)}" for f in dict.fromkeys(CONFIG_FILES))
 VARIANTS = WF["variants"]
+#: Torch threads of every compute job (Snakemake caps them at --cores; profiles may set-threads per rule).
+THREADS = WF["threads"]
+# Where runs are logged reaches the jobs through the environment, never as a param: pointing the workflow
+# at another MLflow store (or renaming the run set) reruns nothing. Local jobs inherit it; SLURM jobs both
+# inherit it (sbatch exports the environment) and set it again when their Snakemake reads this file.
+TRACKING = {"name": config["name"], "tracking": config["tracking"]}
+os.environ.update(LIGHTSNN_TRACKING=json.dumps(TRACKING, sort_keys=True))
 KNOWN_RUNS = list(WF["methods"]) + list(VARIANTS)
 
 
@@ -63,14 +66,46 @@ def method_of(wildcards):
     return VARIANTS[wildcards.run]["method"] if wildcards.run in VARIANTS else wildcards.run
 
 
-def variant_flags(wildcards):
-    """A variant's option overrides as CLI flags (YAML for lists)."""
-    options = VARIANTS.get(wildcards.run, {}).get("options", {})
-    flags = []
-    for key, value in options.items():
-        text = value if isinstance(value, str) else json.dumps(value)  # JSON is YAML
-        flags += [f"--{key.replace('_', '-')}", shlex.quote(str(text))]
-    return " ".join(flags)
+#: The config sections each kind of job depends on. A job gets exactly these, resolved (validated, defaults
+#: filled in) as one JSON param: Snakemake reruns a job when, and only when, one of them changes.
+JOB_SECTIONS = {
+    "prepare": ("data", "network", "networks"),
+    "search": ("device", "data", "network", "networks", "search"),
+    "train": ("device", "data", "train"),
+    "evaluate": ("device", "evaluate"),
+    "correlate": ("device", "data", "network", "networks", "train", "evidence"),
+    "replicate": ("device", "data", "network", "networks", "search", "train", "evaluate"),
+}
+
+
+def job_settings(kind):
+    """A params function: the config sections a ``kind`` job depends on, narrowed to its dataset and
+    method (a variant's options merged over its method's), as sorted JSON for ``--config-json``."""
+
+    def settings(wildcards):
+        dataset = wildcards.get("dataset") or wildcards.get("edataset")
+        values = {}
+        for section in JOB_SECTIONS[kind]:
+            if section == "networks":
+                per_dataset = (config.get("networks") or {}).get(dataset)
+                if per_dataset:
+                    values["networks"] = {dataset: per_dataset}
+            elif section == "search":
+                method = evidence_method(wildcards) if kind == "replicate" else method_of(wildcards)
+                options = dict((config.get("search") or {}).get(method) or {})
+                if kind == "search":
+                    options.update(VARIANTS.get(wildcards.run, {}).get("options", {}))
+                values["search"] = {method: options}
+            elif config.get(section) is not None:
+                values[section] = config[section]
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
+
+    return settings
+
+
+def group_of(wildcards):
+    """The MLflow parent run of a dataset x run x seed: its search, train and evaluate runs nest under it."""
+    return f"{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed}"
 
 
 def train_dir(wildcards):

@@ -5,10 +5,11 @@ rule prepare:
         f"{LOGS}/prepare/{{dataset}}.log",
     benchmark:
         f"{BENCH}/prepare/{{dataset}}.tsv"
+    threads: THREADS
     params:
-        config_files=CONFIG_FILE,
+        settings=job_settings("prepare"),
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn prepare --dataset {wildcards.dataset:q} {params.config_files} "
-        "--report {output:q} --no-progress > {log:q} 2>&1"
+        "python -m lightsnn prepare --dataset {wildcards.dataset:q} --config-json {params.settings:q} "
+        "--report {output:q} --no-progress --threads {threads} > {log:q} 2>&1"

@@ -12,14 +12,15 @@ rule correlate:
     benchmark:
         f"{BENCH}/evidence/correlate/{{edataset}}.tsv"
     priority: 1  # the longest jobs of the study: start them first
+    threads: THREADS
     params:
         out_dir=folder_of_first_output,
-        config_files=CONFIG_FILE,
+        settings=job_settings("correlate"),
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn correlate --dataset {wildcards.edataset:q} {params.config_files} --out {params.out_dir:q} "
-        "--no-progress --threads {threads} > {log:q} 2>&1"
+        "python -m lightsnn correlate --dataset {wildcards.edataset:q} --config-json {params.settings:q} "
+        "--out {params.out_dir:q} --no-progress --threads {threads} > {log:q} 2>&1"
 
 
 rule replicate:
@@ -36,18 +37,17 @@ rule replicate:
         flags=evidence_flags,
         seeds=evidence_seeds,
         out_dir=folder_of_first_output,
-        config_files=CONFIG_FILE,
-        bits=config["evaluate"]["bits"],
-        samples=config["evaluate"]["energy_samples"],
+        settings=job_settings("replicate"),
+    threads: THREADS
     resources:
         gpu=1,
     conda:
         "../envs/lightsnn.yaml"
     shell:
         "python -m lightsnn replicate --method {params.method:q} --name {wildcards.erun:q} "
-        "--dataset {wildcards.edataset:q} --seeds {params.seeds:q} {params.config_files} {params.flags} "
-        "--bits {params.bits:q} --energy-samples {params.samples:q} --out {params.out_dir:q} "
-        "--no-progress --threads {threads} > {log:q} 2>&1"
+        "--dataset {wildcards.edataset:q} --seeds {params.seeds:q} --config-json {params.settings:q} "
+        "{params.flags} --out {params.out_dir:q} --no-progress --threads {threads} "
+        "> {log:q} 2>&1"
 
 
 rule evidence_tables:

@@ -7,13 +7,14 @@ rule search:
         f"{LOGS}/search/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/search/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    threads: THREADS
     params:
         method=method_of,
-        flags=variant_flags,
-        config_files=CONFIG_FILE,
+        settings=job_settings("search"),
+        group=group_of,
     conda:
         "../envs/lightsnn.yaml"
     shell:
         "python -m lightsnn search --method {params.method:q} --dataset {wildcards.dataset:q} "
-        "--seed {wildcards.seed:q} {params.config_files} --out {output:q} --no-progress --threads {threads} "
-        "{params.flags} > {log:q} 2>&1"
+        "--seed {wildcards.seed:q} --config-json {params.settings:q} --group {params.group:q} --out {output:q} "
+        "--no-progress --threads {threads} > {log:q} 2>&1"

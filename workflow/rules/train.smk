@@ -9,16 +9,19 @@ rule train:
         f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    threads: THREADS
     params:
         out_dir=train_dir,
-        config_files=CONFIG_FILE,
+        settings=job_settings("train"),
+        group=group_of,
     resources:
         gpu=1,
     conda:
         "../envs/lightsnn.yaml"
     shell:
         "python -m lightsnn train --search {input:q} --dataset {wildcards.dataset:q} --seed {wildcards.seed:q} "
-        "{params.config_files} --out {params.out_dir:q} --no-progress --threads {threads} > {log:q} 2>&1"
+        "--config-json {params.settings:q} --group {params.group:q} --out {params.out_dir:q} --no-progress "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -30,15 +33,15 @@ rule evaluate:
         f"{LOGS}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+    threads: THREADS
     params:
         checkpoint=checkpoint_of,
-        config_files=CONFIG_FILE,
-        bits=config["evaluate"]["bits"],
-        samples=config["evaluate"]["energy_samples"],
+        settings=job_settings("evaluate"),
+        group=group_of,
     resources:
         gpu=1,
     conda:
         "../envs/lightsnn.yaml"
     shell:
-        "python -m lightsnn evaluate --checkpoint {params.checkpoint:q} {params.config_files} "
-        "--bits {params.bits:q} --energy-samples {params.samples:q} --out {output:q} --no-progress --threads {threads} > {log:q} 2>&1"
+        "python -m lightsnn evaluate --checkpoint {params.checkpoint:q} --config-json {params.settings:q} "
+        "--group {params.group:q} --out {output:q} --no-progress --threads {threads} > {log:q} 2>&1"
