@@ -444,8 +444,6 @@ def _cmd_bench(args) -> int:
 
 
 def _correlate_parser(sub) -> None:
-    from lightsnn.studies.evidence import EvidenceOptions
-
     p = sub.add_parser("correlate", help="rank-correlate SAHD (and its variants and baselines) with trained accuracy",
                        description="Sample N distinct architectures uniformly over canonical cells of a space, score "
                                    "each at initialisation (several weight seeds; SAHD variants; plain Hamming, "
@@ -454,8 +452,8 @@ def _correlate_parser(sub) -> None:
                                    "architectures.csv, correlation.{csv,md,tex} and scatter.png. Defaults come from "
                                    "the config's evidence section.")
     p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
-    p.add_argument("--space", default=None, help=f"op space (default {EvidenceOptions.space})")
-    p.add_argument("--n", type=_positive, default=None, help=f"architectures (default {EvidenceOptions.num_archs})")
+    p.add_argument("--space", default=None, help="op space (default: the config's evidence.space)")
+    p.add_argument("--n", type=_positive, default=None, help="architectures (default: the config's evidence.num_archs)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the sample, the batches, the weights and training")
     p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
     p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 from torch.utils.data import Dataset, TensorDataset
-from torchvision import transforms as T
 
 from lightsnn.data import DataOptions, Splits
 
@@ -17,8 +15,20 @@ CIFAR_STATS = {
     "cifar10": ((0.4913, 0.4821, 0.4465), (0.2470, 0.2434, 0.2615)),
     "cifar100": ((0.5071, 0.4867, 0.4408), (0.2673, 0.2564, 0.2762)),
 }
+class _TorchvisionClasses(dict):
+    """Filled on first use: importing torchvision costs about 1.5 s (it imports torch._dynamo), which every
+    job on digits or ndigits would otherwise pay at start-up."""
+
+    def __missing__(self, name: str):
+        import torchvision
+
+        known = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
+        self[name] = known[name]
+        return known[name]
+
+
 #: torchvision classes used to read the files (tests substitute a subclass that skips the md5 check).
-TORCHVISION_CLASSES = {"cifar10": torchvision.datasets.CIFAR10, "cifar100": torchvision.datasets.CIFAR100}
+TORCHVISION_CLASSES = _TorchvisionClasses()
 
 
 def load_digits(options: DataOptions, timesteps: int, progress) -> Splits:
@@ -44,7 +54,9 @@ def digits_split():
     return train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
 
 
-def cifar_transforms(name: str) -> tuple[T.Compose, T.Compose]:
+def cifar_transforms(name: str) -> tuple:
+    from torchvision import transforms as T
+
     """The papers' training augmentation and the plain test transform."""
     mean, std = CIFAR_STATS[name]
     # ToTensor first, so PIL images (torchvision) and uint8 arrays (subsets) take the same path
@@ -59,6 +71,7 @@ def _cifar_files(cls) -> list[str]:
 
 def _bad_cifar_file(folder: Path, cls) -> str | None:
     """Name the first file that does not unpickle, or (for torchvision's own classes) fails its md5."""
+    import torchvision
     from torchvision.datasets.utils import check_integrity
 
     md5s = {f: m for f, m in cls.train_list + cls.test_list}
