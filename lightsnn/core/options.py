@@ -94,7 +94,7 @@ def from_section(cls, section: dict | None, overrides: dict | None = None, *, wh
     values = dict(section or {})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     check_known(cls, values, what or f"{where} option(s)")
-    return cls(**check_types(cls, values, where))
+    return cls(**values)  # an Options checks its types, choices and limits itself
 
 
 class _Mismatch(Exception):

@@ -159,11 +159,7 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
     from lightsnn.training.metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
     from lightsnn.training.train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
-    if not 1 <= bits <= 32:
-        raise ValueError(f"bits must be from 1 to 32, got {bits}")
-    if energy_samples < 1:
-        raise ValueError(f"energy_samples must be at least 1 (an energy from no sample is no estimate), "
-                         f"got {energy_samples}")
+    EvaluateOptions(bits=bits, energy_samples=energy_samples)  # the one place their limits live
     path = Path(checkpoint)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist or is not a file")
