@@ -26,27 +26,28 @@ def load_ndigits(options: DataOptions, timesteps: int, progress) -> Splits:
     from lightsnn.data.static import digits_split
 
     config, max_samples, seed = _emulator_options(options)
-    x_train, x_test, y_train, y_test = digits_split()
     framer = ToFramesByCount(config.sensor_size(), timesteps)
     key = cache_key({"dataset": "ndigits", "emulator": asdict(config), "timesteps": timesteps,
                      "max_samples": max_samples, "seed": seed, "version": 1})
     folder = options.cache_dir / f"ndigits-T{timesteps}-{key}"
     prepared = {}
-    for split, (images, labels) in {"train": (x_train, y_train), "test": (x_test, y_test)}.items():
-        count = len(labels) if max_samples is None else min(len(labels), int(max_samples))
-        split_seed = (seed, 0 if split == "train" else 1)
+    for split in ("train", "test"):
 
-        chunk: dict[int, np.ndarray] = {}
+        def build(split=split):  # only without a cache: a job that reads the frames skips digits and emulator
+            x_train, x_test, y_train, y_test = digits_split(options.cache_dir)
+            images, labels = (x_train, y_train) if split == "train" else (x_test, y_test)
+            count = len(labels) if max_samples is None else min(len(labels), int(max_samples))
+            split_seed = (seed, 0 if split == "train" else 1)
+            chunk: dict[int, np.ndarray] = {}
 
-        def read(i, images=images, labels=labels, split_seed=split_seed, chunk=chunk, count=count):
-            if i not in chunk:  # emulate 256 digits at a time: one vectorised simulation
-                chunk.clear()
-                stop = min(count, i + 256)
-                chunk.update(zip(range(i, stop), emulate_batch(images[i:stop], config,
-                                                               [(*split_seed, j) for j in range(i, stop)])))
-            return chunk.pop(i), int(labels[i])
+            def read(i):
+                if i not in chunk:  # emulate 256 digits at a time: one vectorised simulation
+                    chunk.clear()
+                    stop = min(count, i + 256)
+                    chunk.update(zip(range(i, stop), emulate_batch(images[i:stop], config,
+                                                                   [(*split_seed, j) for j in range(i, stop)])))
+                return chunk.pop(i), int(labels[i])
 
-        def build(read=read, count=count, split=split):
             frames, labs, stats = frame_all(read, count, framer, f"ndigits {split}", progress)
             return frames, labs, {**stats, "emulator": asdict(config), "timesteps": timesteps}
 
