@@ -178,8 +178,8 @@ def _live_run(args, config: dict, kind: str, identity: dict):
 
 
 def _announce(run) -> None:
-    if run.run_id and run.active:
-        print(f"MLflow run {run.run_id} in {run.uri}", file=sys.stderr)
+    if run.key and run.active:
+        print(f"MLflow run {run.run_id or '(job key ' + run.key + ')'} in {run.where}", file=sys.stderr)
 
 
 #: Set by the workflow: the config's ``name`` and ``tracking`` sections as JSON, merged before --config-json.
@@ -277,10 +277,10 @@ def _cmd_train(args) -> int:
                                             "seed": args.seed})
 
     def on_start(extra: dict | None, epoch: int) -> dict:
-        """Open the run (a resumed training reopens its own) before the first epoch; keep its id."""
-        run_id = run.start((extra or {}).get("mlflow_run_id"))
+        """Open the run (a resumed training reopens its own) before the first epoch; keep its job key."""
+        key = run.start((extra or {}).get("tracking_key"))
         _announce(run)
-        return {"mlflow_run_id": run_id} if run_id else {}
+        return {"tracking_key": key} if key else {}
 
     with run:
         result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
@@ -387,9 +387,9 @@ def _cmd_prepare(args) -> int:
         print(f"  {split}: {info['samples']} samples of shape {info['input_shape']}; per class {info['per_class']}")
     for split, cache in (report.get("cache") or {}).items():
         print(f"  {split} cache: {cache['path']} ({cache['bytes'] / 1e6:.1f} MB, "
-              f"{'built' if cache['built'] else 'reused'} in {cache['seconds']:.1f}s, "
-              f"events per sample {cache.get('events_mean', 0):.0f} "
-              f"[{cache.get('events_min', 0)}..{cache.get('events_max', 0)}])")
+              f"{'built' if cache['built'] else 'reused'} in {cache['seconds']:.1f}s"
+              + (f", events per sample {cache['events_mean']:.0f} [{cache['events_min']}..{cache['events_max']}])"
+                 if "events_mean" in cache else ")"))
     if not report.get("cache"):
         print("  " + json.dumps({k: v for k, v in report.items() if k in ("root", "path")}))
     return 0
@@ -573,13 +573,62 @@ def _cmd_schema(args) -> int:
     return 0
 
 
+def _relay_parser(sub) -> None:
+    p = sub.add_parser("relay", help="write the workflow's tracking journal to MLflow as jobs append to it",
+                       description="The workflow starts one relay when it starts and stops it when it ends: jobs "
+                                   "append their MLflow runs (start, one line per epoch, finish) to JOURNAL/*.jsonl "
+                                   "and the relay writes them to the store of the config's tracking section (or "
+                                   "MLFLOW_TRACKING_URI). Progress is kept in JOURNAL/relay-state.json: run it "
+                                   "with --once to write what a stopped relay left.")
+    p.add_argument("--journal", required=True, help="journal folder (the workflow's RESULTS/tracking/journal)")
+    p.add_argument("--once", action="store_true", help="write what is there, then stop")
+    p.add_argument("--stop-file", default=None, help="stop (after writing what is left) once this file exists")
+    p.add_argument("--watch-pid", type=int, default=None, help="stop (after writing what is left) once this "
+                                                                 "process is gone (the workflow passes its own)")
+    p.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the journal (default 0.5)")
+    _common_job_flags(p, ("config", "config_json"))
+    p.set_defaults(func=_cmd_relay)
+
+
+def _cmd_relay(args) -> int:
+    from pathlib import Path
+
+    from lightsnn.pipeline.tracking import relay, tracking_uri
+
+    config = _config(args)
+    if args.poll <= 0:
+        raise ValueError(f"--poll must be > 0 seconds, got {args.poll}")
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+    def should_stop() -> bool:
+        return (args.once or (args.stop_file is not None and Path(args.stop_file).exists())
+                or (args.watch_pid is not None and gone(args.watch_pid)))
+
+    uri = tracking_uri(config)
+    print(f"relaying {args.journal} to {uri}", file=sys.stderr, flush=True)
+    try:
+        written = relay(Path(args.journal), uri, should_stop, poll=args.poll)
+    except Exception:  # relay() has said what failed in one line; the journal keeps the events
+        return 1
+    print(f"relay stopped: {written} event(s) written to {uri}", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every verb's parser; each sets ``func``, the function that runs it."""
     parser = argparse.ArgumentParser(prog="python -m lightsnn",
                                      description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_search_parser, _prepare_parser, _train_parser, _evaluate_parser, _schema_parser, _report_parser,
-                _bench_parser, _correlate_parser, _replicate_parser, _evidence_parser):
+                _bench_parser, _correlate_parser, _replicate_parser, _evidence_parser, _relay_parser):
         add(sub)
     return parser
 

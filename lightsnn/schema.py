@@ -14,6 +14,7 @@ from dataclasses import fields
 from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DataOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
+from lightsnn.pipeline.tracking import TrackingOptions
 from lightsnn.search import COMPAT_FLAGS, METHODS
 from lightsnn.space.network import NetConfig
 from lightsnn.space.neurons import LIFConfig
@@ -185,12 +186,7 @@ def config_schema() -> dict:
             "evaluate": {**_dataclass_schema(EvaluateOptions), "default": {}},
             "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
             "evidence": evidence_schema(),
-            "tracking": {"type": "object", "additionalProperties": False, "default": {}, "properties": {
-                "uri": {"type": ["string", "null"], "default": None,
-                        "description": "MLflow tracking URI (default sqlite:///results/mlflow.db)"},
-                "enabled": {"type": "boolean", "default": True, "description": "log runs to MLflow"},
-                "required": {"type": "boolean", "default": False,
-                             "description": "a tracking failure fails the job (default: one warning line)"}}},
+            "tracking": {**_dataclass_schema(TrackingOptions), "default": {}},
         },
         "$defs": {"ops": {"enum": list(OPS), "description": "registered op names"}},
     }

@@ -113,9 +113,45 @@ def test_a_real_mlflow_server_on_localhost(tmp_path, monkeypatch):
         runs, client = _runs(url, "served")
         assert [r.info.run_id for r in runs] == [run_id]
         assert client.get_run(run_id).data.metrics["num_scorings"] == 60
+        _live_through_a_relay(tmp_path, url, client)
+        assert not list(tmp_path.rglob("*.db.lock"))  # a server needs no store lock (the relay has its own)
     finally:
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
+
+
+def _live_through_a_relay(tmp_path, url, client):
+    """A training's epochs reach the server while the job still runs: job -> journal -> relay -> server."""
+    from lightsnn.pipeline.tracking import LiveRun
+
+    journal, stop = tmp_path / "journal", tmp_path / "relay.stop"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": url}
+    relay = subprocess.Popen([sys.executable, "-m", "lightsnn", "relay", "--journal", str(journal), "--stop-file",
+                              str(stop), "--poll", "0.1"], env=env, stderr=subprocess.PIPE, text=True)
+    os.environ["LIGHTSNN_JOURNAL"] = str(journal)
+    try:
+        run = LiveRun({"name": "served"}, "train", {"method": "random", "dataset": "digits", "seed": 0})
+        key = run.start()
+    finally:
+        del os.environ["LIGHTSNN_JOURNAL"]
+    experiment = None
+    for epoch in (1, 2):
+        run.log_epoch({"epoch": epoch, "test_acc": epoch / 2})
+        deadline = time.time() + 60
+        while True:  # the relay polls every 0.1 s: the epoch shows up while the run is RUNNING
+            experiment = experiment or client.get_experiment_by_name("served")
+            found = client.search_runs([experiment.experiment_id], f"tags.job_key = '{key}'")
+            history = client.get_metric_history(found[0].info.run_id, "epoch.test_acc") if found else []
+            if len(history) == epoch:
+                assert found[0].info.status == "RUNNING"
+                break
+            assert time.time() < deadline, f"epoch {epoch} did not reach the server within 60 s"
+            time.sleep(0.1)
+    run.finish({"kind": "train", "final_test_acc": 1.0})
+    stop.touch()
+    assert relay.wait(timeout=120) == 0, relay.stderr.read()
+    assert "relay stopped: 4 event(s) written" in relay.stderr.read()
+    assert client.get_run(found[0].info.run_id).info.status == "FINISHED"
 
 
 @pytest.mark.parametrize("required", [False, True])
@@ -137,3 +173,71 @@ def test_a_broken_store_costs_no_finished_work(tmp_path, required):
         assert proc.returncode == 2 and lines[0].startswith("error: ")
     else:
         assert proc.returncode == 0 and lines[0].startswith("warning: ")
+
+
+def _journal_run(monkeypatch, journal, config, kind="train", key=None, group="digits/random/seed0"):
+    from lightsnn.pipeline.tracking import LiveRun
+
+    monkeypatch.setenv("LIGHTSNN_JOURNAL", str(journal))
+    run = LiveRun(config, kind, {"method": "random", "dataset": "digits", "seed": 0}, group=group)
+    return run, run.start(key)
+
+
+def test_relayed_runs_reach_mlflow_once_with_the_jobs_times_and_resume_the_same_run(tmp_path, monkeypatch):
+    from lightsnn.pipeline.tracking import relay
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config, journal = {"name": "relayed", "tracking": {"uri": uri}}, tmp_path / "journal"
+    finished, key = _journal_run(monkeypatch, journal, config)
+    assert finished.run_id is None and (journal / f"{key}.jsonl").exists()  # the job itself never touched MLflow
+    assert not (tmp_path / "mlflow.db").exists()
+    for epoch in (1, 2):
+        finished.log_epoch({"epoch": epoch, "test_acc": epoch / 4})
+        time.sleep(0.01)
+    killed, _ = _journal_run(monkeypatch, journal, config, group="digits/random/seed1")
+    killed.end("KILLED")
+    silent, silent_key = _journal_run(monkeypatch, journal, config, group="digits/random/seed2")  # a SIGKILLed job
+    silent.log_epoch({"epoch": 1, "test_acc": 0.1})
+    lines = []
+    assert relay(journal, uri, lambda: True, log=lines.append) == 7  # 3 starts, 3 epochs, 1 end
+    runs, client = _runs(uri, "relayed")
+    status = {r.data.tags["group"]: r.info.status for r in runs if r.data.tags["kind"] == "train"}
+    # a relay that stops (its workflow ended) ends the runs of jobs that never said they ended
+    assert status == dict.fromkeys(("digits/random/seed0", "digits/random/seed1", "digits/random/seed2"), "KILLED")
+    assert lines == ["ended 2 run(s) of jobs that stopped without a word as KILLED"]
+    # the job goes on (a resumed training passes the key its checkpoint kept); a second relay continues
+    resumed, same = _journal_run(monkeypatch, journal, config, key=key)
+    assert same == key
+    resumed.log_epoch({"epoch": 3, "test_acc": 0.8})
+    (tmp_path / "train.json").write_text("{}")
+    resumed.finish({"kind": "train", "final_test_acc": 0.8}, tmp_path / "train.json")
+    lines = []
+    assert relay(journal, uri, lambda: True, log=lines.append) == 3 and lines == []  # the rest, once
+    runs, client = _runs(uri, "relayed")
+    train = [r for r in runs if r.data.tags.get("job_key") == key]
+    assert len(train) == 1 and train[0].info.status == "FINISHED"
+    history = client.get_metric_history(train[0].info.run_id, "epoch.test_acc")
+    assert [(m.step, m.value) for m in history] == [(1, 0.25), (2, 0.5), (3, 0.8)]  # each once
+    assert history[0].timestamp < history[1].timestamp < history[2].timestamp  # stamped when the job wrote them
+    assert train[0].data.metrics["final_test_acc"] == 0.8
+    assert [a.path for a in client.list_artifacts(train[0].info.run_id)] == ["train.json"]
+    groups = [r for r in runs if r.data.tags["kind"] == "group"]
+    assert len(groups) == 3 and train[0].data.tags["mlflow.parentRunId"] in {g.info.run_id for g in groups}
+
+
+def test_the_relay_skips_a_damaged_line_and_waits_for_a_half_written_one(tmp_path, monkeypatch):
+    from lightsnn.pipeline.tracking import relay
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    journal = tmp_path / "journal"
+    run, key = _journal_run(monkeypatch, journal, {"name": "relayed", "tracking": {"uri": uri}}, kind="search")
+    with open(journal / f"{key}.jsonl", "a") as handle:
+        handle.write("not json\n" + '{"event": "epoch", "time": 1, "step": 1, "metrics": {"a": 1.0}}')  # no newline
+    lines = []
+    assert relay(journal, uri, lambda: True, log=lines.append) == 1  # the start only
+    assert len(lines) == 2 and "skipped a line that is not a tracking event" in lines[0] and "KILLED" in lines[1]
+    with open(journal / f"{key}.jsonl", "a") as handle:
+        handle.write("\n")  # the line is whole now
+    assert relay(journal, uri, lambda: True, log=lines.append) == 1

@@ -2,16 +2,25 @@
 
 The store is ``MLFLOW_TRACKING_URI`` if set, else the config's ``tracking.uri``,
 else MLflow's SQL store in ``results/mlflow.db``. Runs are grouped in one
-experiment per config name and tagged with kind, method, dataset and seed.
+experiment per config name, tagged with kind, method, dataset and seed, and
+nested under a parent run per dataset x run x seed.
+
+A job describes its run as a few events (start, one per epoch, finish or end)
+and they reach MLflow one of two ways, with the same result:
+
+- **direct**: the job writes them itself (a command run by hand, or
+  ``tracking.relay: false``, or ``tracking.required: true``);
+- **relay**: in the workflow (``LIGHTSNN_JOURNAL`` names a folder) the job
+  appends each event as one JSON line to its journal file there, and one relay
+  process (:func:`relay`, started by the workflow) writes them to MLflow as they
+  come. The job never imports MLflow, whose SQL store costs about 3 s of
+  start-up (SQLAlchemy, Alembic), and the store has a single writer.
+
 The result files are the source of truth and are written before tracking: a
 tracking failure (a read-only or damaged store, an unreachable server) is one
 warning line and the job still succeeds, unless ``tracking.required`` is true.
-SQLite allows one writer at a time, so with a SQLite store every MLflow write of
-every process goes through an exclusive file lock beside the database, held only
-while it writes: parallel Snakemake jobs then neither lose runs nor fail on
-'database is locked', and a long training never blocks the others. A run is
-opened when its job starts (:class:`LiveRun`) and a training logs every epoch as
-it ends.
+SQLite allows one writer at a time, so every write to a SQLite store goes
+through an exclusive file lock beside the database, held only while it writes.
 """
 from __future__ import annotations
 
@@ -19,10 +28,34 @@ import contextlib
 import fcntl
 import json
 import os
+import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, ClassVar, Iterator
+
+from lightsnn.core.options import Options, opt
 
 DEFAULT_DB = "results/mlflow.db"
+#: Set by the workflow: the folder of the journal files its relay writes to MLflow.
+JOURNAL_ENV = "LIGHTSNN_JOURNAL"
+
+
+@dataclass(frozen=True)
+class TrackingOptions(Options):
+    """The config's ``tracking`` section."""
+
+    section: ClassVar[str] = "tracking"
+    uri: str | None = opt(None, "MLflow tracking URI (default sqlite:///results/mlflow.db)")
+    enabled: bool = opt(True, "log runs to MLflow")
+    required: bool = opt(False, "a tracking failure fails the job (default: one warning line); jobs then write "
+                                "to MLflow themselves")
+    relay: bool = opt(True, "in the workflow, jobs append their runs to a journal that one relay process writes "
+                            "to MLflow (no MLflow start-up per job, one writer); false: each job writes itself")
+
+
+def _options(config: dict | None) -> TrackingOptions:
+    return TrackingOptions.from_config((config or {}).get("tracking"))
 
 
 def tracking_uri(config: dict | None) -> str:
@@ -36,11 +69,20 @@ def tracking_uri(config: dict | None) -> str:
 
 
 def enabled(config: dict | None) -> bool:
-    return bool(((config or {}).get("tracking") or {}).get("enabled", True))
+    return _options(config).enabled
 
 
 def required(config: dict | None) -> bool:
-    return bool(((config or {}).get("tracking") or {}).get("required", False))
+    return _options(config).required
+
+
+def journal_dir(config: dict | None) -> Path | None:
+    """The journal folder this job appends to, or None when it writes to MLflow itself."""
+    folder = os.environ.get(JOURNAL_ENV)
+    options = _options(config)
+    if not folder or not options.relay or options.required:
+        return None
+    return Path(folder)
 
 
 class TrackingError(RuntimeError):
@@ -67,15 +109,19 @@ def _warn_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class LiveRun:
     """One job's MLflow run, opened when the job starts and written as it goes: a training's epochs appear
     in the UI as they end (step = epoch, real timestamps), a killed job's run ends as KILLED, a failed one as
-    FAILED. A resumed training reopens its run (the id is kept in the checkpoint). Runs of one
-    dataset x run x seed (``group``) nest under a parent run of that name.
+    FAILED. The run is found again by its job key (tag ``job_key``): a resumed training passes the key its
+    checkpoint kept and continues the same run. Runs of one dataset x run x seed (``group``) nest under a
+    parent run of that name. Events go to MLflow directly or through the workflow's journal (module doc).
 
     Tracking never costs finished work: the first failure prints one warning line and turns tracking off
-    for the rest of the job, unless ``tracking.required`` is true (then :class:`TrackingError`). With a
-    SQLite store the file lock is held only while a call writes.
+    for the rest of the job, unless ``tracking.required`` is true (then :class:`TrackingError`).
     """
 
     def __init__(self, config: dict | None, kind: str, identity: dict | None = None, group: str | None = None,
@@ -89,10 +135,19 @@ class LiveRun:
         self.group = group
         self.uri = tracking_uri(config)
         self.warn = warn or _warn_line
-        self.run_id: str | None = None
+        self.key: str | None = None
+        self.run_id: str | None = None  # known when writing directly; the relay assigns it otherwise
         self.active = enabled(config)
+        self.journal = journal_dir(config) if self.active else None
         self.pending: TrackingError | None = None
-        self._client = None
+        self._writer: MlflowWriter | None = None
+
+    @property
+    def where(self) -> str:
+        """Where the run goes, for the job's log line."""
+        if self.journal is not None:
+            return f"{self.uri} through the journal {self.journal / (str(self.key) + '.jsonl')}"
+        return self.uri
 
     # --- failure policy -------------------------------------------------------------------------------
     def _guard(self, action, *args):
@@ -102,7 +157,7 @@ class LiveRun:
             return action(*args)
         except Exception as err:  # any store or server failure: the result files are written regardless
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            message = f"MLflow tracking to {self.uri} failed ({type(err).__name__}: {first})"
+            message = f"MLflow tracking to {self.where} failed ({type(err).__name__}: {first})"
             self.active = False
             if required(self.config):  # raised by finish(), once the job's result file is written
                 self.pending = TrackingError(f"{message}; the result file is written, tracking.required is true")
@@ -110,6 +165,99 @@ class LiveRun:
             self.warn(f"warning: {message}; the result file is written (set tracking.required: true to make "
                       "this an error)")
             return None
+
+    def _emit(self, event: dict) -> None:
+        event = {"time": _now_ms(), **event}
+        if self.journal is not None:
+            append_event(self.journal / f"{self.key}.jsonl", event)
+            return
+        if self._writer is None:
+            self._writer = MlflowWriter(self.uri)
+        self.run_id = self._writer.apply(self.key, event)
+
+    # --- the run's life -------------------------------------------------------------------------------
+    def start(self, key: str | None = None) -> str | None:
+        """Open the run, or reopen the run of ``key`` (a resumed job's); returns the job key, or None when
+        not tracking."""
+        from lightsnn.pipeline.config import check_name
+
+        if not self.active:
+            return None
+        self.key = key or uuid.uuid4().hex
+        label = self.group or f"{self.tags['method']}-{self.tags['dataset']}-s{self.tags['seed']}"
+        experiment = check_name(self.config.get("name") or "lightsnn")
+        self._guard(self._emit, {"event": "start", "experiment": experiment, "tags": self.tags, "group": self.group,
+                                 "run_name": f"{label} {self.kind}", "resume": key is not None})
+        return self.key if self.active else None
+
+    def log_epoch(self, row: dict) -> None:
+        """One finished epoch: its metrics at step = epoch, stamped now."""
+        if self.key is None:
+            return
+        metrics = {f"epoch.{k}": float(v) for k, v in row.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and v == v}
+        self._guard(self._emit, {"event": "epoch", "step": int(row["epoch"]), "metrics": metrics})
+
+    def finish(self, result: dict, artifact: str | Path | None = None, extra_metrics: dict | None = None,
+               table: tuple[str, list[dict]] | None = None) -> str | None:
+        """Log the job's result (params, final metrics, the result file, ``table`` = (name, rows) as a table
+        artifact) and end the run as FINISHED; returns the run id (the job key when relayed)."""
+        if self.key is not None:
+            params: dict = {}
+            for key in ("method", "dataset", "seed", "config_hash", "device", "compat_flags"):
+                if key in result:
+                    params[key] = result[key]
+            params["genotype"] = _genotype_str(result)
+            _flat("options", result.get("options", {}), params)
+            _flat("versions", result.get("versions", {}), params)
+            metrics = {k: float(v) for k, v in result.items()
+                       if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed", "schema_version")}
+            for name, value in (result.get("times") or {}).items():
+                metrics[f"time.{name}"] = float(value)
+            metrics.update(extra_metrics or {})
+            self._guard(self._emit, {
+                "event": "finish", "genotype": str(_genotype_str(result)),
+                "params": {k: str(v)[:6000] for k, v in params.items()},
+                "metrics": {k: v for k, v in metrics.items() if v == v},
+                "artifact": str(Path(artifact).resolve()) if artifact is not None else None,
+                "table": list(table) if table is not None and table[1] else None})
+        if self.pending is not None:
+            raise self.pending
+        if not self.active:
+            return None
+        return self.run_id or self.key
+
+    def end(self, status: str) -> None:
+        """End an unfinished run: ``FAILED`` (an error) or ``KILLED`` (a signal, Ctrl-C)."""
+        if self.key is not None:
+            self._guard(self._emit, {"event": "end", "status": status})
+
+    def __enter__(self) -> "LiveRun":
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        if kind is None:
+            return
+        self.end("KILLED" if issubclass(kind, (KeyboardInterrupt, SystemExit)) else "FAILED")
+
+
+def append_event(path: Path, event: dict) -> None:
+    """One JSON line, written with a single ``write`` to a file opened for appending, so a reader sees
+    whole lines only (it ignores a last line without its newline)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(event, default=str, allow_nan=False) + "\n"
+    with open(path, "a") as handle:
+        handle.write(line)
+
+
+class MlflowWriter:
+    """Applies a job's events to MLflow: the one place that writes runs (used by a job writing directly
+    and by the relay). ``runs`` maps job keys to MLflow run ids."""
+
+    def __init__(self, uri: str, runs: dict[str, str] | None = None):
+        self.uri = uri
+        self.runs: dict[str, str] = dict(runs or {})
+        self._client = None
 
     @property
     def client(self):
@@ -119,31 +267,33 @@ class LiveRun:
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
-    # --- the run's life -------------------------------------------------------------------------------
-    def start(self, run_id: str | None = None) -> str | None:
-        """Open the run (or reopen ``run_id``, a resumed job's); returns its id, or None when not tracking."""
-        self.run_id = self._guard(self._start, run_id)
-        return self.run_id
-
-    def _start(self, run_id: str | None) -> str:
-        from lightsnn.pipeline.config import check_name
-
-        name = check_name(self.config.get("name") or "lightsnn")
+    def apply(self, key: str, event: dict) -> str:
+        """Write one event of job ``key``; returns the job's run id."""
+        kind = event.get("event")
+        handlers = {"start": self._start, "epoch": self._epoch, "finish": self._finish, "end": self._end}
+        if kind not in handlers:
+            raise ValueError(f"unknown tracking event {kind!r}; known: {', '.join(handlers)}")
+        if kind != "start" and key not in self.runs:
+            raise ValueError(f"tracking event {kind!r} of job {key} before its start event")
         with _store_lock(self.uri):
-            if run_id is not None:
-                try:
-                    run = self.client.get_run(run_id)
-                except Exception:
-                    run = None
-                if run is not None:
-                    self.client.update_run(run_id, status="RUNNING")
-                    return run_id
-            experiment_id = self._experiment(name)
-            tags = dict(self.tags)
-            if self.group:
-                tags["mlflow.parentRunId"] = self._parent(experiment_id)
-            label = self.group or f"{self.tags['method']}-{self.tags['dataset']}-s{self.tags['seed']}"
-            return self.client.create_run(experiment_id, tags=tags, run_name=f"{label} {self.kind}").info.run_id
+            handlers[kind](key, event)
+        return self.runs[key]
+
+    def _start(self, key: str, event: dict) -> None:
+        experiment_id = self._experiment(event["experiment"])
+        run_id = self.runs.get(key)
+        if run_id is None and event.get("resume"):
+            found = self.client.search_runs([experiment_id], f"tags.job_key = '{key}'", max_results=1)
+            run_id = found[0].info.run_id if found else None
+        if run_id is not None:  # a resumed job continues its run
+            self.client.update_run(run_id, status="RUNNING")
+            self.runs[key] = run_id
+            return
+        tags = {**event["tags"], "job_key": key}
+        if event.get("group"):
+            tags["mlflow.parentRunId"] = self._parent(experiment_id, event["group"], event["tags"])
+        run = self.client.create_run(experiment_id, start_time=event["time"], tags=tags, run_name=event["run_name"])
+        self.runs[key] = run.info.run_id
 
     def _experiment(self, name: str) -> str:
         experiment = self.client.get_experiment_by_name(name)
@@ -153,95 +303,141 @@ class LiveRun:
         location = (db.parent / "mlartifacts" / name).resolve().as_uri() if db else None
         return self.client.create_experiment(name, artifact_location=location)
 
-    def _parent(self, experiment_id: str) -> str:
+    def _parent(self, experiment_id: str, group: str, tags: dict) -> str:
         """The group's parent run, created by its first job (the group's jobs run one after another)."""
-        found = self.client.search_runs([experiment_id], f"tags.group = '{self.group}' and tags.kind = 'group'",
+        found = self.client.search_runs([experiment_id], f"tags.group = '{group}' and tags.kind = 'group'",
                                         max_results=1)
         if found:
             return found[0].info.run_id
-        parent = self.client.create_run(experiment_id, run_name=self.group,
-                                        tags={"kind": "group", "group": self.group,
-                                              **{k: self.tags[k] for k in ("dataset", "seed")}})
+        parent = self.client.create_run(experiment_id, run_name=group,
+                                        tags={"kind": "group", "group": group,
+                                              **{k: tags[k] for k in ("dataset", "seed")}})
         self.client.set_terminated(parent.info.run_id)
         return parent.info.run_id
 
-    def log_epoch(self, row: dict) -> None:
-        """One finished epoch: its metrics at step = epoch, stamped now."""
-        if self.run_id is not None:
-            self._guard(self._log_epoch, row)
-
-    def _log_epoch(self, row: dict) -> None:
-        import time
-
+    def _epoch(self, key: str, event: dict) -> None:
         from mlflow.entities import Metric
 
-        now, step = int(time.time() * 1000), int(row["epoch"])
-        metrics = [Metric(f"epoch.{k}", float(v), now, step) for k, v in row.items()
-                   if k != "epoch" and isinstance(v, (int, float)) and v == v]
-        with _store_lock(self.uri):
-            self.client.log_batch(self.run_id, metrics=metrics)
+        metrics = [Metric(k, v, event["time"], event["step"]) for k, v in event["metrics"].items()]
+        self.client.log_batch(self.runs[key], metrics=metrics)
 
-    def finish(self, result: dict, artifact: str | Path | None = None, extra_metrics: dict | None = None,
-               table: tuple[str, list[dict]] | None = None) -> str | None:
-        """Log the job's result (params, final metrics, the result file, ``table`` = (name, rows) as a table
-        artifact) and end the run as FINISHED; returns the run id."""
-        if self.run_id is not None:
-            self._guard(self._finish, result, artifact, extra_metrics, table)
-        if self.pending is not None:
-            raise self.pending
-        return self.run_id if self.active else None
-
-    def _finish(self, result, artifact, extra_metrics, table) -> None:
-        import time
-
+    def _finish(self, key: str, event: dict) -> None:
         from mlflow.entities import Metric, Param
 
-        params: dict = {}
-        for key in ("method", "dataset", "seed", "config_hash", "device", "compat_flags"):
-            if key in result:
-                params[key] = result[key]
-        params["genotype"] = _genotype_str(result)
-        _flat("options", result.get("options", {}), params)
-        _flat("versions", result.get("versions", {}), params)
-        metrics = {k: float(v) for k, v in result.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-                   and k not in ("seed", "schema_version")}
-        for name, value in (result.get("times") or {}).items():
-            metrics[f"time.{name}"] = float(value)
-        metrics.update(extra_metrics or {})
-        now = int(time.time() * 1000)
-        batch_metrics = [Metric(k, v, now, 0) for k, v in metrics.items() if v == v]
-        with _store_lock(self.uri):
-            existing = self.client.get_run(self.run_id).data.params
-            batch_params = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
-            self.client.set_tag(self.run_id, "genotype", str(_genotype_str(result)))
-            for start in range(0, max(len(batch_params), len(batch_metrics)), 100):
-                self.client.log_batch(self.run_id, metrics=batch_metrics[start:start + 100],
-                                      params=batch_params[start:start + 100])
-            if artifact is not None and Path(artifact).is_file():
-                self.client.log_artifact(self.run_id, str(artifact))
-            if table is not None and table[1]:
-                import pandas as pd
+        run_id = self.runs[key]
+        existing = self.client.get_run(run_id).data.params
+        params = [Param(k, v) for k, v in event["params"].items() if k not in existing]
+        metrics = [Metric(k, v, event["time"], 0) for k, v in event["metrics"].items()]
+        self.client.set_tag(run_id, "genotype", event["genotype"])
+        for start in range(0, max(len(params), len(metrics)), 100):
+            self.client.log_batch(run_id, metrics=metrics[start:start + 100], params=params[start:start + 100])
+        artifact = event.get("artifact")
+        if artifact is not None and Path(artifact).is_file():
+            self.client.log_artifact(run_id, artifact)
+        if event.get("table"):
+            import pandas as pd
 
-                self.client.log_table(self.run_id, pd.DataFrame(table[1]), f"{table[0]}.json")
-            self.client.set_terminated(self.run_id, "FINISHED")
+            name, rows = event["table"]
+            self.client.log_table(run_id, pd.DataFrame(rows), f"{name}.json")
+        self.client.set_terminated(run_id, "FINISHED", end_time=event["time"])
 
-    def end(self, status: str) -> None:
-        """End an unfinished run: ``FAILED`` (an error) or ``KILLED`` (a signal, Ctrl-C)."""
-        if self.run_id is not None:
-            self._guard(self._end, status)
+    def _end(self, key: str, event: dict) -> None:
+        run_id = self.runs[key]
+        if self.client.get_run(run_id).info.status == "RUNNING":
+            self.client.set_terminated(run_id, event["status"], end_time=event["time"])
 
-    def _end(self, status: str) -> None:
-        with _store_lock(self.uri):
-            if self.client.get_run(self.run_id).info.status == "RUNNING":
-                self.client.set_terminated(self.run_id, status)
+    def end_open_runs(self, keys, status: str = "KILLED") -> None:
+        """End the runs of jobs that stopped without a word (SIGKILL, a lost node)."""
+        for key in keys:
+            if key in self.runs:
+                self._end(key, {"status": status, "time": _now_ms()})
 
-    def __enter__(self) -> "LiveRun":
-        return self
 
-    def __exit__(self, kind, error, trace) -> None:
-        if kind is None:
-            return
-        self.end("KILLED" if issubclass(kind, (KeyboardInterrupt, SystemExit)) else "FAILED")
+RELAY_STATE = "relay-state.json"
+RELAY_LOCK = "relay.lock"
+
+
+def relay(journal: Path, uri: str, should_stop: Callable[[], bool], poll: float = 0.5, log=_warn_line) -> int:
+    """Write the events appended to ``journal/*.jsonl`` to MLflow as they come, until ``should_stop()``;
+    then write what is left and end as KILLED the runs of jobs that stopped without a word (SIGKILL).
+
+    One relay per journal at a time (an exclusive lock; a second one waits). Byte offsets and run ids are
+    kept in ``relay-state.json``, so a relay started later continues exactly where the last one stopped.
+    Returns the number of events written; a store failure raises after one log line, leaving the unwritten
+    events in the journal for the next relay."""
+    from lightsnn.core.atomic import write_text_atomic
+
+    journal = Path(journal)
+    journal.mkdir(parents=True, exist_ok=True)
+    with open(journal / RELAY_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = _relay_state(journal)
+        writer = MlflowWriter(uri, state["runs"])
+        written = 0
+
+        def save():
+            state["runs"] = writer.runs
+            write_text_atomic(journal / RELAY_STATE, json.dumps(state, indent=1, sort_keys=True))
+
+        try:
+            while True:
+                stopping = should_stop()
+                count = _drain(journal, writer, state, log, save)
+                written += count
+                if stopping:
+                    break
+                if not count:
+                    time.sleep(poll)
+            silent = sorted(k for k, is_open in state["open"].items() if is_open)
+            if silent:
+                writer.end_open_runs(silent, "KILLED")
+                log(f"ended {len(silent)} run(s) of jobs that stopped without a word as KILLED")
+                state["open"] = {k: False for k in state["open"]}
+                save()
+        except Exception as err:
+            save()  # what was written stays written
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            log(f"error: MLflow relay to {uri} stopped ({type(err).__name__}: {first}); the journal keeps the "
+                f"unwritten events: 'python -m lightsnn relay --journal {journal} --once' writes them later")
+            raise
+    return written
+
+
+def _relay_state(journal: Path) -> dict:
+    path = journal / RELAY_STATE
+    state = json.loads(path.read_text()) if path.exists() else {}
+    return {"offsets": state.get("offsets", {}), "runs": state.get("runs", {}), "open": state.get("open", {})}
+
+
+def _drain(journal: Path, writer: MlflowWriter, state: dict, log, save) -> int:
+    """Write every whole line appended since the last drain; returns how many events were written."""
+    written = 0
+    for path in sorted(journal.glob("*.jsonl")):
+        offset = state["offsets"].get(path.name, 0)
+        if path.stat().st_size <= offset:
+            continue
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        whole = chunk[:chunk.rfind(b"\n") + 1]  # a line still being written waits for the next drain
+        for number, line in enumerate(whole.splitlines(keepends=True)):
+            try:
+                event = json.loads(line)
+                kind = event["event"]
+            except (ValueError, KeyError, TypeError):
+                log(f"warning: {path}: skipped a line that is not a tracking event: {line[:120]!r}")
+            else:
+                try:
+                    writer.apply(path.stem, event)  # a store failure propagates: this event stays unwritten
+                except ValueError as err:  # an event the writer cannot place: reported, not retried
+                    log(f"warning: {path}: skipped event {number} ({err})")
+                else:
+                    written += 1
+                    state["open"][path.stem] = kind in ("start", "epoch")
+            offset += len(line)
+            state["offsets"][path.name] = offset
+            save()
+    return written
 
 
 def _sqlite_path(uri: str) -> Path | None:

@@ -2,6 +2,7 @@
 import json
 import os
 import shlex
+import subprocess
 
 WF = config["workflow"]
 RESULTS = WF["results"]
@@ -17,6 +18,12 @@ THREADS = WF["threads"]
 # inherit it (sbatch exports the environment) and set it again when their Snakemake reads this file.
 TRACKING = {"name": config["name"], "tracking": config["tracking"]}
 os.environ.update(LIGHTSNN_TRACKING=json.dumps(TRACKING, sort_keys=True))
+# With the relay (the default), jobs append their MLflow runs to journal files and one relay process, started
+# and stopped by the Snakefile's handlers, writes them to the store: no job pays MLflow's start-up.
+JOURNAL = f"{RESULTS}/tracking/journal"
+RELAYED = all(config["tracking"][k] for k in ("enabled", "relay")) and not config["tracking"]["required"]
+if RELAYED:
+    os.environ.update(LIGHTSNN_JOURNAL=JOURNAL)
 KNOWN_RUNS = list(WF["methods"]) + list(VARIANTS)
 
 
@@ -178,3 +185,40 @@ wildcard_constraints:
     erun="|".join(sorted(EVIDENCE_RUNS, key=len, reverse=True)),
     run="|".join(sorted(set(r for _, r in run_pairs()), key=len, reverse=True)),
     seed=r"\d+",
+
+
+# --- the MLflow relay (Snakefile: onstart, onsuccess, onerror) ---------------------------------------------
+_RELAY = {}
+
+
+def start_relay():
+    """Start the run's relay in the background; it stops by itself if this Snakemake dies."""
+    if not RELAYED:
+        return
+    os.makedirs(JOURNAL, exist_ok=True)
+    os.makedirs(LOGS, exist_ok=True)
+    stop = f"{JOURNAL}/relay.stop"
+    if os.path.exists(stop):
+        os.remove(stop)
+    log = open(f"{LOGS}/mlflow-relay.log", "a")
+    command = ["python", "-m", "lightsnn", "relay", "--journal", JOURNAL, "--stop-file", stop,
+               "--watch-pid", str(os.getpid())]
+    _RELAY.update(process=subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True),
+                  stop=stop, log=log)
+
+
+def stop_relay():
+    """Let the relay write what is left, so MLflow is complete when Snakemake returns."""
+    process = _RELAY.get("process")
+    if process is None:
+        return
+    open(_RELAY["stop"], "w").close()
+    try:
+        code = process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = "killed after 600 s"
+    _RELAY["log"].close()
+    if code != 0:
+        print(f"warning: the MLflow relay failed ({code}; see {LOGS}/mlflow-relay.log); the runs wait in {JOURNAL}: "
+              f"'python -m lightsnn relay --journal {JOURNAL} --once' writes them", flush=True)
