@@ -259,3 +259,30 @@ def test_cache_reader_rejects_garbage(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="damaged"):
         read_frames(path)
+
+
+def test_prepared_digits_and_ndigits_load_without_scikit_learn(tmp_path):
+    """prepare caches the digits split; a later job reads it (and ndigits its frames) without importing
+    scikit-learn, and gets the very arrays the split gives."""
+    import json
+    import subprocess
+    import sys
+
+    from lightsnn.data.static import digits_split
+
+    cache = tmp_path / "cache"
+    options = {"cache": str(cache), "ndigits": {"max_samples": 40}}
+    first = digits_split(cache)
+    for got, want in zip(first, digits_split(None)):
+        assert got.dtype == want.dtype and (got == want).all()
+    code = ("import sys, json; from lightsnn.data import load_splits; "
+            f"s = [load_splits(n, json.loads(sys.argv[1]), 2, False) for n in ('digits', 'ndigits')]; "
+            "print(len(s[0].train), len(s[1].train), 'sklearn' in sys.modules)")
+    load_splits("ndigits", options, 2, False)  # builds the frames once
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(options)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["1437", "40", "False"]
+    damaged = next(cache.glob("digits-split-*.npz"))
+    damaged.write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="digits cache .* is damaged .*delete it and run"):
+        digits_split(cache)

@@ -241,3 +241,39 @@ def test_the_relay_skips_a_damaged_line_and_waits_for_a_half_written_one(tmp_pat
     with open(journal / f"{key}.jsonl", "a") as handle:
         handle.write("\n")  # the line is whole now
     assert relay(journal, uri, lambda: True, log=lines.append) == 1
+
+
+def test_a_training_killed_and_resumed_continues_its_run_through_the_journal(tmp_path):
+    """SIGTERM mid-training ends the run as KILLED; the rerun resumes the checkpoint and, with the job key the
+    checkpoint kept, the same run: one run, every epoch once, FINISHED."""
+    import signal
+
+    from lightsnn.pipeline.tracking import relay
+
+    uri, journal, out = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "journal", tmp_path / "train"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(LIGHTSNN_JOURNAL=str(journal), LIGHTSNN_TRACKING=json.dumps({"name": "resumed",
+                                                                          "tracking": {"uri": uri}}))
+    command = [sys.executable, "-m", "lightsnn", "train", "--genotype", "0302 0030 3003 0000", "--dataset", "digits",
+               "--out", str(out), "--epochs", "30", "--max-batches", "2", "--no-progress",
+               "--config-json", '{"network": {"channels": 4, "timesteps": 2}}']
+    first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.pt").exists():
+        assert first.poll() is None and time.time() < deadline, first.stderr.read()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 143
+    files = list(journal.glob("*.jsonl"))
+    events = [json.loads(line)["event"] for line in files[0].read_text().splitlines()]
+    assert len(files) == 1 and events[0] == "start" and events[-1] == "end" and "epoch" in events
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0 and "resuming from" in again.stdout + again.stderr, again.stderr[-2000:]
+    assert list(journal.glob("*.jsonl")) == files  # the same job key, the same journal file
+    relay(journal, uri, lambda: True)
+    runs, client = _runs(uri, "resumed")
+    train = [r for r in runs if r.data.tags["kind"] == "train"]
+    assert len(train) == 1 and train[0].info.status == "FINISHED"
+    steps = [m.step for m in client.get_metric_history(train[0].info.run_id, "epoch.train_loss")]
+    assert steps == list(range(1, 31))
