@@ -276,7 +276,7 @@ def test_prepared_digits_and_ndigits_load_without_scikit_learn(tmp_path):
     for got, want in zip(first, digits_split(None)):
         assert got.dtype == want.dtype and (got == want).all()
     code = ("import sys, json; from lightsnn.data import load_splits; "
-            f"s = [load_splits(n, json.loads(sys.argv[1]), 2, False) for n in ('digits', 'ndigits')]; "
+            "s = [load_splits(n, json.loads(sys.argv[1]), 2, False) for n in ('digits', 'ndigits')]; "
             "print(len(s[0].train), len(s[1].train), 'sklearn' in sys.modules)")
     load_splits("ndigits", options, 2, False)  # builds the frames once
     out = subprocess.run([sys.executable, "-c", code, json.dumps(options)], capture_output=True, text=True)
