@@ -573,6 +573,140 @@ def _cmd_schema(args) -> int:
     return 0
 
 
+def _benchmark_parser(sub) -> None:
+    from lightsnn.nasbench.options import BenchmarkOptions
+
+    p = sub.add_parser("benchmark", help="score, correlate and search on a tabular NAS benchmark (no training)",
+                       description="Evidence from a NAS benchmark of trained SNNs (default SpikeNAS-Bench: 15,625 "
+                                   "architectures trained on CIFAR-10): 'score' computes every registered proxy for a "
+                                   "shard of a seeded sample of its valid architectures, 'correlate' rank-correlates "
+                                   "the scores with the benchmark's test accuracy beside its early-stopping "
+                                   "baselines, 'agree' compares scores at two widths, 'search' runs a search method "
+                                   "on the benchmark's space and looks its pick up, 'quality' tabulates the picks. "
+                                   "Defaults come from the config's benchmark section (config/README.md).")
+    verbs = p.add_subparsers(dest="benchmark_command", required=True, metavar="STEP")
+
+    def step(name: str, help: str, func, flags=True):
+        q = verbs.add_parser(name, help=help, description=help)
+        _common_job_flags(q, ("config", "config_json", "device", "no_progress", "no_tracking", "threads"))
+        if flags:
+            _option_flags(q, BenchmarkOptions, title="benchmark options (override the config's benchmark section)",
+                          default_note=" (default: the config's {section}.{name}, else {default})")
+        q.set_defaults(func=func)
+        return q
+
+    q = step("score", "score one shard of the sample with every proxy; writes OUT/scores-C<width>-<hash>/shard-*.csv "
+                      "(resumable: a killed run continues)", _cmd_benchmark_score)
+    q.add_argument("--shard", type=int, default=0, help="shard index, 0..shards-1 (default 0)")
+    q.add_argument("--out", default="results/benchmark", help="output folder (default results/benchmark)")
+    q.add_argument("--csv", default=None, help="write the shard here instead (the workflow names its files)")
+    q = step("correlate", "Kendall tau / Spearman rho of every score with test accuracy, with intervals; writes "
+                          "correlation.{csv,md,json} and scatter.png", _cmd_benchmark_correlate)
+    q.add_argument("--scores", nargs="+", required=True, help="shard CSVs written by 'score'")
+    q.add_argument("--out", required=True, help="output folder")
+    q = step("agree", "rank agreement of each proxy between scores at a reduced width and at a reference width",
+             _cmd_benchmark_agree, flags=False)
+    q.add_argument("--scores", nargs="+", required=True, help="shard CSVs at the reduced width")
+    q.add_argument("--reference", nargs="+", required=True, help="shard CSVs at the reference width (same ids)")
+    q.add_argument("--out", required=True, help="output CSV")
+    q = step("search", "run a search method on the benchmark's space (forward cells, its 5 ops, its network at "
+                       "benchmark.width) and look its pick up; writes a JSON record", _cmd_benchmark_search)
+    q.add_argument("--method", required=True, help="search method (snasnet, lightsnn, spikenas, random)")
+    q.add_argument("--seed", type=_seed, default=0, help="search seed (default 0)")
+    q.add_argument("--out", required=True, help="output JSON")
+    q = step("quality", "tabulate search picks (paired by seed with random) and the top-by-score curve",
+             _cmd_benchmark_quality)
+    q.add_argument("--picks", nargs="+", required=True, help="JSON records written by 'search'")
+    q.add_argument("--scores", nargs="*", default=[], help="shard CSVs for the top-by-score curve")
+    q.add_argument("--out", required=True, help="output folder")
+
+
+def _benchmark_overrides(args) -> dict:
+    from lightsnn.nasbench.options import BenchmarkOptions
+
+    return _given(args, BenchmarkOptions)
+
+
+def _cmd_benchmark_score(args) -> int:
+    from lightsnn.studies.nasbench import score_shard
+
+    path = score_shard(_config(args), args.shard, args.out, _benchmark_overrides(args),
+                       progress=False if args.no_progress else None, log=lambda line: print(line, file=sys.stderr),
+                       csv=args.csv)
+    print(f"scores -> {path}")
+    return 0
+
+
+def _cmd_benchmark_correlate(args) -> int:
+    from lightsnn.studies.nasbench import write_correlation
+
+    config = _config(args)
+    result = write_correlation(args.scores, config, args.out, _benchmark_overrides(args))
+    taus = {f"tau.{row['score']}": row["tau"] for row in result["correlations"]}
+    _track(result, config, f"{args.out}/correlation.json", args, taus)
+    print(f"{result['benchmark']}: {result['architectures']} scored architectures")
+    for row in result["correlations"]:
+        print(f"  {row['score']:12s} n {row['n']:5d}  tau {row['tau']:+.3f} [{row['tau_low']:+.3f}, "
+              f"{row['tau_high']:+.3f}]  rho {row['rho']:+.3f} [{row['rho_low']:+.3f}, {row['rho_high']:+.3f}]")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_agree(args) -> int:
+    import json
+    from pathlib import Path
+
+    from lightsnn.core.atomic import write_text_atomic
+    from lightsnn.studies.nasbench import read_scores, width_agreement
+
+    def width_of(files) -> int:
+        settings = {json.loads((Path(f).parent / "settings.json").read_text())["width"] for f in files}
+        if len(settings) != 1:
+            raise ValueError(f"score files of several widths {sorted(settings)} given together: {files}")
+        return settings.pop()
+
+    reduced, reference = width_of(args.scores), width_of(args.reference)
+    if reduced == reference:
+        raise ValueError(f"--scores and --reference are both at width {reduced}; give two widths")
+    tables = {reduced: read_scores(args.scores), reference: read_scores(args.reference)}
+    proxies = [c for c in tables[reduced].columns if c in tables[reference].columns and not c.startswith("id")]
+    from lightsnn.proxies.registry import PROXIES
+
+    table = width_agreement(tables, [p for p in proxies if p in PROXIES], 2000, 0)
+    write_text_atomic(args.out, table.to_csv(index=False))
+    for row in table.to_dict("records"):
+        print(f"  {row['score']:12s} C={row['width']} vs C={row['reference_width']}: n {row['n']} tau {row['tau']:+.3f} "
+              f"[{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]; {row['seconds_per_arch']:.1f} s vs "
+              f"{row['reference_seconds_per_arch']:.1f} s per architecture")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_search(args) -> int:
+    from lightsnn.pipeline.results import write_json_atomic
+    from lightsnn.studies.nasbench import search_on_benchmark
+
+    record = search_on_benchmark(_config(args), args.method, args.seed, _benchmark_overrides(args),
+                                 progress=False if args.no_progress else None)
+    write_json_atomic(args.out, record)
+    print(f"{args.method} seed {args.seed}: id {record['id']} test acc {record['test_acc']:.2f} % "
+          f"(percentile {record['percentile']:.0f} of valid), {record['search_seconds']:.1f} s -> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_quality(args) -> int:
+    from lightsnn.studies.nasbench import write_search_quality
+
+    config = _config(args)
+    result = write_search_quality(args.picks, args.scores, config, args.out, _benchmark_overrides(args))
+    means = {f"acc.{row['method']}": row["acc_mean"] for row in result["methods"]}
+    _track(result, config, f"{args.out}/search_quality.csv", args, means)
+    for row in result["methods"]:
+        print(f"  {row['method']:9s} {row['acc_mean']:.2f} ± {row['acc_std']:.2f} % over {row['seeds']} seeds")
+    print(f"-> {args.out}")
+    return 0
+
+
 def _relay_parser(sub) -> None:
     p = sub.add_parser("relay", help="write the workflow's tracking journal to MLflow as jobs append to it",
                        description="The workflow starts one relay when it starts and stops it when it ends: jobs "
@@ -628,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (_search_parser, _prepare_parser, _train_parser, _evaluate_parser, _schema_parser, _report_parser,
-                _bench_parser, _correlate_parser, _replicate_parser, _evidence_parser, _relay_parser):
+                _bench_parser, _correlate_parser, _replicate_parser, _evidence_parser, _benchmark_parser, _relay_parser):
         add(sub)
     return parser
 

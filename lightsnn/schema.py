@@ -13,6 +13,7 @@ from dataclasses import fields
 
 from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DataOptions
+from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.pipeline.tracking import TrackingOptions
 from lightsnn.search import COMPAT_FLAGS, METHODS
@@ -187,6 +188,8 @@ def config_schema() -> dict:
             "bench": {**_dataclass_schema(BenchOptions), "description": "sizes of 'python -m lightsnn bench'"},
             "evidence": evidence_schema(),
             "tracking": {**_dataclass_schema(TrackingOptions), "default": {}},
+            "benchmark": {**_dataclass_schema(BenchmarkOptions), "default": {},
+                          "description": "NAS-benchmark evidence ('snakemake benchmark', docs/evidence.md)"},
         },
         "$defs": {"ops": {"enum": list(OPS), "description": "registered op names"}},
     }
@@ -222,6 +225,8 @@ BLOCK = re.compile(r"(<!-- options: (?P<section>[\w.]+) -->\n).*?(<!-- end optio
 def _value(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_value(v)}" for k, v in value.items()) + "}"
     if value is None or isinstance(value, bool):
         return {None: "null", True: "true", False: "false"}[value]
     return str(value)

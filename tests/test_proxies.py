@@ -71,3 +71,23 @@ def test_registry_scores_equal_the_scorer_they_wrap(tiny):
         assert get_proxy(name).score(net, GENOTYPE, batches) == float(np.mean(direct)), name
     assert get_proxy("params").score(net, GENOTYPE, []) == count_parameters(net)
     assert math.isnan(get_proxy("sahd").score(net, GENOTYPE, []))
+
+
+def test_kernel_proxies_share_one_forward_and_give_the_one_at_a_time_scores(tiny):
+    """score_proxies runs SAHD, its normalised form and Hamming off one forward per batch; with dropout active
+    (train mode) each group is seeded alike, so the values equal separate calls seeded the same way."""
+    from lightsnn.proxies.registry import score_proxies
+
+    torch.manual_seed(0)
+    net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
+    batches = [torch.randn(8, 1, 8, 8), torch.randn(8, 1, 8, 8)]
+    names = list(PROXIES)
+    forwards = []
+    hook = net.stem.register_forward_hook(lambda *args: forwards.append(1))
+    shared = score_proxies(net, GENOTYPE, batches, names, before_forward=lambda: torch.manual_seed(5))
+    hook.remove()
+    assert len(forwards) == len(batches)  # one forward per batch for all three kernel proxies
+    for name in names:
+        torch.manual_seed(5)
+        assert shared[name] == get_proxy(name).score(net, GENOTYPE, batches), name
+    assert list(shared) == names

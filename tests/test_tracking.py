@@ -238,9 +238,15 @@ def test_the_relay_skips_a_damaged_line_and_waits_for_a_half_written_one(tmp_pat
     lines = []
     assert relay(journal, uri, lambda: True, log=lines.append) == 1  # the start only
     assert len(lines) == 2 and "skipped a line that is not a tracking event" in lines[0] and "KILLED" in lines[1]
-    with open(journal / f"{key}.jsonl", "a") as handle:
-        handle.write("\n")  # the line is whole now
-    assert relay(journal, uri, lambda: True, log=lines.append) == 1
+    with open(journal / f"{key}.jsonl", "a") as handle:  # the line is whole now; then one MLflow refuses
+        handle.write("\n" + '{"event": "epoch", "time": 2, "step": 2, "metrics": {"tau.val@5": 1.0}}\n'
+                     + '{"event": "epoch", "time": 3, "step": 3, "metrics": {"a": 3.0}}\n')
+    lines.clear()
+    assert relay(journal, uri, lambda: True, log=lines.append) == 2  # the refused event is skipped, not retried
+    assert len(lines) == 2 and "skipped event 1 (MLflow refused the epoch event" in lines[0]
+    runs, client = _runs(uri, "relayed")
+    run_id = next(r.info.run_id for r in runs if r.data.tags.get("job_key") == key)
+    assert [m.value for m in client.get_metric_history(run_id, "a")] == [1.0, 3.0]
 
 
 def test_a_training_killed_and_resumed_continues_its_run_through_the_journal(tmp_path):

@@ -175,8 +175,8 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
 
 def _scheduled(work, *configfiles, extra=()) -> tuple[dict, str]:
     """A dry run over a finished run: how many jobs of each rule would run, and the shell commands."""
-    args = [a for f in configfiles for a in ("--configfile", f)]
-    dry = _smk(work, "-n", "-p", *args, *extra)
+    args = ["--configfile", *configfiles]  # one flag: a repeated --configfile keeps only its last files
+    dry = _smk(work, "-n", "-p", *extra, *args)
     assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
     counts = {}
     for line in dry.stdout.splitlines():
@@ -292,3 +292,36 @@ def test_the_evidence_target_writes_its_tables_and_plots(tmp_path):
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     kinds = [r.data.tags["kind"] for r in runs]
     assert kinds.count("correlate") == 1 and kinds.count("evaluate") == 3 * 2
+
+
+SHARED = ROOT.parent / "shared"
+
+
+@pytest.mark.skipif(not (SHARED / "benchmarks" / "spikenas-bench").is_dir(), reason="../shared/benchmarks is absent")
+def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
+    work = _workdir(tmp_path)
+    tiny = {"benchmark": {"root": str(SHARED / "benchmarks" / "spikenas-bench"), "sample": 6, "width": 4,
+                          "weight_seeds": 1, "batch_size": 8, "batches": 1, "shards": 2, "seeds": 2, "top_n": [1, 3],
+                          "search": {"snasnet": {"num_search": 2, "batch_size": 8}, "lightsnn": {"batch_size": 8}}},
+            "data": {"subsets": str(SHARED / "data" / "cifar-subsets")}}
+    (work / "bench.yaml").write_text(yaml.safe_dump(tiny))
+    proc = _smk(work, "benchmark", "--cores", "2", "--configfile", "config/test.yaml", "bench.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = work / "results" / "test" / "benchmark"
+    corr = pd.read_csv(out / "correlation.csv").set_index("score")
+    assert {"sahd", "hamming", "params", "val_acc_ep40"} <= set(corr.index) and corr.loc["sahd", "n"] == 6
+    quality = pd.read_csv(out / "search_quality.csv").set_index("method")
+    assert set(quality.index) == {"snasnet", "lightsnn", "random"} and (quality["seeds"] == 2).all()
+    assert quality.loc["snasnet", "scorings_mean"] == 2 and "vs_random_wilcoxon_p" in quality.columns
+    assert (out / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    pick = json.loads((out / "picks/lightsnn/seed1.json").read_text())
+    assert pick["options"]["space"][2] == "conv3x3(th=0.5)" and 0 <= pick["id"] < 15625
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
+    assert sorted(r.data.tags["kind"] for r in runs) == ["benchmark-correlate", "benchmark-search-quality"]
+    # more search seeds rerun the searches they add and the table, never the scores
+    more = {"benchmark": {**tiny["benchmark"], "seeds": 3}}
+    (work / "more.yaml").write_text(yaml.safe_dump(more))
+    counts, _ = _scheduled(work, "config/test.yaml", "bench.yaml", "more.yaml", extra=("benchmark",))
+    assert counts == {"benchmark_search": 3, "benchmark_quality": 1, "benchmark": 1}, counts

@@ -34,7 +34,7 @@ DEVICE_PATTERN = r"^(auto|cpu|cuda(:[0-9]+)?)$"
 MAX_SEED = 2**32 - 1
 
 TOP_LEVEL_KEYS = ("name", "device", "data", "network", "networks", "search", "train", "evaluate", "tracking",
-                  "workflow", "bench", "evidence")
+                  "workflow", "bench", "evidence", "benchmark")
 
 
 def merge(base: dict, update: dict) -> dict:

@@ -275,8 +275,14 @@ class MlflowWriter:
             raise ValueError(f"unknown tracking event {kind!r}; known: {', '.join(handlers)}")
         if kind != "start" and key not in self.runs:
             raise ValueError(f"tracking event {kind!r} of job {key} before its start event")
-        with _store_lock(self.uri):
-            handlers[kind](key, event)
+        try:
+            with _store_lock(self.uri):
+                handlers[kind](key, event)
+        except Exception as err:  # the store refused this event's content (a bad name, a too long value)
+            if getattr(err, "error_code", None) != "INVALID_PARAMETER_VALUE":
+                raise
+            first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            raise ValueError(f"MLflow refused the {kind} event: {first}") from None
         return self.runs[key]
 
     def _start(self, key: str, event: dict) -> None:

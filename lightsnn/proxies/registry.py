@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.proxies.sahd import KernelSetScorer, SAHDScorer
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import count_parameters
 from lightsnn.space.neurons import reset_state
@@ -30,19 +30,47 @@ class Proxy:
     definition: str  # one line: what is computed
     score: ScoreFn
     needs_data: bool = True
+    kernel: tuple[bool, str] | None = None  # (sparsity_aware, normalize) of a log|det K| proxy: shares forwards
 
 
 PROXIES: dict[str, Proxy] = {}
 
 
-def register(name: str, definition: str, needs_data: bool = True):
+def register(name: str, definition: str, needs_data: bool = True, kernel: tuple[bool, str] | None = None):
     """Decorator: add a score function to :data:`PROXIES` under ``name``."""
     def add(fn: ScoreFn) -> ScoreFn:
         if name in PROXIES:
             raise ValueError(f"proxy {name!r} is registered twice")
-        PROXIES[name] = Proxy(name, definition, fn, needs_data)
+        PROXIES[name] = Proxy(name, definition, fn, needs_data, kernel)
         return fn
     return add
+
+
+def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Tensor], names: Sequence[str],
+                  before_forward: Callable[[], None] | None = None) -> dict[str, float]:
+    """Every proxy of ``names`` on one network; the kernel proxies (SAHD and its variants) share each batch's
+    forward pass, so asking for three of them costs one forward instead of three. ``before_forward`` runs
+    before each group of forwards (e.g. to seed dropout the same way for every group)."""
+    proxies = [get_proxy(n) for n in names]
+    out: dict[str, float] = {}
+    kernels = [p for p in proxies if p.kernel is not None]
+    if kernels:
+        if before_forward is not None:
+            before_forward()
+        values = []
+        with torch.inference_mode(), KernelSetScorer(net, [p.kernel for p in kernels]) as scorer:
+            for batch in batches:
+                reset_state(net)
+                values.append(scorer.score_all(batch))
+        reset_state(net)
+        for index, proxy in enumerate(kernels):
+            out[proxy.name] = float(np.mean([v[index] for v in values])) if values else math.nan
+    for proxy in proxies:
+        if proxy.kernel is None:
+            if before_forward is not None and proxy.needs_data:
+                before_forward()
+            out[proxy.name] = float(proxy.score(net, genotype, batches))
+    return {n: out[n] for n in names}
 
 
 def get_proxy(name: str) -> Proxy:
@@ -64,17 +92,20 @@ def _kernel_score(net: nn.Module, batches: Sequence[torch.Tensor], **scorer_opti
     return float(np.mean(values)) if values else math.nan
 
 
-@register("sahd", "log|det K|, K the plain sum over LIF calls of N - 0.5 dH / E[dH] (the paper's SAHD)")
+@register("sahd", "log|det K|, K the plain sum over LIF calls of N - 0.5 dH / E[dH] (the paper's SAHD)",
+          kernel=(True, "none"))
 def sahd(net, genotype, batches) -> float:
     return _kernel_score(net, batches, normalize="none")
 
 
-@register("sahd_count", "SAHD with K divided by the number of LIF calls, as both released codes do")
+@register("sahd_count", "SAHD with K divided by the number of LIF calls, as both released codes do",
+          kernel=(True, "count"))
 def sahd_count(net, genotype, batches) -> float:
     return _kernel_score(net, batches, normalize="count")
 
 
-@register("hamming", "log|det K|, K the plain sum of N - dH: Hamming distance without the sparsity term")
+@register("hamming", "log|det K|, K the plain sum of N - dH: Hamming distance without the sparsity term",
+          kernel=(False, "none"))
 def hamming(net, genotype, batches) -> float:
     return _kernel_score(net, batches, normalize="none", sparsity_aware=False)
 

@@ -103,6 +103,44 @@ class SAHDScorer:
         return float(torch.linalg.slogdet(kernel)[1])
 
 
+class KernelSetScorer(SAHDScorer):
+    """Several kernel scores from one forward pass: ``variants`` are (sparsity_aware, normalize) pairs. The
+    spikes are the same for all of them, so this equals one :class:`SAHDScorer` per variant on the same
+    network and batch, at the cost of one forward."""
+
+    def __init__(self, net: nn.Module, variants, alpha: float = 0.5):
+        super().__init__(net, "none", alpha)
+        self.variants = [(bool(aware), normalize) for aware, normalize in variants]
+        for _, normalize in self.variants:
+            if normalize not in NORMALIZATIONS:
+                raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        self._kernels: dict[bool, torch.Tensor] = {}
+
+    def _hook(self, module, inputs, output) -> None:
+        x = output.reshape(1, output.shape[0], -1)
+        for aware in {a for a, _ in self.variants}:
+            k = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=aware)[0]
+            self._kernels[aware] = k if aware not in self._kernels else self._kernels[aware] + k
+        self.calls += 1
+
+    @torch.inference_mode()
+    def score_all(self, batch: torch.Tensor) -> list[float]:
+        """log|det K| of every variant for one forward pass of ``batch``."""
+        if not self._handles:
+            raise RuntimeError("KernelSetScorer.score_all() outside its 'with' block: no hooks registered")
+        self._kernels, self.calls = {}, 0
+        self.net(batch)
+        kernels, calls, self._kernels = self._kernels, self.calls, {}
+        out = []
+        for aware, normalize in self.variants:
+            if aware not in kernels:
+                out.append(math.nan)
+                continue
+            kernel = kernels[aware] / calls if normalize == "count" else kernels[aware]
+            out.append(float(torch.linalg.slogdet(kernel)[1]))
+        return out
+
+
 class CandidateSAHDScorer(SAHDScorer):
     """SAHD of R candidates of one supernet in one forward pass (``SuperNet.set_candidate_logits``).
 

@@ -61,6 +61,8 @@ SPACES: dict[str, tuple[str, ...]] = {
     "snasnet": ("zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"),
     "lightsnn": ("zero", "conv3x3", "skip"),
     "spikenas": ("zero", "skip", "conv3x3"),
+    # SpikeNAS-Bench's op codes 0-4 (forward cells): conv3x3 with three LIF thresholds
+    "spikenas-bench": ("zero", "skip", "conv3x3(th=0.5)", "conv3x3(th=1)", "conv3x3(th=1.5)"),
 }
 
 _PARAM_KEYS = {"th": "v_threshold", "tau": "tau"}

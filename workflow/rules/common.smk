@@ -110,6 +110,36 @@ def job_settings(kind):
     return settings
 
 
+BM = config["benchmark"]
+BM_DIR = f"{RESULTS}/benchmark"
+#: The benchmark keys each step depends on: a change of the search budget rescores nothing, and so on.
+BM_KEYS = {
+    "score": ("name", "root", "images", "sample", "sample_seed", "width", "weight_seeds", "batch_size", "batches",
+              "bn_mode", "proxies", "shards"),
+    "search": ("name", "root", "images", "width"),
+}
+BM_KEYS["correlate"] = BM_KEYS["score"] + ("epochs", "bootstrap")
+
+
+def benchmark_settings(step):
+    """A params function: the device, data and benchmark keys a benchmark ``step`` depends on, as JSON."""
+    def settings(wildcards):
+        section = {k: v for k, v in BM.items() if step not in BM_KEYS or k in BM_KEYS[step]}
+        if step == "search":
+            section["search"] = {wildcards.bmethod: (BM.get("search") or {}).get(wildcards.bmethod) or {}}
+        values = {"device": config.get("device"), "data": config.get("data") or {}, "benchmark": section}
+        return json.dumps(values, sort_keys=True, separators=(",", ":"))
+    return settings
+
+
+def benchmark_shards():
+    return [f"{BM_DIR}/scores/shard-{i}.csv" for i in range(BM["shards"])]
+
+
+def benchmark_picks():
+    return [f"{BM_DIR}/picks/{m}/seed{s}.json" for m in BM["methods"] for s in range(BM["seeds"])]
+
+
 def group_of(wildcards):
     """The MLflow parent run of a dataset x run x seed: its search, train and evaluate runs nest under it."""
     return f"{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed}"
@@ -185,6 +215,8 @@ wildcard_constraints:
     erun="|".join(sorted(EVIDENCE_RUNS, key=len, reverse=True)),
     run="|".join(sorted(set(r for _, r in run_pairs()), key=len, reverse=True)),
     seed=r"\d+",
+    shard=r"\d+",
+    bmethod="|".join(BM["methods"]),
 
 
 # --- the MLflow relay (Snakefile: onstart, onsuccess, onerror) ---------------------------------------------

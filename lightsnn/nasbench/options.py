@@ -1,0 +1,75 @@
+"""The ``benchmark`` config section: light to import (the CLI builds its flags from it)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from lightsnn.core.hashing import stable_hash
+from lightsnn.core.options import Options, opt
+from lightsnn.nasbench import BENCHMARK_NAMES
+
+SCORE_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class BenchmarkOptions(Options):
+    """The config's ``benchmark`` section (``snakemake benchmark``, ``python -m lightsnn benchmark``)."""
+
+    section: ClassVar[str] = "benchmark"
+    name: str = opt("spikenas-bench", "tabular benchmark", BENCHMARK_NAMES)
+    root: str | None = opt(None, "folder of the benchmark's released files (default data/<name>)")
+    images: str = opt("cifar10-subset", "dataset whose genuine test images the scores see (the benchmark's data)")
+    sample: int = opt(200, "valid architectures scored, a seeded sample (0: all valid ones)", min=0)
+    sample_seed: int = opt(0, "seed of the sample", min=0)
+    width: int = opt(16, "C of the scored networks (the benchmark trained C=128); see docs/evidence.md", min=1)
+    weight_seeds: int = opt(2, "weight draws per architecture; a score is their mean", min=1)
+    batch_size: int = opt(64, "images per scoring batch", min=2)
+    batches: int = opt(2, "batches per score (their mean)", min=1)
+    bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring (SNASNet's protocol)", ("train", "eval"))
+    proxies: list[str] | None = opt(None, "registered proxies to compute (default: all)")
+    shards: int = opt(4, "score files (one Snakemake job each)", min=1)
+    epochs: list[int] = opt([5, 10, 20, 40, 60], "epochs of the early-stopping baselines (validation accuracy)")
+    bootstrap: int = opt(2000, "bootstrap resamples of every interval", min=100)
+    methods: list[str] = opt(["snasnet", "lightsnn", "random"], "search methods run on the benchmark's space (search "
+                             "quality); not spikenas, whose two separately searched cells the benchmark never trained")
+    seeds: int = opt(20, "seeds per search method (paired by seed with random)", min=2)
+    search: dict = opt({"snasnet": {"num_search": 50, "batch_size": 64}, "lightsnn": {"batch_size": 32}},
+                       "method -> option overrides of its searches on the benchmark (search.<method> keys)")
+    top_n: list[int] = opt([1, 2, 5, 10, 20, 50, 100], "candidate counts of the top-by-score curve")
+
+    def check(self) -> None:
+        from lightsnn.search import METHODS
+
+        unknown = [m for m in [*self.methods, *self.search] if m not in METHODS]
+        if unknown:
+            raise ValueError(f"benchmark: method(s) {unknown} not allowed; choose from {list(METHODS)}")
+        if "spikenas" in self.methods:
+            raise ValueError("benchmark.methods: spikenas is not allowed: it searches a separate cell per position "
+                             "and SpikeNAS-Bench trained networks whose two cells are the same; choose from "
+                             "snasnet, lightsnn, random")
+        if "random" not in self.methods:
+            raise ValueError(f"benchmark.methods must include random (the baseline of every pairing), got {self.methods}")
+        if any(n < 1 for n in self.top_n):
+            raise ValueError(f"benchmark.top_n must all be >= 1, got {self.top_n}")
+        if any(not 1 <= e <= 200 for e in self.epochs):
+            raise ValueError(f"benchmark.epochs must be in 1..200, got {self.epochs}")
+
+    def proxy_names(self) -> list[str]:
+        """The proxies to compute: ``proxies``, or every registered one; one-line error for an unknown name."""
+        from lightsnn.proxies.registry import PROXIES
+
+        names = list(PROXIES) if self.proxies is None else list(self.proxies)
+        unknown = [p for p in names if p not in PROXIES]
+        if unknown or not names:
+            raise ValueError(f"benchmark.proxies={self.proxies!r}: {unknown or 'empty'} not allowed; registered "
+                             f"proxies: {', '.join(PROXIES)}")
+        return names
+
+    def score_settings(self) -> dict:
+        """Everything a score depends on (not the sample, not the sharding)."""
+        keys = ("name", "images", "width", "weight_seeds", "batch_size", "batches", "bn_mode")
+        return {k: getattr(self, k) for k in keys} | {"proxies": self.proxy_names(), "version": SCORE_SCHEMA_VERSION}
+
+    def score_folder(self, out: str | Path) -> Path:
+        return Path(out) / f"scores-C{self.width}-{stable_hash(self.score_settings())[:10]}"

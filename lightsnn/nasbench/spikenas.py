@@ -1,0 +1,208 @@
+"""SpikeNAS-Bench's CIFAR-10 logs (one ``<id>/train_process.txt`` per architecture), as our genotypes.
+
+The space: one forward cell of 4 nodes shared by both cell positions; each of the 6 edges takes op code
+0-4 = ``zero``, ``skip``, ``conv3x3(th=0.5)``, ``conv3x3(th=1)``, ``conv3x3(th=1.5)`` (LIF -> Conv3x3 -> BN with that
+firing threshold). Architecture id = sum of code_k * 5**k over the edges (0,1), (0,2), (0,3), (1,2), (1,3), (2,3).
+The network is SNASNet's CIFAR-10 skeleton with C = 128 (preset ``spikenas-bench``). An architecture is valid
+when every node lies on a path from the input to the output and the 0->3 edge is not zero (7,424 of 15,625).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError
+from lightsnn.space.ops import SPACES
+from lightsnn.space.spaces import SearchSpace
+
+DEFAULT_ROOT = "data/spikenas-bench"
+DATASET_FOLDER = "CIFAR10"
+LOG_NAME = "train_process.txt"
+#: Edge k is digit k (weight 5**k) of an architecture id.
+BENCH_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+OPS = SPACES["spikenas-bench"]  # op code -> op name
+NUM_ARCHS = len(OPS) ** len(BENCH_EDGES)
+MAX_EPOCHS = 200
+NUM_FIRING_RATES = 16
+_TIME = re.compile(r"^Elapsed time:\s*([\d.]+)hour([\d.]+)minute([\d.]+)second\s*$")
+_ROW = re.compile(r"^\s*\d+(\.\d*)?\s*,")
+
+
+def genotype_of(arch_id: int) -> Genotype:
+    """The shared forward cell of architecture ``arch_id`` (every edge, before any pruning)."""
+    if not (isinstance(arch_id, (int, np.integer)) and 0 <= arch_id < NUM_ARCHS):
+        raise ValueError(f"SpikeNAS-Bench architecture id must be an integer in 0..{NUM_ARCHS - 1}, got {arch_id!r}")
+    codes = [(int(arch_id) // len(OPS) ** k) % len(OPS) for k in range(len(BENCH_EDGES))]
+    return Genotype.shared(CellGenotype.from_edges({e: OPS[c] for e, c in zip(BENCH_EDGES, codes)}))
+
+
+def id_of(genotype: Genotype) -> int:
+    """The architecture id of a genotype of this space (one shared forward cell, ops of :data:`OPS`)."""
+    if len(genotype.cells) != 1 and genotype.cells[0] != genotype.cells[1]:
+        raise GenotypeError("SpikeNAS-Bench shares one cell between both positions; this genotype has two")
+    cell = genotype.cells[0]
+    for edge, op in cell.ops:
+        if edge not in BENCH_EDGES:
+            raise GenotypeError(f"edge {edge[0]}->{edge[1]} is not a forward edge of SpikeNAS-Bench's cell")
+        if op not in OPS:
+            raise GenotypeError(f"op {op!r} is not in SpikeNAS-Bench's space {list(OPS)}")
+    return sum(OPS.index(cell.op(e)) * len(OPS) ** k for k, e in enumerate(BENCH_EDGES))
+
+
+def is_valid(arch_id: int) -> bool:
+    """Every node on a path from the input (0) to the output (3), and the 0->3 edge not zero."""
+    cell = genotype_of(arch_id).cells[0]
+    edges = [e for e, _ in cell.ops]
+
+    def reaches(src: int, dst: int) -> bool:
+        seen, frontier = {src}, [src]
+        while frontier:
+            node = frontier.pop()
+            for a, b in edges:
+                if a == node and b not in seen:
+                    seen.add(b)
+                    frontier.append(b)
+        return dst in seen
+
+    return cell.op((0, 3)) != "zero" and all(reaches(0, n) and reaches(n, 3) for n in (1, 2))
+
+
+def read_log(path: Path) -> dict:
+    """One ``train_process.txt``; a ValueError naming the file and line for anything malformed."""
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"SpikeNAS-Bench log {str(path)!r}: {reason}")
+
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise ValueError(f"SpikeNAS-Bench log {str(path)!r} cannot be read ({err.strerror})") from None
+    record: dict = {"curves": []}
+    for number, line in enumerate(lines, start=1):
+        key, sep, value = line.partition(":")
+        try:
+            if _ROW.match(line):
+                values = [float(v) for v in line.split(",")]
+                if len(values) != 5:
+                    raise bad(f"line {number} has {len(values)} values, expected 5 (epoch, train_acc, train_loss, "
+                              "val_acc, val_loss)")
+                record["curves"].append(values[1:])
+            elif key == "architecture id":
+                record["id"] = int(value)
+            elif key == "model parameters":
+                record["params"] = int(value)
+            elif key == "test accuracy":
+                record["test_acc"] = float(value)
+            elif key == "firing rate of layers":
+                record["firing"] = [float(v) for v in value.split(",")]
+            elif line.startswith("Elapsed time"):
+                match = _TIME.match(line)
+                if not match:
+                    raise bad(f"line {number} is not 'Elapsed time: <h>hour<m>minute<s>second': {line!r}")
+                h, m, s = (float(v) for v in match.groups())
+                record["seconds"] = 3600 * h + 60 * m + s
+            elif line.strip() and not line.startswith("epoch,"):
+                raise bad(f"line {number} is not part of the format: {line[:80]!r}")
+        except ValueError as err:
+            if str(err).startswith("SpikeNAS-Bench log"):
+                raise
+            raise bad(f"line {number} does not parse: {line[:80]!r}") from None
+    missing = [k for k in ("id", "params", "test_acc", "firing", "seconds") if k not in record]
+    if missing:
+        raise bad(f"lacks {', '.join(missing)} (incomplete log?)")
+    if not 1 <= len(record["curves"]) <= MAX_EPOCHS:
+        raise bad(f"has {len(record['curves'])} epoch lines, expected 1..{MAX_EPOCHS}")
+    if len(record["firing"]) != NUM_FIRING_RATES:
+        raise bad(f"has {len(record['firing'])} firing rates, expected {NUM_FIRING_RATES}")
+    return record
+
+
+class SpikeNASBench:
+    """The table of all 15,625 architectures: ``table`` (one row per id) and ``curves`` ([id, epoch, 4]:
+    train_acc, train_loss, val_acc, val_loss; NaN after a log's last epoch)."""
+
+    name = "spikenas-bench"
+    preset = "spikenas-bench"  # lightsnn.space.network.PRESETS key of the benchmark's network
+    space = SearchSpace(OPS, "forward")
+    dataset = "cifar10"
+
+    def __init__(self, table: pd.DataFrame, curves: np.ndarray, root: Path):
+        self.table = table
+        self.curves = curves
+        self.root = root
+
+    @classmethod
+    def open(cls, root: str | Path, cache_dir=None) -> "SpikeNASBench":
+        """Read ``root/CIFAR10/<id>/train_process.txt`` for every id (about 10 s), or the .npz cache of an
+        earlier read of the same files in ``cache_dir``."""
+        root = Path(root)
+        folder = root / DATASET_FOLDER
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"SpikeNAS-Bench not found: {str(folder)!r} is not a folder; expected "
+                f"{root}/{DATASET_FOLDER}/<id>/{LOG_NAME} for ids 0..{NUM_ARCHS - 1}, the layout of the "
+                "tju-sun-lab/SpikeNAS-Bench repository's data/ folder (set benchmark.root to where it is)")
+        cache = None
+        if cache_dir is not None:  # keyed by the logs' sizes and times: an edited log is read again
+            stats = [p.stat() for p in folder.glob(f"*/{LOG_NAME}")]
+            fingerprint = {"root": str(folder.resolve()), "version": 1, "count": len(stats),
+                           "bytes": sum(s.st_size for s in stats), "mtime": max((s.st_mtime for s in stats), default=0)}
+            key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
+            cache = Path(cache_dir) / f"spikenas-bench-{key}.npz"
+            if cache.exists():
+                with np.load(cache, allow_pickle=False) as data:
+                    table = pd.DataFrame({k[2:]: data[k] for k in data.files if k.startswith("t_")})
+                    return cls(table, data["curves"], root)
+        table, curves = cls._read_all(folder)
+        if cache is not None:
+            from lightsnn.core.atomic import atomic_path
+
+            with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
+                np.savez(handle, curves=curves, **{f"t_{c}": table[c].to_numpy() for c in table.columns})
+        return cls(table, curves, root)
+
+    @staticmethod
+    def _read_all(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
+        rows, curves = [], np.full((NUM_ARCHS, MAX_EPOCHS, 4), np.nan, dtype=np.float32)
+        for arch_id in range(NUM_ARCHS):
+            path = folder / str(arch_id) / LOG_NAME
+            if not path.is_file():
+                raise FileNotFoundError(f"SpikeNAS-Bench log {str(path)!r} is missing (every id 0..{NUM_ARCHS - 1} "
+                                        "has one)")
+            record = read_log(path)
+            if record["id"] != arch_id:
+                raise ValueError(f"SpikeNAS-Bench log {str(path)!r} says architecture id {record['id']}, "
+                                 f"its folder says {arch_id}")
+            curve = np.asarray(record["curves"], dtype=np.float32)
+            curves[arch_id, :len(curve)] = curve
+            firing = np.asarray(record["firing"])
+            rows.append({"id": arch_id, "valid": is_valid(arch_id), "params": record["params"],
+                         "test_acc": record["test_acc"], "epochs": len(curve), "seconds": record["seconds"],
+                         "final_val_acc": float(curve[-1, 2]),
+                         "mean_firing_rate": float(firing[firing >= 0].mean()) if (firing >= 0).any() else np.nan})
+        return pd.DataFrame(rows), curves
+
+    # --- lookups ----------------------------------------------------------------------------------
+    def genotype(self, arch_id: int) -> Genotype:
+        return genotype_of(arch_id)
+
+    def id_of(self, genotype: Genotype) -> int:
+        return id_of(genotype)
+
+    def valid_ids(self) -> np.ndarray:
+        return self.table.loc[self.table["valid"], "id"].to_numpy()
+
+    def val_acc_at(self, epochs: int) -> np.ndarray:
+        """Validation accuracy after ``epochs`` epochs, per id (the early-stopping baseline)."""
+        if not 1 <= epochs <= MAX_EPOCHS:
+            raise ValueError(f"epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
+        return self.curves[:, epochs - 1, 2].astype(np.float64)
+
+    def percentile(self, test_acc: float) -> float:
+        """Share (%) of valid architectures whose test accuracy is at most ``test_acc``."""
+        valid = self.table.loc[self.table["valid"], "test_acc"].to_numpy()
+        return float(100.0 * np.mean(valid <= test_acc))

@@ -1,0 +1,389 @@
+"""Evidence on a tabular NAS benchmark, without training: proxy scores of its architectures, their rank
+correlation with the benchmark's test accuracy, and what each search method picks.
+
+Scores are computed once per architecture and kept in shard files (``score_shard``), so one command scores
+200 architectures on a laptop or all valid ones as many cluster jobs. The score folder's name carries a hash of
+every setting a score depends on: changing the width or the batch starts a new folder, never mixes.
+
+May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`,
+:mod:`lightsnn.nasbench`, :mod:`lightsnn.studies.stats`, numpy, pandas, matplotlib.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lightsnn.nasbench import open_benchmark
+from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.proxies.registry import get_proxy
+from lightsnn.studies.stats import correlation_summary
+
+
+def open_from(options: BenchmarkOptions, config: dict):
+    from lightsnn.data import DataOptions
+
+    data = DataOptions.from_config(config.get("data"))
+    return open_benchmark(options.name, options.root, data.cache_dir)
+
+
+def sample_ids(bench, options: BenchmarkOptions) -> list[int]:
+    """The scored ids: a seeded sample of the valid ones (sorted), or all of them."""
+    valid = bench.valid_ids()
+    if options.sample == 0 or options.sample >= len(valid):
+        return [int(i) for i in valid]
+    rng = np.random.default_rng(options.sample_seed)
+    return sorted(int(i) for i in rng.choice(valid, size=options.sample, replace=False))
+
+
+def _scoring_batches(options: BenchmarkOptions, config: dict, device) -> list:
+    from lightsnn.data import load_splits
+    from lightsnn.proxies.batches import DatasetSearchBatches
+
+    splits = load_splits(options.images, config.get("data"), 1, False)
+    provider = DatasetSearchBatches(splits.test, options.batch_size, options.batches, device, seed=0)
+    return [provider.get(r) for r in range(options.batches)]
+
+
+def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: list, device) -> dict:
+    """Every proxy of ``options.proxy_names()`` on ``arch_id`` at ``options.width``, for each weight seed."""
+    import torch
+
+    from lightsnn.proxies.registry import score_proxies
+    from lightsnn.space.network import PRESETS, SNASNetwork
+
+    netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})
+    genotype = bench.genotype(arch_id)
+    row: dict = {"id": arch_id}
+    start = time.perf_counter()
+    per_seed: dict[str, list[float]] = {p: [] for p in options.proxy_names()}
+    for w in range(options.weight_seeds):
+        torch.manual_seed(1_000_003 * w + arch_id)
+        net = SNASNetwork.from_genotype(netcfg, genotype).to(device)
+        net.train(options.bn_mode == "train")
+        values = score_proxies(net, genotype, batches, options.proxy_names(),  # the same dropout draws for every proxy
+                               before_forward=lambda w=w: torch.manual_seed(7919 * (w + 1) + arch_id))
+        for name, value in values.items():
+            per_seed[name].append(value)
+        del net
+    for name, values in per_seed.items():
+        finite = [v for v in values if math.isfinite(v)]
+        row[name] = float(np.mean(finite)) if finite else math.nan
+        if get_proxy(name).needs_data:
+            row.update({f"{name}_w{w}": v for w, v in enumerate(values)})
+    row["score_seconds"] = time.perf_counter() - start
+    return row
+
+
+def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | None = None,
+                progress: bool | None = None, log=print, csv: str | Path | None = None) -> Path:
+    """Score shard ``shard`` (of ``benchmark.shards``) of the sample; returns the shard's CSV (``csv``, else a
+    file in the score folder :meth:`BenchmarkOptions.score_folder` of ``out``).
+
+    Each scored architecture is appended to ``<csv>.partial.jsonl`` at once, so a killed job resumes where it
+    stopped; the CSV appears (atomically) when the shard is complete."""
+    from tqdm.auto import tqdm
+
+    from lightsnn.core.atomic import write_text_atomic
+    from lightsnn.pipeline.config import resolve_device
+
+    options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
+    if not 0 <= shard < options.shards:
+        raise ValueError(f"shard must be in 0..{options.shards - 1} (benchmark.shards={options.shards}), got {shard}")
+    bench = open_from(options, config)
+    ids = sample_ids(bench, options)[shard::options.shards]
+    folder = options.score_folder(out) if csv is None else Path(csv).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / "settings.json", json.dumps(options.score_settings(), indent=1))
+    target = Path(csv) if csv is not None else (
+        folder / f"shard-{shard}-of-{options.shards}-sample{options.sample}-seed{options.sample_seed}.csv")
+    partial = target.with_suffix(".partial.jsonl")
+    done: dict[int, dict] = {}
+    if partial.exists():
+        for line in partial.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill: that architecture is scored again
+            done[int(row["id"])] = row
+    todo = [i for i in ids if i not in done]
+    if done:
+        log(f"resuming {target.name}: {len(done)} of {len(ids)} architectures already scored")
+    device = resolve_device(config.get("device"))
+    batches = _scoring_batches(options, config, device) if todo else []
+    with open(partial, "a") as handle:
+        for arch_id in tqdm(todo, desc=f"score shard {shard}", disable=None if progress is None else not progress,
+                            dynamic_ncols=True):
+            row = score_architecture(bench, arch_id, options, batches, device)
+            handle.write(json.dumps(row, allow_nan=True) + "\n")
+            handle.flush()
+            done[arch_id] = row
+    table = pd.DataFrame([done[i] for i in ids])
+    write_text_atomic(target, table.to_csv(index=False))
+    partial.unlink()
+    return target
+
+
+def read_scores(files: list[str | Path]) -> pd.DataFrame:
+    frames = []
+    for path in files:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"score file {str(path)!r} does not exist; run 'python -m lightsnn benchmark "
+                                    "score' for its shard first")
+        frames.append(pd.read_csv(path))
+    if not frames:
+        raise ValueError("no score files given")
+    table = pd.concat(frames, ignore_index=True)
+    if table["id"].duplicated().any():
+        raise ValueError("the score files overlap (an architecture appears twice); give each shard once")
+    return table.sort_values("id").reset_index(drop=True)
+
+
+def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.DataFrame:
+    """Kendall tau and Spearman rho (bootstrap 95% intervals) of every score with test accuracy, over the scored
+    valid architectures, beside the benchmark's own baselines (early stopping at k epochs)."""
+    table = scores.merge(bench.table[["id", "valid", "test_acc", "seconds", "epochs"]], on="id")
+    table = table[table["valid"]]
+    acc = table["test_acc"].to_numpy()
+    rows = []
+    for name in [p for p in options.proxy_names() if p in table.columns]:
+        proxy = get_proxy(name)
+        cost = float(table["score_seconds"].mean()) if proxy.needs_data else 0.0
+        rows.append({"score": name, "kind": "proxy" if proxy.needs_data else "count", "definition": proxy.definition,
+                     **correlation_summary(table[name].to_numpy(), acc, options.bootstrap, options.sample_seed),
+                     "seconds_per_arch": cost, "gpu_hours_per_arch": 0.0})
+    ids = table["id"].to_numpy()
+    for epochs in options.epochs:
+        val = bench.val_acc_at(epochs)[ids]
+        hours = float(np.mean(table["seconds"].to_numpy() * np.minimum(epochs / table["epochs"].to_numpy(), 1.0))) / 3600
+        rows.append({"score": f"val_acc_ep{epochs}", "kind": "training",
+                     "definition": f"validation accuracy after {epochs} epochs of the benchmark's training",
+                     **correlation_summary(val, acc, options.bootstrap, options.sample_seed),
+                     "seconds_per_arch": hours * 3600, "gpu_hours_per_arch": hours})
+    return pd.DataFrame(rows)
+
+
+def width_agreement(tables: dict[int, pd.DataFrame], proxies: list[str], resamples: int, seed: int) -> pd.DataFrame:
+    """Rank agreement (Kendall tau) of each proxy between every width and the widest, on their common ids."""
+    widest = max(tables)
+    rows = []
+    for width, table in sorted(tables.items()):
+        if width == widest:
+            continue
+        both = table.merge(tables[widest], on="id", suffixes=("", "_ref"))
+        for name in proxies:
+            if name in both and f"{name}_ref" in both and get_proxy(name).needs_data:
+                rows.append({"score": name, "width": width, "reference_width": widest,
+                             **correlation_summary(both[name].to_numpy(), both[f"{name}_ref"].to_numpy(), resamples,
+                                                   seed),
+                             "seconds_per_arch": float(table.loc[table["id"].isin(both["id"]), "score_seconds"].mean()),
+                             "reference_seconds_per_arch": float(both["score_seconds_ref"].mean())})
+    return pd.DataFrame(rows)
+
+
+def plot_scores(scores: pd.DataFrame, bench, proxies: list[str], corr: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = scores.merge(bench.table[["id", "valid", "test_acc"]], on="id")
+    table = table[table["valid"]]
+    shown = [p for p in proxies if p in table.columns]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.2 * len(shown), 3.2), squeeze=False)
+    taus = corr.set_index("score")["tau"].to_dict()
+    for ax, name in zip(axes[0], shown):
+        ax.scatter(table[name], table["test_acc"], s=6, alpha=0.6)
+        ax.set_xlabel(name)
+        ax.set_title(f"tau {taus.get(name, math.nan):.2f}", fontsize=9)
+    axes[0][0].set_ylabel("benchmark test accuracy (%)")
+    fig.suptitle(f"{bench.name}: {len(table)} valid architectures", fontsize=10)
+    fig.tight_layout()
+    from lightsnn.core.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_correlation(score_files: list[str], config: dict, out_dir, overrides: dict | None = None) -> dict:
+    """``correlation.csv``/``.md``, ``scatter.png`` and ``correlation.json`` in ``out_dir``."""
+    from lightsnn.core.atomic import write_text_atomic
+
+    options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
+    bench = open_from(options, config)
+    scores = read_scores(score_files)
+    corr = correlate(scores, bench, options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "correlation.csv", corr.to_csv(index=False))
+    write_text_atomic(out / "correlation.md", correlation_markdown(corr))
+    plot_scores(scores, bench, options.proxy_names(), corr, out / "scatter.png")
+    result = {"kind": "benchmark-correlate", "benchmark": options.name, "options": asdict(options),
+              "architectures": int(len(scores)), "valid_architectures": int(bench.table["valid"].sum()),
+              "correlations": corr.to_dict("records")}
+    write_text_atomic(out / "correlation.json", json.dumps(result, indent=1, default=float))
+    return result
+
+
+def correlation_markdown(corr: pd.DataFrame) -> str:
+    def interval(value, low, high) -> str:
+        return f"{value:.3f} [{low:.3f}, {high:.3f}]" if math.isfinite(value) else "n/a"
+
+    lines = ["| score | n | Kendall tau [95% CI] | Spearman rho [95% CI] | cost per architecture |",
+             "|---|---|---|---|---|"]
+    for row in corr.to_dict("records"):
+        cost = (f"{row['gpu_hours_per_arch']:.2f} GPU-h" if row["kind"] == "training"
+                else f"{row['seconds_per_arch']:.2f} s" if row["kind"] == "proxy" else "none")
+        lines.append(f"| {row['score']} | {row['n']} | {interval(row['tau'], row['tau_low'], row['tau_high'])} | "
+                     f"{interval(row['rho'], row['rho_low'], row['rho_high'])} | {cost} |")
+    return "\n".join(lines) + "\n"
+
+
+# --- search quality: each method's pick, looked up in the benchmark -------------------------------------------
+def benchmark_search_config(options: BenchmarkOptions, config: dict, method: str) -> tuple[dict, dict]:
+    """The job config and method overrides that search the benchmark's space with its network at
+    ``options.width`` on its images: forward cells, its 5 ops, average pooling as in the benchmark."""
+    bench_net = {"channels": options.width}
+    job = {**config, "networks": {**(config.get("networks") or {}), options.images: bench_net}}
+    overrides = {"space": "spikenas-bench", "cell_type": "forward", "pooling": "avg",
+                 **(options.search.get(method) or {})}
+    return job, overrides
+
+
+def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | None = None,
+                        progress: bool | None = None) -> dict:
+    """One search of ``method`` on the benchmark's space; its pick's benchmark record beside the search's."""
+    from lightsnn.pipeline.jobs import run_search
+    from lightsnn.space.genotype import Genotype
+
+    options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
+    bench = open_from(options, config)
+    if options.name != "spikenas-bench":
+        raise ValueError(f"searches know the space of spikenas-bench only, not {options.name!r}")
+    job, method_overrides = benchmark_search_config(options, config, method)
+    result = run_search(method, options.images, seed, job, method_overrides, progress)
+    genotype = Genotype.from_json(result["genotype"]["json"])
+    arch_id = bench.id_of(genotype)
+    record = bench.table.loc[arch_id]
+    return {"kind": "benchmark-search", "benchmark": options.name, "method": method, "seed": seed,
+            "width": options.width, "id": int(arch_id), "genotype": result["genotype"]["str"],
+            "valid": bool(record["valid"]), "test_acc": float(record["test_acc"]),
+            "percentile": bench.percentile(float(record["test_acc"])), "params": int(record["params"]),
+            "search_seconds": result["times"]["search_seconds"], "num_scorings": result["num_scorings"],
+            "score": result["score"], "options": result["options"]}
+
+
+def search_quality(picks: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
+    """Per method: the benchmark accuracy of its picks over seeds, and paired by seed with ``baseline``."""
+    from lightsnn.studies.stats import paired_comparison
+
+    base = picks[picks["method"] == baseline].set_index("seed")["test_acc"]
+    rows = []
+    for method, group in picks.groupby("method", sort=False):
+        acc = group.set_index("seed")["test_acc"]
+        row = {"method": method, "seeds": int(len(group)), "acc_mean": float(acc.mean()), "acc_std": float(acc.std()),
+               "percentile_mean": float(group["percentile"].mean()), "valid_picks": int(group["valid"].sum()),
+               "search_s_mean": float(group["search_seconds"].mean()),
+               "scorings_mean": float(group["num_scorings"].mean())}
+        if method != baseline:
+            common = acc.index.intersection(base.index)
+            paired = paired_comparison(acc.loc[common].to_numpy(), base.loc[common].to_numpy())
+            row.update({f"vs_{baseline}_{k}": v for k, v in paired.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def top_by_score(scores: pd.DataFrame, bench, proxies: list[str], counts: list[int], draws: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """The benchmark accuracy of the best-scored of N candidates drawn from the scored valid architectures,
+    mean and 2.5/97.5 percentiles over ``draws`` draws per N: does scoring more candidates pick better ones?"""
+    table = scores.merge(bench.table[["id", "valid", "test_acc"]], on="id")
+    table = table[table["valid"]].reset_index(drop=True)
+    acc = table["test_acc"].to_numpy()
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in counts:
+        if n > len(table):
+            continue
+        picks = np.stack([rng.choice(len(table), size=n, replace=False) for _ in range(draws)])
+        for name in ["random", *proxies]:
+            if name == "random":
+                chosen = picks[:, 0]
+            else:
+                values = table[name].to_numpy()[picks]
+                values = np.where(np.isfinite(values), values, -np.inf)
+                chosen = picks[np.arange(draws), values.argmax(1)]
+            got = acc[chosen]
+            rows.append({"score": name, "n": n, "acc_mean": float(got.mean()), "acc_low": float(np.percentile(got, 2.5)),
+                         "acc_high": float(np.percentile(got, 97.5))})
+    return pd.DataFrame(rows)
+
+
+def write_search_quality(pick_files: list[str], score_files: list[str], config: dict, out_dir,
+                         overrides: dict | None = None) -> dict:
+    """``search_quality.csv``/``.md``, ``top_by_score.csv`` and ``search_quality.png`` in ``out_dir``."""
+    from lightsnn.core.atomic import write_text_atomic
+
+    options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
+    bench = open_from(options, config)
+    picks = pd.DataFrame([json.loads(Path(f).read_text()) for f in pick_files])
+    quality = search_quality(picks)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "search_quality.csv", quality.to_csv(index=False))
+    write_text_atomic(out / "search_quality.md", quality_markdown(quality, bench))
+    curve = top_by_score(read_scores(score_files), bench, options.proxy_names(), options.top_n,
+                         seed=options.sample_seed) if score_files else pd.DataFrame()
+    write_text_atomic(out / "top_by_score.csv", curve.to_csv(index=False))
+    plot_search_quality(picks, curve, out / "search_quality.png")
+    return {"kind": "benchmark-search-quality", "methods": quality.to_dict("records")}
+
+
+def quality_markdown(quality: pd.DataFrame, bench) -> str:
+    valid = bench.table.loc[bench.table["valid"], "test_acc"]
+    lines = [f"Benchmark test accuracy of each method's pick (valid architectures: median {valid.median():.2f} %, "
+             f"best {valid.max():.2f} %).", "",
+             "| method | seeds | accuracy (%) | percentile | valid picks | vs random: mean diff (pp) | wins/losses | "
+             "Wilcoxon p | search s |", "|---|---|---|---|---|---|---|---|---|"]
+    for row in quality.to_dict("records"):
+        vs = ("-", "-", "-") if "vs_random_mean_diff" not in row or pd.isna(row.get("vs_random_mean_diff")) else (
+            f"{row['vs_random_mean_diff']:+.2f}", f"{row['vs_random_wins']:.0f}/{row['vs_random_losses']:.0f}",
+            f"{row['vs_random_wilcoxon_p']:.3g}")
+        lines.append(f"| {row['method']} | {row['seeds']} | {row['acc_mean']:.2f} ± {row['acc_std']:.2f} | "
+                     f"{row['percentile_mean']:.0f} | {row['valid_picks']}/{row['seeds']} | {vs[0]} | {vs[1]} | "
+                     f"{vs[2]} | {row['search_s_mean']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_search_quality(picks: pd.DataFrame, curve: pd.DataFrame, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lightsnn.core.atomic import atomic_path
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for method, group in picks.groupby("method", sort=False):
+        axes[0].scatter(group["search_seconds"], group["test_acc"], label=method, s=14)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("search time (s)")
+    axes[0].set_ylabel("benchmark test accuracy of the pick (%)")
+    axes[0].legend(fontsize=8)
+    if len(curve):
+        for name, group in curve.groupby("score", sort=False):
+            axes[1].plot(group["n"], group["acc_mean"], marker="o", label=name)
+        axes[1].set_xscale("log")
+        axes[1].set_xlabel("candidates scored (N)")
+        axes[1].set_ylabel("accuracy of the best-scored (%)")
+        axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)

@@ -1,0 +1,156 @@
+"""SpikeNAS-Bench: the reader on the real logs, our network's fidelity to the benchmark's, scores in shards,
+correlation and search lookups (small samples, genuine CIFAR-10 images)."""
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightsnn.nasbench import open_benchmark
+from lightsnn.nasbench.spikenas import NUM_ARCHS, OPS, genotype_of, id_of, is_valid, read_log
+from lightsnn.space.genotype import Genotype, GenotypeError
+from lightsnn.space.network import PRESETS, SNASNetwork, count_parameters
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BENCH_ROOT = SHARED / "benchmarks" / "spikenas-bench"
+pytestmark = pytest.mark.skipif(not (BENCH_ROOT / "CIFAR10").is_dir(),
+                                reason="../shared/benchmarks/spikenas-bench is not beside the repo")
+
+
+@pytest.fixture(scope="module")
+def bench_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
+def bench(bench_cache):
+    return open_benchmark("spikenas-bench", str(BENCH_ROOT), bench_cache)
+
+
+def _config(tmp_path, **benchmark):
+    return {"device": "cpu", "data": {"subsets": str(SHARED / "data" / "cifar-subsets"), "cache": str(tmp_path)},
+            "benchmark": {"root": str(BENCH_ROOT), "sample": 6, "width": 4, "weight_seeds": 1, "batch_size": 8,
+                          "batches": 1, "shards": 2, **benchmark}}
+
+
+def test_ids_and_genotypes_map_one_to_one_as_the_benchmark_writes_them():
+    assert genotype_of(10).cells[0].to_dict() == {"0->2": "conv3x3(th=0.5)"}  # the README's example
+    cell = genotype_of(777).cells[0].to_dict()  # 777 = 1*5^5... digits 2,0,1,1,1,0
+    assert cell == {"0->1": "conv3x3(th=0.5)", "0->3": "skip", "1->2": "skip", "1->3": "skip"}
+    assert all(id_of(genotype_of(i)) == i for i in range(NUM_ARCHS))
+    assert sum(is_valid(i) for i in range(NUM_ARCHS)) == 7424
+    with pytest.raises(GenotypeError, match="op 'conv1x1' is not in SpikeNAS-Bench's space"):
+        id_of(Genotype.from_str("0203 0000 0000 0000"))
+    with pytest.raises(GenotypeError, match="not a forward edge"):
+        id_of(Genotype.from_str("0001 0000 0000 1000"))
+    with pytest.raises(ValueError, match="integer in 0..15624, got 15625"):
+        genotype_of(15625)
+
+
+def test_the_table_holds_the_logs_facts(bench):
+    table = bench.table
+    valid = table[table["valid"]]
+    assert len(table) == NUM_ARCHS and len(valid) == 7424
+    assert valid["test_acc"].min() == pytest.approx(81.17) and valid["test_acc"].max() == pytest.approx(89.21)
+    assert table.loc[10, "params"] == 17917668 and table.loc[10, "test_acc"] == pytest.approx(10.0)
+    assert set(table["epochs"]) == {100, 200}
+    first = read_log(BENCH_ROOT / "CIFAR10" / "777" / "train_process.txt")
+    assert first["curves"][0] == [19.932, 2.123, 28.772, 1.949]  # the first epoch line, as written
+    assert bench.val_acc_at(1)[777] == pytest.approx(28.772, abs=1e-4)
+    assert bench.percentile(valid["test_acc"].max()) == 100.0
+
+
+def test_our_network_has_the_benchmarks_parameter_count(bench):
+    rng = np.random.default_rng(0)
+    ids = [10, 777, *rng.choice(NUM_ARCHS, size=30, replace=False)]
+    ids += [int(i) for i in rng.choice(bench.valid_ids(), size=10, replace=False)]
+    with torch.device("meta"):  # shapes only: C=128 networks without allocating 18M weights each
+        for arch_id in ids:
+            net = SNASNetwork.from_genotype(PRESETS["spikenas-bench"], genotype_of(int(arch_id)))
+            assert count_parameters(net) == bench.table.loc[arch_id, "params"], arch_id
+
+
+def test_malformed_or_missing_files_get_one_line_naming_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="SpikeNAS-Bench not found: .*CIFAR10.* is not a folder"):
+        open_benchmark("spikenas-bench", str(tmp_path))
+    log = tmp_path / "train_process.txt"
+    text = (BENCH_ROOT / "CIFAR10" / "777" / "train_process.txt").read_text()
+    log.write_text(text.replace("3.000, 58.476", "3.000, 58..476"))
+    with pytest.raises(ValueError, match=r"train_process.txt.*line 7 does not parse"):
+        read_log(log)
+    log.write_text(text.split("test accuracy")[0])
+    with pytest.raises(ValueError, match="lacks test_acc, firing, seconds"):
+        read_log(log)
+    with pytest.raises(ValueError, match="unknown benchmark 'nas-bench-201'"):
+        open_benchmark("nas-bench-201")
+
+
+def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, bench):
+    from lightsnn.studies.nasbench import (
+        BenchmarkOptions,
+        read_scores,
+        sample_ids,
+        score_shard,
+        top_by_score,
+        write_correlation,
+    )
+
+    config = _config(tmp_path)
+    options = BenchmarkOptions.from_config(config["benchmark"])
+    ids = sample_ids(bench, options)
+    assert len(ids) == 6 and all(bench.table.loc[i, "valid"] for i in ids)
+    first = score_shard(config, 0, tmp_path / "out", log=lambda line: None)
+    table = read_scores([first])
+    assert list(table["id"]) == ids[0::2]
+    assert {"sahd", "sahd_count", "hamming", "params", "conv_edges", "sahd_w0"} <= set(table.columns)
+    # a killed shard resumes: an architecture already in the partial file is not scored again
+    second_csv = first.with_name(first.name.replace("shard-0", "shard-1"))
+    partial = second_csv.with_suffix(".partial.jsonl")
+    planted = {"id": ids[1], "sahd": 123.0, "score_seconds": 0.0}
+    partial.write_text(json.dumps(planted) + "\n" + '{"id": 99')  # and a line cut by the kill
+    lines = []
+    second = score_shard(config, 1, tmp_path / "out", log=lines.append)
+    assert second == second_csv and not partial.exists()
+    assert lines == [f"resuming {second.name}: 1 of 3 architectures already scored"]
+    scores = read_scores([first, second])
+    assert scores.set_index("id").loc[ids[1], "sahd"] == 123.0 and len(scores) == 6
+    # the same settings give the same scores
+    again = score_shard(config, 0, tmp_path / "again", log=lambda line: None)
+    assert read_scores([again]).drop(columns="score_seconds").equals(table.drop(columns="score_seconds"))
+    result = write_correlation([first, second], config, tmp_path / "corr")
+    rows = {r["score"]: r for r in result["correlations"]}
+    assert rows["sahd"]["n"] == 6 and rows["params"]["n"] == 5  # the planted row has no parameter count
+    assert rows["val_acc_ep40"]["n"] == 6 and rows["val_acc_ep40"]["kind"] == "training"
+    assert 0.0 < rows["val_acc_ep40"]["gpu_hours_per_arch"] < rows["val_acc_ep60"]["gpu_hours_per_arch"]
+    assert (tmp_path / "corr" / "scatter.png").read_bytes()[:4] == b"\x89PNG"
+    curve = top_by_score(scores, bench, ["params"], [1, 6], draws=50)
+    best = bench.table.loc[scores["id"]].sort_values("params").iloc[-1]["test_acc"]
+    top = curve[(curve["score"] == "params") & (curve["n"] == 6)]
+    assert top["acc_mean"].item() == pytest.approx(best)  # all 6 candidates: always the most parameters
+    with pytest.raises(ValueError, match="shard must be in 0..1"):
+        score_shard(config, 2, tmp_path / "out")
+
+
+def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):
+    from lightsnn.studies.nasbench import search_on_benchmark
+
+    config = _config(tmp_path, search={"snasnet": {"num_search": 3, "batch_size": 8}})
+    record = search_on_benchmark(config, "snasnet", 0, progress=False)
+    genotype = Genotype.from_str(record["genotype"])
+    assert record["id"] == id_of(genotype) and set(op for _, op in genotype.cells[0].ops) <= set(OPS)
+    assert record["test_acc"] == bench.table.loc[record["id"], "test_acc"]
+    assert record["num_scorings"] == 3 and record["options"]["cell_type"] == "forward"
+    with pytest.raises(ValueError, match="spikenas is not allowed"):
+        search_on_benchmark(_config(tmp_path, methods=["spikenas", "random"]), "random", 0)
+
+
+def test_the_cache_of_the_table_is_read_back_equal(tmp_path, bench, bench_cache):
+    cached = list(bench_cache.glob("spikenas-bench-*.npz"))
+    assert len(cached) == 1
+    again = open_benchmark("spikenas-bench", str(BENCH_ROOT), bench_cache)
+    assert again.table.equals(bench.table) and np.array_equal(again.curves, bench.curves, equal_nan=True)
+    shutil.copytree(BENCH_ROOT / "CIFAR10" / "10", tmp_path / "one" / "CIFAR10" / "10")
+    with pytest.raises(FileNotFoundError, match="log .*CIFAR10/0/train_process.txt' is missing"):
+        open_benchmark("spikenas-bench", str(tmp_path / "one"), tmp_path / "cache")

@@ -1,0 +1,86 @@
+# Evidence on a tabular NAS benchmark (docs/evidence.md): `snakemake benchmark`. Scores are computed in
+# shards (one job each), searches one job per method and seed; nothing is trained.
+rule benchmark_score:
+    output:
+        f"{BM_DIR}/scores/shard-{{shard}}.csv",
+    log:
+        f"{LOGS}/benchmark/score/shard-{{shard}}.log",
+    benchmark:
+        f"{BENCH}/benchmark/score/shard-{{shard}}.tsv"
+    threads: THREADS
+    params:
+        settings=benchmark_settings("score"),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark score --shard {wildcards.shard} --config-json {params.settings:q} "
+        "--csv {output:q} --no-progress --threads {threads} > {log:q} 2>&1"
+
+
+rule benchmark_correlate:
+    input:
+        benchmark_shards(),
+    output:
+        report(f"{BM_DIR}/correlation.md", caption="../report/benchmark.rst", category="Benchmark"),
+        f"{BM_DIR}/correlation.csv",
+        report(f"{BM_DIR}/scatter.png", caption="../report/benchmark.rst", category="Benchmark"),
+    log:
+        f"{LOGS}/benchmark/correlate.log",
+    threads: 1
+    params:
+        settings=benchmark_settings("correlate"),
+        out_dir=folder_of_first_output,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark correlate --scores {input:q} --config-json {params.settings:q} "
+        "--out {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule benchmark_search:
+    output:
+        f"{BM_DIR}/picks/{{bmethod}}/seed{{seed}}.json",
+    log:
+        f"{LOGS}/benchmark/search/{{bmethod}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/benchmark/search/{{bmethod}}/seed{{seed}}.tsv"
+    threads: THREADS
+    params:
+        settings=benchmark_settings("search"),
+    resources:
+        gpu=1,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark search --method {wildcards.bmethod:q} --seed {wildcards.seed} "
+        "--config-json {params.settings:q} --out {output:q} --no-progress --threads {threads} > {log:q} 2>&1"
+
+
+rule benchmark_quality:
+    input:
+        picks=benchmark_picks(),
+        scores=benchmark_shards(),
+    output:
+        report(f"{BM_DIR}/search_quality.md", caption="../report/benchmark.rst", category="Benchmark"),
+        f"{BM_DIR}/search_quality.csv",
+        f"{BM_DIR}/top_by_score.csv",
+        report(f"{BM_DIR}/search_quality.png", caption="../report/benchmark.rst", category="Benchmark"),
+    log:
+        f"{LOGS}/benchmark/quality.log",
+    threads: 1
+    params:
+        settings=benchmark_settings("quality"),
+        out_dir=folder_of_first_output,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark quality --picks {input.picks:q} --scores {input.scores:q} "
+        "--config-json {params.settings:q} --out {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule benchmark:
+    input:
+        f"{BM_DIR}/correlation.md",
+        f"{BM_DIR}/search_quality.md",
