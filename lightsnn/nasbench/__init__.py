@@ -6,7 +6,7 @@ parameters, test accuracy, training time, and the validation curve (for early-st
 downloaded: a reader takes the folder the user points it at. Adding a benchmark is one module and one entry in
 :data:`BENCHMARKS`.
 
-May import: :mod:`lightsnn.core`, :mod:`lightsnn.space`, numpy, pandas.
+May import: :mod:`lightsnn.core`, :mod:`lightsnn.space`, :mod:`lightsnn.search` (method names), numpy, pandas.
 """
 from __future__ import annotations
 
