@@ -18,9 +18,12 @@ training (what ``snakemake --forcerun`` asks for).
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import random
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,6 +208,20 @@ def evaluate_accuracy(model, loader, device, loss, topk=(1,)) -> dict:
     return {"loss": loss_sum / max(total, 1), **{f"top{k}": correct[k] / max(total, 1) for k in topk}}
 
 
+@contextlib.contextmanager
+def _signals_deferred():
+    """SIGTERM and SIGINT arriving inside take effect when it ends: a kill between an epoch's checkpoint and
+    its MLflow log would otherwise leave the resumed run without that epoch (it is never trained again)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class Trainer:
     def __init__(self, model, options: TrainOptions, splits, device, seed: int, out_dir: Path,
                  num_classes: int, loss_kind: str, logits_param: torch.nn.Parameter | None = None,
@@ -316,17 +333,18 @@ class Trainer:
                 state["best"] = dict(row)
                 self._save_weights(self.out_dir / "best.pt")
             state["epoch"] = epoch
-            _atomic_save({"format": CHECKPOINT_FORMAT,
-                          "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                          "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
-                          "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
-                          "meta": self.meta, "extra": extra}, self.checkpoint)
-            self.log(f"epoch {epoch}/{self.options.epochs} loss {row['train_loss']:.4f} "
-                     f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f}"
-                     + (f" val acc {row['val_acc']:.4f}" if "val_acc" in row else "")
-                     + f" lr {lr:.4g} {row['seconds']:.1f}s ({row['samples_per_second']:.0f} samples/s)")
-            if on_epoch is not None:
-                on_epoch(row)
+            with _signals_deferred():  # the checkpoint and the epoch's log go together, never one without the other
+                _atomic_save({"format": CHECKPOINT_FORMAT,
+                              "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                              "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
+                              "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
+                              "meta": self.meta, "extra": extra}, self.checkpoint)
+                self.log(f"epoch {epoch}/{self.options.epochs} loss {row['train_loss']:.4f} "
+                         f"train acc {row['train_acc']:.4f} test acc {row['test_acc']:.4f}"
+                         + (f" val acc {row['val_acc']:.4f}" if "val_acc" in row else "")
+                         + f" lr {lr:.4g} {row['seconds']:.1f}s ({row['samples_per_second']:.0f} samples/s)")
+                if on_epoch is not None:
+                    on_epoch(row)
         return state
 
     def _save_weights(self, path: Path) -> None:
