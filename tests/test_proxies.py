@@ -57,6 +57,39 @@ def test_sahd_and_hamming_on_a_hand_worked_batch():
     assert get_proxy("sahd_count").score(net, None, [x]) == pytest.approx(get_proxy("sahd").score(net, None, [x]))
 
 
+class TwoLayers(torch.nn.Module):
+    """Two LIF calls of different sizes (4 and 2 neurons) on the same samples."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = make_lif(), make_lif()
+
+    def forward(self, x):
+        return torch.cat([self.a(x), self.b(x[:, :2])], 1)
+
+
+def test_per_layer_normalisation_and_firing_rate_on_a_hand_worked_batch():
+    x = torch.tensor([[2.0, 2.0, 0.0, 0.0], [2.0, 0.0, 2.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+
+    def kernels(spikes, aware):
+        n = spikes.shape[1]
+        a = spikes.sum(1)
+        dh = a[:, None] + a[None, :] - 2 * spikes @ spikes.T
+        if not aware:
+            return n - dh
+        ek = a[:, None] + a[None, :] - 2 * a[:, None] * a[None, :] / n
+        return n - 0.5 / (ek + 1e-3) * dh
+
+    big, small = (x > 0).double(), (x[:, :2] > 0).double()
+    for name, aware in (("sahd_layer", True), ("hamming_layer", False)):
+        k = kernels(big, aware) / 4 + kernels(small, aware) / 2  # each call's K over its own N
+        assert get_proxy(name).score(TwoLayers(), None, [x]) == pytest.approx(float(torch.linalg.slogdet(k)[1]))
+    k_plain = kernels(big, True) + kernels(small, True)
+    assert get_proxy("sahd").score(TwoLayers(), None, [x]) == pytest.approx(float(torch.linalg.slogdet(k_plain)[1]))
+    # 2 + 2 + 0 spikes of 3 x 4 neurons, 2 + 1 + 0 of 3 x 2: 7 of 18
+    assert get_proxy("fire_rate").score(TwoLayers(), None, [x]) == pytest.approx(7 / 18)
+
+
 def test_registry_scores_equal_the_scorer_they_wrap(tiny):
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
@@ -81,12 +114,15 @@ def test_kernel_proxies_share_one_forward_and_give_the_one_at_a_time_scores(tiny
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
     batches = [torch.randn(8, 1, 8, 8), torch.randn(8, 1, 8, 8)]
-    names = list(PROXIES)
+    kernels = [name for name, proxy in PROXIES.items() if proxy.kernel is not None]
+    assert len(kernels) >= 5
     forwards = []
     hook = net.stem.register_forward_hook(lambda *args: forwards.append(1))
-    shared = score_proxies(net, GENOTYPE, batches, names, before_forward=lambda: torch.manual_seed(5))
+    score_proxies(net, GENOTYPE, batches, kernels, before_forward=lambda: torch.manual_seed(5))
     hook.remove()
-    assert len(forwards) == len(batches)  # one forward per batch for all three kernel proxies
+    assert len(forwards) == len(batches)  # one forward per batch for all the kernel proxies
+    names = list(PROXIES)
+    shared = score_proxies(net, GENOTYPE, batches, names, before_forward=lambda: torch.manual_seed(5))
     for name in names:
         torch.manual_seed(5)
         assert shared[name] == get_proxy(name).score(net, GENOTYPE, batches), name

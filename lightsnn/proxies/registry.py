@@ -110,6 +110,42 @@ def hamming(net, genotype, batches) -> float:
     return _kernel_score(net, batches, normalize="none", sparsity_aware=False)
 
 
+@register("sahd_layer", "SAHD with each LIF call's K divided by its neuron count N before summing (per-layer "
+                        "normalisation: the largest layers do not dominate)", kernel=(True, "layer"))
+def sahd_layer(net, genotype, batches) -> float:
+    return _kernel_score(net, batches, normalize="layer")
+
+
+@register("hamming_layer", "plain Hamming kernel N - dH with each LIF call's K divided by its N before summing",
+          kernel=(False, "layer"))
+def hamming_layer(net, genotype, batches) -> float:
+    return _kernel_score(net, batches, normalize="layer", sparsity_aware=False)
+
+
+@register("fire_rate", "mean firing rate at initialisation: spikes / (neurons x timesteps x samples) over every "
+                       "LIF call, as SAR")
+@torch.inference_mode()
+def fire_rate(net, genotype, batches) -> float:
+    from lightsnn.space.neurons import spiking_modules
+
+    spikes, steps = [0.0], [0]
+
+    def hook(module, inputs, output):
+        spikes[0] += float(output.detach().sum(dtype=torch.float64))
+        steps[0] += output.numel()
+
+    handles = [m.register_forward_hook(hook) for m in spiking_modules(net)]
+    try:
+        for batch in batches:
+            reset_state(net)
+            net(batch)
+    finally:
+        for h in handles:
+            h.remove()
+        reset_state(net)
+    return spikes[0] / steps[0] if steps[0] else math.nan
+
+
 @register("params", "number of parameters of the discrete network", needs_data=False)
 def params(net, genotype, batches) -> float:
     return float(count_parameters(net))

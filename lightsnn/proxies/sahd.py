@@ -20,7 +20,9 @@ import torch.nn as nn
 
 from lightsnn.space.neurons import spiking_modules
 
-NORMALIZATIONS = ("none", "count")  # paper: plain sum; reference code: divide by the number of LIF calls
+#: paper: plain sum; reference code: divide by the number of LIF calls; layer: each call's K divided by its
+#: neuron count N before summing, so the largest layers do not dominate (a candidate of issue 16)
+NORMALIZATIONS = ("none", "count", "layer")
 
 
 def sahd_kernel(spikes: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
@@ -82,8 +84,10 @@ class SAHDScorer:
         self._handles = []
 
     def _hook(self, module, inputs, output) -> None:
-        k = sahd_kernels(output.reshape(1, output.shape[0], -1), self.alpha, binary=True,
-                         sparsity_aware=self.sparsity_aware)[0]
+        x = output.reshape(1, output.shape[0], -1)
+        k = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=self.sparsity_aware)[0]
+        if self.normalize == "layer":
+            k = k / x.shape[2]
         self._kernel = k if self._kernel is None else self._kernel + k
         self.calls += 1
 
@@ -121,6 +125,10 @@ class KernelSetScorer(SAHDScorer):
         for aware in {a for a, _ in self.variants}:
             k = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=aware)[0]
             self._kernels[aware] = k if aware not in self._kernels else self._kernels[aware] + k
+            if any(a == aware and n == "layer" for a, n in self.variants):
+                per_neuron = k / x.shape[2]
+                key = (aware, "layer")
+                self._kernels[key] = per_neuron if key not in self._kernels else self._kernels[key] + per_neuron
         self.calls += 1
 
     @torch.inference_mode()
@@ -136,7 +144,8 @@ class KernelSetScorer(SAHDScorer):
             if aware not in kernels:
                 out.append(math.nan)
                 continue
-            kernel = kernels[aware] / calls if normalize == "count" else kernels[aware]
+            kernel = {"count": kernels[aware] / max(calls, 1), "layer": kernels.get((aware, "layer"))}.get(
+                normalize, kernels[aware])
             out.append(float(torch.linalg.slogdet(kernel)[1]))
         return out
 
@@ -150,6 +159,8 @@ class CandidateSAHDScorer(SAHDScorer):
     """
 
     def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5):
+        if normalize == "layer":
+            raise ValueError("stacked candidate scoring knows normalize 'none' and 'count', not 'layer'")
         super().__init__(net, normalize, alpha)
         self._rows: dict[int, torch.Tensor | None] = {}
         self._calls: torch.Tensor | None = None
