@@ -92,34 +92,24 @@ def _kernel_score(net: nn.Module, batches: Sequence[torch.Tensor], **scorer_opti
     return float(np.mean(values)) if values else math.nan
 
 
-@register("sahd", "log|det K|, K the plain sum over LIF calls of N - 0.5 dH / E[dH] (the paper's SAHD)",
-          kernel=(True, "none"))
-def sahd(net, genotype, batches) -> float:
-    return _kernel_score(net, batches, normalize="none")
+def _register_kernel(name: str, definition: str, sparsity_aware: bool, normalize: str) -> None:
+    """A log|det K| proxy: one entry of the kernel family, scored alone or with its family in one forward."""
+    def score(net, genotype, batches) -> float:
+        return _kernel_score(net, batches, normalize=normalize, sparsity_aware=sparsity_aware)
+
+    register(name, definition, kernel=(sparsity_aware, normalize))(score)
 
 
-@register("sahd_count", "SAHD with K divided by the number of LIF calls, as both released codes do",
-          kernel=(True, "count"))
-def sahd_count(net, genotype, batches) -> float:
-    return _kernel_score(net, batches, normalize="count")
-
-
-@register("hamming", "log|det K|, K the plain sum of N - dH: Hamming distance without the sparsity term",
-          kernel=(False, "none"))
-def hamming(net, genotype, batches) -> float:
-    return _kernel_score(net, batches, normalize="none", sparsity_aware=False)
-
-
-@register("sahd_layer", "SAHD with each LIF call's K divided by its neuron count N before summing (per-layer "
-                        "normalisation: the largest layers do not dominate)", kernel=(True, "layer"))
-def sahd_layer(net, genotype, batches) -> float:
-    return _kernel_score(net, batches, normalize="layer")
-
-
-@register("hamming_layer", "plain Hamming kernel N - dH with each LIF call's K divided by its N before summing",
-          kernel=(False, "layer"))
-def hamming_layer(net, genotype, batches) -> float:
-    return _kernel_score(net, batches, normalize="layer", sparsity_aware=False)
+for _name, _definition, _aware, _normalize in (
+    ("sahd", "log|det K|, K the plain sum over LIF calls of N - 0.5 dH / E[dH] (the paper's SAHD)", True, "none"),
+    ("sahd_count", "SAHD with K divided by the number of LIF calls, as both released codes do", True, "count"),
+    ("hamming", "log|det K|, K the plain sum of N - dH: Hamming distance without the sparsity term", False, "none"),
+    ("sahd_layer", "SAHD with each LIF call's K divided by its neuron count N before summing (per-layer "
+                   "normalisation: the largest layers do not dominate)", True, "layer"),
+    ("hamming_layer", "plain Hamming kernel N - dH with each LIF call's K divided by its N before summing", False,
+     "layer"),
+):
+    _register_kernel(_name, _definition, _aware, _normalize)
 
 
 @register("fire_rate", "mean firing rate at initialisation: spikes / (neurons x timesteps x samples) over every "

@@ -118,17 +118,19 @@ class KernelSetScorer(SAHDScorer):
         for _, normalize in self.variants:
             if normalize not in NORMALIZATIONS:
                 raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        self._kernels: dict[bool, torch.Tensor] = {}
+        # the kernel sums one forward needs: (sparsity_aware, each call's K over its N) -> sum over calls
+        self._sums = sorted({(aware, normalize == "layer") for aware, normalize in self.variants})
+        self._kernels: dict[tuple[bool, bool], torch.Tensor] = {}
 
     def _hook(self, module, inputs, output) -> None:
         x = output.reshape(1, output.shape[0], -1)
-        for aware in {a for a, _ in self.variants}:
-            k = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=aware)[0]
-            self._kernels[aware] = k if aware not in self._kernels else self._kernels[aware] + k
-            if any(a == aware and n == "layer" for a, n in self.variants):
-                per_neuron = k / x.shape[2]
-                key = (aware, "layer")
-                self._kernels[key] = per_neuron if key not in self._kernels else self._kernels[key] + per_neuron
+        kernels = {}
+        for aware, per_neuron in self._sums:
+            if aware not in kernels:
+                kernels[aware] = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=aware)[0]
+            k = kernels[aware] / x.shape[2] if per_neuron else kernels[aware]
+            key = (aware, per_neuron)
+            self._kernels[key] = k if key not in self._kernels else self._kernels[key] + k
         self.calls += 1
 
     @torch.inference_mode()
@@ -139,13 +141,13 @@ class KernelSetScorer(SAHDScorer):
         self._kernels, self.calls = {}, 0
         self.net(batch)
         kernels, calls, self._kernels = self._kernels, self.calls, {}
+        if not calls:
+            return [math.nan] * len(self.variants)
         out = []
         for aware, normalize in self.variants:
-            if aware not in kernels:
-                out.append(math.nan)
-                continue
-            kernel = {"count": kernels[aware] / max(calls, 1), "layer": kernels.get((aware, "layer"))}.get(
-                normalize, kernels[aware])
+            kernel = kernels[(aware, normalize == "layer")]
+            if normalize == "count":
+                kernel = kernel / calls
             out.append(float(torch.linalg.slogdet(kernel)[1]))
         return out
 
