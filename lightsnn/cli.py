@@ -611,7 +611,8 @@ def _benchmark_parser(sub) -> None:
     q.add_argument("--out", required=True, help="output CSV")
     q = step("search", "run a search method on the benchmark's space (forward cells, its 5 ops, its network at "
                        "benchmark.width) and look its pick up; writes a JSON record", _cmd_benchmark_search)
-    q.add_argument("--method", required=True, help="search method (snasnet, lightsnn, spikenas, random)")
+    q.add_argument("--method", required=True, help="search method (snasnet, lightsnn, random; spikenas searches two "
+                                                   "cells, which the benchmark never trained)")
     q.add_argument("--seed", type=_seed, default=0, help="search seed (default 0)")
     q.add_argument("--out", required=True, help="output JSON")
     q = step("quality", "tabulate search picks (paired by seed with random) and the top-by-score curve",
@@ -653,27 +654,9 @@ def _cmd_benchmark_correlate(args) -> int:
 
 
 def _cmd_benchmark_agree(args) -> int:
-    import json
-    from pathlib import Path
+    from lightsnn.studies.nasbench import write_width_agreement
 
-    from lightsnn.core.atomic import write_text_atomic
-    from lightsnn.studies.nasbench import read_scores, width_agreement
-
-    def width_of(files) -> int:
-        settings = {json.loads((Path(f).parent / "settings.json").read_text())["width"] for f in files}
-        if len(settings) != 1:
-            raise ValueError(f"score files of several widths {sorted(settings)} given together: {files}")
-        return settings.pop()
-
-    reduced, reference = width_of(args.scores), width_of(args.reference)
-    if reduced == reference:
-        raise ValueError(f"--scores and --reference are both at width {reduced}; give two widths")
-    tables = {reduced: read_scores(args.scores), reference: read_scores(args.reference)}
-    proxies = [c for c in tables[reduced].columns if c in tables[reference].columns and not c.startswith("id")]
-    from lightsnn.proxies.registry import PROXIES
-
-    table = width_agreement(tables, [p for p in proxies if p in PROXIES], 2000, 0)
-    write_text_atomic(args.out, table.to_csv(index=False))
+    table = write_width_agreement(args.scores, args.reference, args.out)
     for row in table.to_dict("records"):
         print(f"  {row['score']:12s} C={row['width']} vs C={row['reference_width']}: n {row['n']} tau {row['tau']:+.3f} "
               f"[{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]; {row['seconds_per_arch']:.1f} s vs "

@@ -131,6 +131,15 @@ def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, 
     assert top["acc_mean"].item() == pytest.approx(best)  # all 6 candidates: always the most parameters
     with pytest.raises(ValueError, match="shard must be in 0..1"):
         score_shard(config, 2, tmp_path / "out")
+    # the same shard at another width: the agreement of the two rankings, widths read from settings.json
+    from lightsnn.studies.nasbench import write_width_agreement
+
+    wider = score_shard(_config(tmp_path, width=8), 0, tmp_path / "wide", log=lambda line: None)
+    agree = write_width_agreement([first], [wider], tmp_path / "agree.csv").set_index("score")
+    assert set(agree.index) == {"sahd", "sahd_count", "hamming", "sahd_layer", "hamming_layer", "fire_rate"}
+    assert (agree["width"] == 4).all() and (agree["reference_width"] == 8).all() and (agree["n"] == 3).all()
+    with pytest.raises(ValueError, match="both at width 4"):
+        write_width_agreement([first], [again], tmp_path / "same.csv")
 
 
 def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):

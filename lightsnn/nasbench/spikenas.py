@@ -72,18 +72,22 @@ def is_valid(arch_id: int) -> bool:
     return cell.op((0, 3)) != "zero" and all(reaches(0, n) and reaches(n, 3) for n in (1, 2))
 
 
+class LogError(ValueError):
+    """A SpikeNAS-Bench log that does not follow the format; the message names the file."""
+
+
 def read_log(path: Path) -> dict:
-    """One ``train_process.txt``; a ValueError naming the file and line for anything malformed."""
-    def bad(reason: str) -> ValueError:
-        return ValueError(f"SpikeNAS-Bench log {str(path)!r}: {reason}")
+    """One ``train_process.txt``; a :class:`LogError` naming the file and line for anything malformed."""
+    def bad(reason: str) -> LogError:
+        return LogError(f"SpikeNAS-Bench log {str(path)!r}: {reason}")
 
     try:
         lines = path.read_text().splitlines()
     except OSError as err:
-        raise ValueError(f"SpikeNAS-Bench log {str(path)!r} cannot be read ({err.strerror})") from None
+        raise LogError(f"SpikeNAS-Bench log {str(path)!r} cannot be read ({err.strerror})") from None
     record: dict = {"curves": []}
     for number, line in enumerate(lines, start=1):
-        key, sep, value = line.partition(":")
+        key, _, value = line.partition(":")
         try:
             if _ROW.match(line):
                 values = [float(v) for v in line.split(",")]
@@ -107,9 +111,9 @@ def read_log(path: Path) -> dict:
                 record["seconds"] = 3600 * h + 60 * m + s
             elif line.strip() and not line.startswith("epoch,"):
                 raise bad(f"line {number} is not part of the format: {line[:80]!r}")
-        except ValueError as err:
-            if str(err).startswith("SpikeNAS-Bench log"):
-                raise
+        except LogError:
+            raise
+        except ValueError:  # a number that does not parse
             raise bad(f"line {number} does not parse: {line[:80]!r}") from None
     missing = [k for k in ("id", "params", "test_acc", "firing", "seconds") if k not in record]
     if missing:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from lightsnn.nasbench import open_benchmark
 from lightsnn.nasbench.options import BenchmarkOptions
-from lightsnn.proxies.registry import get_proxy
+from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.studies.stats import correlation_summary
 
 
@@ -168,22 +168,38 @@ def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def width_agreement(tables: dict[int, pd.DataFrame], proxies: list[str], resamples: int, seed: int) -> pd.DataFrame:
-    """Rank agreement (Kendall tau) of each proxy between every width and the widest, on their common ids."""
-    widest = max(tables)
+def width_agreement(scores: pd.DataFrame, reference: pd.DataFrame, width: int, reference_width: int,
+                    resamples: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Rank agreement of each data proxy between scores at ``width`` and at ``reference_width``, on their
+    common ids, with the time per architecture of each."""
+    both = scores.merge(reference, on="id", suffixes=("", "_ref"))
     rows = []
-    for width, table in sorted(tables.items()):
-        if width == widest:
-            continue
-        both = table.merge(tables[widest], on="id", suffixes=("", "_ref"))
-        for name in proxies:
-            if name in both and f"{name}_ref" in both and get_proxy(name).needs_data:
-                rows.append({"score": name, "width": width, "reference_width": widest,
-                             **correlation_summary(both[name].to_numpy(), both[f"{name}_ref"].to_numpy(), resamples,
-                                                   seed),
-                             "seconds_per_arch": float(table.loc[table["id"].isin(both["id"]), "score_seconds"].mean()),
-                             "reference_seconds_per_arch": float(both["score_seconds_ref"].mean())})
+    for name in [c for c in scores.columns if c in PROXIES and get_proxy(c).needs_data and f"{c}_ref" in both]:
+        rows.append({"score": name, "width": width, "reference_width": reference_width,
+                     **correlation_summary(both[name].to_numpy(), both[f"{name}_ref"].to_numpy(), resamples, seed),
+                     "seconds_per_arch": float(both["score_seconds"].mean()),
+                     "reference_seconds_per_arch": float(both["score_seconds_ref"].mean())})
     return pd.DataFrame(rows)
+
+
+def score_width(files: list[str | Path]) -> int:
+    """The width the shard files were scored at (their folder's settings.json); one-line error if mixed."""
+    widths = {json.loads((Path(f).parent / "settings.json").read_text())["width"] for f in files}
+    if len(widths) != 1:
+        raise ValueError(f"score files of widths {sorted(widths)} given together: {[str(f) for f in files]}")
+    return widths.pop()
+
+
+def write_width_agreement(score_files: list[str], reference_files: list[str], out: str | Path) -> pd.DataFrame:
+    """:func:`width_agreement` of two sets of shard files (their widths read from settings.json), as a CSV."""
+    from lightsnn.core.atomic import write_text_atomic
+
+    width, reference_width = score_width(score_files), score_width(reference_files)
+    if width == reference_width:
+        raise ValueError(f"--scores and --reference are both at width {width}; give two widths")
+    table = width_agreement(read_scores(score_files), read_scores(reference_files), width, reference_width)
+    write_text_atomic(out, table.to_csv(index=False))
+    return table
 
 
 def plot_scores(scores: pd.DataFrame, bench, proxies: list[str], corr: pd.DataFrame, path: Path) -> None:
