@@ -30,6 +30,17 @@ class Splits:
     info: dict = field(default_factory=dict)  # what preparing did: cache paths, sizes, times
 
 
+def collate(events: bool):
+    """A DataLoader collate: static items to ``[B, C, H, W]``, event frames to ``[T, B, C, H, W]``."""
+    import torch
+
+    def fn(batch):
+        x = torch.stack([item[0] for item in batch])
+        y = torch.as_tensor([int(item[1]) for item in batch])
+        return (x.transpose(0, 1).contiguous() if events else x), y
+    return fn
+
+
 @dataclass(frozen=True)
 class DataOptions(Options):
     """The config's ``data`` section."""

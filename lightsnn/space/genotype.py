@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Sequence
+from typing import ClassVar, Sequence
 
 from lightsnn.space.ops import CODE_TO_OP, OpError, OpSpec, canonical_op
 
@@ -170,6 +170,7 @@ class Genotype:
     """Cells of a network: one shared by cell1 and cell2, or one each."""
 
     cells: tuple[CellGenotype, ...]
+    family: ClassVar[str] = "snasnet"  # LitE-SNN's architectures are lightsnn.space.lite.LiteGenotype
 
     def __post_init__(self):
         if len(self.cells) not in (1, 2):

@@ -5,6 +5,7 @@ state resets can find them all by type (:data:`SPIKING_TYPES`).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -70,6 +71,53 @@ def make_lif(config: LIFConfig = LIFConfig()) -> nn.Module:
         detach_reset=config.detach_reset,
         step_mode="s",
     )
+
+
+class _TanhSpike(torch.autograd.Function):
+    """Heaviside forward; LitE-SNN's tanh surrogate backward, non-zero only within half a unit of threshold."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, b: float) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        ctx.b = b
+        return (x >= 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (x,) = ctx.saved_tensors
+        b = ctx.b
+        slope = (1 - torch.tanh(b * x) ** 2) * (b / (2 * math.tanh(b / 2)))
+        return grad * slope * (x.abs() < 0.5), None
+
+
+class TanhSurrogate(surrogate.SurrogateFunctionBase):
+    """LitE-SNN's ``ActFun_changeable`` (methods.md §5.1): ``(1 - tanh^2(b x)) b / (2 tanh(b/2))`` for
+    ``|x| < 1/2`` (x = v - threshold; the membrane between 0 and 1 at threshold 0.5), integrating to 1."""
+
+    def __init__(self, b: float = 3.0, spiking: bool = True):
+        super().__init__(spiking, b=b)
+
+    @staticmethod
+    def spiking_function(x, b):
+        return _TanhSpike.apply(x, b)
+
+    @staticmethod
+    def primitive_function(x, b):
+        return (torch.tanh(b * x.clamp(-0.5, 0.5)) / math.tanh(b / 2) + 1) / 2
+
+
+def make_lite_lif(decay: float = 0.2, threshold: float = 0.5, b: float = 3.0, step_mode: str = "m") -> nn.Module:
+    """LitE-SNN's neuron as a spikingjelly LIF: ``u = decay * u_prev * (1 - s_prev) + I``, spike at
+    ``u >= threshold``, hard reset to 0 with gradient through the reset (methods.md §5.1).
+
+    spikingjelly's ``decay_input=False`` charge ``H = V - V / tau + X`` is exactly that with ``tau = 1/(1 - decay)``.
+    The released code fires at ``u > 0.5``; the two differ only where a membrane equals the threshold exactly.
+    Multi-step by default (``[T, B, ...]`` in one call): LitE-SNN's networks are feed-forward in time.
+    """
+    if not 0.0 <= decay < 1.0:
+        raise ValueError(f"LitE-SNN LIF decay must be in [0, 1), got {decay}")
+    return LIFNode(tau=1.0 / (1.0 - decay), decay_input=False, v_threshold=threshold, v_reset=0.0,
+                   surrogate_function=TanhSurrogate(b), detach_reset=False, step_mode=step_mode)
 
 
 def reset_state(net: nn.Module) -> None:

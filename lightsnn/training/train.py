@@ -18,12 +18,9 @@ training (what ``snakemake --forcerun`` asks for).
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,9 +32,17 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from lightsnn.core.atomic import atomic_path
+from lightsnn.core.checkpoints import (
+    CheckpointError,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+    signals_deferred,
+)
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import Options, from_section, opt
+from lightsnn.data import collate
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import reset_state
@@ -101,14 +106,6 @@ class TrainOptions(Options):
         return (self.eta_min_ratio or 0.0) * self.lr
 
 
-def collate(events: bool):
-    def fn(batch):
-        x = torch.stack([item[0] for item in batch])
-        y = torch.as_tensor([int(item[1]) for item in batch])
-        return (x.transpose(0, 1).contiguous() if events else x), y  # events: [T, B, ...]
-    return fn
-
-
 def split_validation(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
     if fraction <= 0:
         return train, None
@@ -134,6 +131,10 @@ def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None =
     The search result's compat flags carry over: ``dead_backward`` trains LightSNN's dead-edge cell.
     """
     flags = set((search or {}).get("compat_flags", []))
+    if genotype.family == "litesnn":
+        from lightsnn.space.lite import LiteNet
+
+        return LiteNet(net_config, genotype, conv_skip="conv_skip" in flags), None
     dead = "dead_backward" in flags
     if "trained_logits" not in flags:
         return SNASNetwork.from_genotype(net_config, genotype, dead_backward=dead), None
@@ -144,46 +145,6 @@ def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None =
     logits = torch.nn.Parameter(torch.tensor(search["details"]["final_logits"], dtype=torch.float32))
     model.set_logits(logits.detach())
     return model, logits
-
-
-def _atomic_save(obj: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _rng_state() -> dict:
-    """Every RNG state as tensors and plain types, so the checkpoint loads with ``weights_only=True``."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
-            "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"].cpu())
-    name, keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
-    random.setstate(state["python"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read safely (damaged, foreign, or holding pickled code)."""
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a lightsnn checkpoint with ``weights_only=True``: a crafted pickle is refused, never run."""
-    path = Path(path)
-    try:
-        saved = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError for unsafe globals, RuntimeError/EOFError for damaged files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded safely as weights only "
-                              f"({type(err).__name__}: {reason[:200]})") from None
-    if not isinstance(saved, dict) or not isinstance(saved.get("meta"), dict) or "model" not in saved:
-        raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint (no model weights and meta)")
-    return saved
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -206,20 +167,6 @@ def evaluate_accuracy(model, loader, device, loss, topk=(1,)) -> dict:
         total += len(y)
     reset_state(model)
     return {"loss": loss_sum / max(total, 1), **{f"top{k}": correct[k] / max(total, 1) for k in topk}}
-
-
-@contextlib.contextmanager
-def _signals_deferred():
-    """SIGTERM and SIGINT arriving inside take effect when it ends: a kill between an epoch's checkpoint and
-    its MLflow log would otherwise leave the resumed run without that epoch (it is never trained again)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 class Trainer:
@@ -304,7 +251,7 @@ class Trainer:
             self.scheduler.load_state_dict(saved["scheduler"])
             if self.logits_param is not None:
                 self.logits_param.data.copy_(saved["logits"])
-            _set_rng_state(saved["rng"])
+            set_rng_state(saved["rng"])
             state = saved["state"]
             self.log(f"resuming from {self.checkpoint} after epoch {state['epoch']}")
         else:
@@ -333,10 +280,10 @@ class Trainer:
                 state["best"] = dict(row)
                 self._save_weights(self.out_dir / "best.pt")
             state["epoch"] = epoch
-            with _signals_deferred():  # the checkpoint and the epoch's log go together, never one without the other
-                _atomic_save({"format": CHECKPOINT_FORMAT,
+            with signals_deferred():  # the checkpoint and the epoch's log go together, never one without the other
+                save_checkpoint({"format": CHECKPOINT_FORMAT,
                               "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                              "scheduler": self.scheduler.state_dict(), "rng": _rng_state(), "state": state,
+                              "scheduler": self.scheduler.state_dict(), "rng": rng_state(), "state": state,
                               "logits": None if self.logits_param is None else self.logits_param.detach().clone(),
                               "meta": self.meta, "extra": extra}, self.checkpoint)
                 self.log(f"epoch {epoch}/{self.options.epochs} loss {row['train_loss']:.4f} "
@@ -348,7 +295,7 @@ class Trainer:
         return state
 
     def _save_weights(self, path: Path) -> None:
-        _atomic_save({"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "meta": self.meta,
+        save_checkpoint({"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "meta": self.meta,
                       "logits": None if self.logits_param is None else self.logits_param.detach().clone()}, path)
 
     def _train_epoch(self, epoch: int) -> dict:

@@ -1,0 +1,68 @@
+"""Checkpoints every long job shares (training, differentiable search): written atomically, read as weights
+only, with every RNG state, and never torn apart from their log line by a signal."""
+from __future__ import annotations
+
+import contextlib
+import random
+import signal
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightsnn.core.atomic import atomic_path
+
+
+def save_checkpoint(obj: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def rng_state() -> dict:
+    """Every RNG state as tensors and plain types, so the checkpoint loads with ``weights_only=True``."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"torch": torch.get_rng_state(), "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)],
+            "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"].cpu())
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read safely (damaged, foreign, or holding pickled code)."""
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    """Read a lightsnn checkpoint with ``weights_only=True``: a crafted pickle is refused, never run."""
+    path = Path(path)
+    try:
+        saved = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # UnpicklingError for unsafe globals, RuntimeError/EOFError for damaged files
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded safely as weights only "
+                              f"({type(err).__name__}: {reason[:200]})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("meta"), dict) or "model" not in saved:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint (no model weights and meta)")
+    return saved
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """SIGTERM and SIGINT arriving inside take effect when it ends: a kill between an epoch's checkpoint and
+    its MLflow log would otherwise leave the resumed run without that epoch (it is never trained again)."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
