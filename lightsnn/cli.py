@@ -335,6 +335,8 @@ def _cmd_evaluate(args) -> int:
 
 
 def _cmd_search(args, table) -> int:
+    from pathlib import Path
+
     from lightsnn.pipeline.jobs import run_search
     from lightsnn.pipeline.results import write_json_atomic
 
@@ -345,7 +347,8 @@ def _cmd_search(args, table) -> int:
         run.start()
         _announce(run)
         result = run_search(args.method, args.dataset, args.seed, config, overrides,
-                            progress=False if args.no_progress else None)
+                            progress=False if args.no_progress else None,
+                            checkpoint=Path(args.out).with_suffix(".ckpt.pt"), on_epoch=run.log_epoch)
         path = write_json_atomic(args.out, result)
         run.finish(result, path, table=("candidates", result["candidates"]))
     times = result["times"]

@@ -115,8 +115,8 @@ def test_lint_and_the_paper_dag(tmp_path):
     assert dry.returncode == 0, dry.stdout + dry.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
               if len(line.split()) == 2 and line.split()[1].isdigit()}
-    # 3 datasets x 4 methods x 3 seeds, plus table 1's pruning variant on CIFAR10 x 3 seeds
-    assert counts["search"] == counts["train"] == counts["evaluate"] == 3 * 4 * 3 + 3
+    # 3 datasets x 5 methods x 3 seeds, plus table 1's pruning variant on CIFAR10 x 3 seeds
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 3 * 5 * 3 + 3
     assert counts["prepare"] == 3 and counts["aggregate"] == 1
 
 
@@ -131,9 +131,14 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     results = work / "results" / "test run"
     tables = results / "tables"
     table2 = pd.read_csv(tables / "table2.csv")
-    assert set(table2["run"]) == {"lightsnn", "random"} and set(table2["dataset"]) == {"digits"}
+    assert set(table2["run"]) == {"lightsnn", "litesnn", "random"} and set(table2["dataset"]) == {"digits"}
     assert {"acc_mean", "acc_std", "search_s_mean", "sar_mean", "params_mean", "synops_mean", "energy_uj_mean",
-            "memory_mb_mean", "paper_acc"} <= set(table2.columns)
+            "memory_mb_mean", "size_kb_mean", "bit_synops_mean", "paper_acc"} <= set(table2.columns)
+    by_run = table2.set_index("run")
+    # LitE-SNN's weights are stored at its searched bits and pruned: a smaller model than fp32 weights would be
+    assert by_run.loc["litesnn", "size_kb_mean"] < 0.5 * by_run.loc["litesnn", "memory_mb_mean"] * 1e3
+    assert by_run.loc["random", "size_kb_mean"] == pytest.approx(by_run.loc["random", "memory_mb_mean"] * 1e3)
+    assert by_run.loc["litesnn", "structure"].startswith("4 cells 2 nodes")
     assert (table2["acc_mean"] > 0).all()
     md = (tables / "table2.md").read_text().splitlines()
     cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md]
@@ -154,7 +159,7 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
     kinds = sorted(r.data.tags["kind"] for r in runs)
-    assert kinds.count("train") == 3 and kinds.count("group") == 3 and len(runs) == 12
+    assert kinds.count("train") == 4 and kinds.count("group") == 4 and len(runs) == 16
     groups = {r.info.run_id: r.data.tags["group"] for r in runs if r.data.tags["kind"] == "group"}
     for r in runs:  # each job's run nests under its dataset/run/seed, and finished
         if r.data.tags["kind"] != "group":
@@ -166,6 +171,9 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
             assert history[0].timestamp < history[1].timestamp
     lightsnn_search = [r for r in runs if r.data.tags["kind"] == "search" and r.data.tags["group"].endswith("5op/seed0")]
     assert "candidates.json" in [a.path for a in client.list_artifacts(lightsnn_search[0].info.run_id)]
+    litesnn_search = [r for r in runs if r.data.tags["kind"] == "search" and "/litesnn/" in r.data.tags["group"]]
+    psi = client.get_metric_history(litesnn_search[0].info.run_id, "epoch.psi_T2")  # the search curves, per epoch
+    assert [m.step for m in psi] == [1, 2]
     report = _smk(work, "--configfile", "spaced.yaml", "--report", "results/test run/report.html")
     assert report.returncode == 0, report.stderr[-3000:]
     html = (results / "report.html").read_text(errors="replace")
@@ -192,9 +200,9 @@ def _only_what_a_change_affects_reruns(work, config):
     longer = {**config, "train": {**config["train"], "epochs": 3}}
     (work / "longer.yaml").write_text(yaml.safe_dump(longer))
     counts, shell = _scheduled(work, "spaced.yaml", "longer.yaml")
-    assert counts == {"train": 3, "evaluate": 3, "aggregate": 1, "all": 1}, counts
+    assert counts == {"train": 4, "evaluate": 4, "aggregate": 1, "all": 1}, counts
     trainings = {line.split("python -m", 1)[1] for line in shell.splitlines() if "python -m lightsnn train" in line}
-    assert len(trainings) == 3 and all('"epochs":3' in line for line in trainings)  # the value Snakemake validated
+    assert len(trainings) == 4 and all('"epochs":3' in line for line in trainings)  # the value Snakemake validated
     bigger = {**config, "search": {"lightsnn": {**config["search"]["lightsnn"], "batch_size": 8}}}
     (work / "bigger.yaml").write_text(yaml.safe_dump(bigger))
     counts, _ = _scheduled(work, "spaced.yaml", "bigger.yaml")
@@ -202,9 +210,9 @@ def _only_what_a_change_affects_reruns(work, config):
     assert counts == {"search": 2, "train": 2, "evaluate": 2, "aggregate": 1, "all": 1}, counts
     # a command-line --config reaches the jobs too; the tracking store is no input of any result
     counts, shell = _scheduled(work, "spaced.yaml", extra=("--config", "device=cuda"))
-    assert counts["search"] == counts["train"] == counts["evaluate"] == 3 and "prepare" not in counts, counts
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 4 and "prepare" not in counts, counts
     jobs = {line.split("python -m", 1)[1] for line in shell.splitlines() if "python -m lightsnn" in line}
-    assert len([line for line in jobs if '"device":"cuda"' in line]) == 9
+    assert len([line for line in jobs if '"device":"cuda"' in line]) == 12
     moved = {**config, "tracking": {"uri": "sqlite:///elsewhere.db"}, "name": "renamed"}
     (work / "moved.yaml").write_text(yaml.safe_dump(moved))
     counts, _ = _scheduled(work, "spaced.yaml", "moved.yaml")

@@ -44,6 +44,10 @@ class BenchmarkOptions(Options):
         unknown = [m for m in [*self.methods, *self.search] if m not in METHODS]
         if unknown:
             raise ValueError(f"benchmark: method(s) {unknown} not allowed; choose from {list(METHODS)}")
+        if "litesnn" in self.methods or "litesnn" in self.search:
+            raise ValueError("benchmark.methods: litesnn is not allowed: it searches its own space (LitE-SNN cells, "
+                             "bit widths, timesteps), which SpikeNAS-Bench did not train; choose from snasnet, "
+                             "lightsnn, random")
         if "spikenas" in self.methods:
             raise ValueError("benchmark.methods: spikenas is not allowed: it searches a separate cell per position "
                              "and SpikeNAS-Bench trained networks whose two cells are the same; choose from "

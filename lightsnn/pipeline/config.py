@@ -20,8 +20,10 @@ import yaml
 from lightsnn.core.options import from_section
 from lightsnn.data import DATASET_NAMES, get_dataset_spec
 from lightsnn.search import METHODS, get_method
-from lightsnn.search.common import BaseOptions
-from lightsnn.space.network import PRESETS, NetConfig
+from lightsnn.search.common import MethodOptions
+from lightsnn.search.litesnn import LiteSNNOptions, search_net_config
+from lightsnn.space.lite import LiteNetConfig
+from lightsnn.space.network import PRESETS
 
 #: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -139,16 +141,27 @@ def resolve_device(spec: str | None) -> torch.device:
     return device
 
 
-def method_options(method: str, config: dict, overrides: dict | None = None) -> BaseOptions:
+def method_options(method: str, config: dict, overrides: dict | None = None,
+                   dataset: str | None = None) -> MethodOptions:
+    """A method's options from the config's ``search.<method>`` and ``overrides``; with ``dataset``, resolved for
+    it (LitE-SNN's null sizes from its preset)."""
     section = (config.get("search") or {}).get(method)
-    return from_section(get_method(method).options, section, overrides, where=f"search.{method}",
-                        what=f"option(s) for method {method!r}")
+    options = from_section(get_method(method).options, section, overrides, where=f"search.{method}",
+                           what=f"option(s) for method {method!r}")
+    return options if dataset is None else options.for_dataset(dataset)
 
 
-def net_config(dataset: str, config: dict, options: BaseOptions | None = None) -> NetConfig:
+def net_config(dataset: str, config: dict, options: MethodOptions | None = None):
+    """The network a method searches on ``dataset``: the dataset's preset with the config's ``network`` and
+    ``networks.<dataset>`` overrides; for LitE-SNN its own search network, sized by the method's options, with
+    the dataset's input and class counts."""
     spec = get_dataset_spec(dataset)
     cfg = PRESETS[spec.preset].with_overrides(config.get("network"))
     cfg = cfg.with_overrides((config.get("networks") or {}).get(dataset))
+    if isinstance(options, LiteSNNOptions):
+        base = LiteNetConfig(in_channels=cfg.in_channels, image_size=cfg.image_size, num_classes=cfg.num_classes,
+                             input_pool=cfg.input_pool, level_path=list(options.level_path))
+        return search_net_config(base, options)
     if options is not None:
         cfg = replace(cfg, pooling=options.pooling)
     return cfg

@@ -17,15 +17,18 @@ SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
 
 def run_search(method: str, dataset: str, seed: int, config: dict, overrides: dict | None = None,
-               progress: bool | None = None) -> dict:
+               progress: bool | None = None, checkpoint=None, on_epoch=None, log=None) -> dict:
+    """One search. An epoch-based search (LitE-SNN) checkpoints to ``checkpoint`` every epoch, resumes from it,
+    and reports each epoch to ``on_epoch``; the others ignore both."""
     check_seed(seed)
-    options = method_options(method, config, overrides)
+    options = method_options(method, config, overrides, dataset)
     netcfg = net_config(dataset, config, options)
     device = resolve_device(config.get("device"))
     start = time.perf_counter()
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     load_seconds = time.perf_counter() - start
-    context = SearchContext(net_config=netcfg, splits=splits, device=device, seed=seed, progress=progress)
+    context = SearchContext(net_config=netcfg, splits=splits, device=device, seed=seed, progress=progress,
+                            checkpoint=checkpoint, on_epoch=on_epoch, log=log or (lambda line: print(line, flush=True)))
     result = get_method(method).run(options, context)
     record = result.record
     resolved = {"method": method, "dataset": dataset, "options": asdict(options), "network": netcfg.to_dict()}
@@ -34,6 +37,7 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
         "schema_version": SEARCH_SCHEMA_VERSION,
         "kind": "search",
         "method": method,
+        "family": genotype.family,
         "dataset": dataset,
         "seed": seed,
         "genotype": {"str": genotype.to_str(), "json": genotype.to_json(), "hash": genotype.short_hash(),
@@ -45,7 +49,7 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
                   "data_seconds": record.data_seconds, "dataset_load_seconds": load_seconds},
         "compat_flags": sorted(options.compat()),
         "options": asdict(options),
-        "network": netcfg.to_dict(),
+        "network": result.net_config.to_dict(),  # the network to train: LitE-SNN's decoded one
         "config_hash": stable_hash(resolved),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -60,19 +64,40 @@ TRAIN_SCHEMA_VERSION = SCHEMA_VERSIONS["train"]
 EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
-def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
+def architecture(family: str, genotype, network: dict):
+    """A stored architecture (genotype as JSON or string) and its network config, for either family."""
     from lightsnn.space.genotype import Genotype
+    from lightsnn.space.lite import LiteGenotype, LiteNetConfig
     from lightsnn.space.network import NetConfig
     from lightsnn.space.neurons import LIFConfig
 
+    if family == "litesnn":
+        arch = LiteGenotype.from_str(genotype) if isinstance(genotype, str) else LiteGenotype.from_json(genotype)
+        return arch, LiteNetConfig.from_dict(network)
+    if family != "snasnet":
+        raise ValueError(f"unknown architecture family {family!r}; known: snasnet, litesnn")
+    network = dict(network)
+    network["lif"] = LIFConfig(**network["lif"])
+    arch = Genotype.from_str(genotype) if isinstance(genotype, str) else Genotype.from_json(genotype)
+    return arch, NetConfig(**network)
+
+
+def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
     if search is not None:
         if search.get("dataset") != dataset:
             raise ValueError(f"the search result is for dataset {search.get('dataset')!r}, not {dataset!r}")
-        network = dict(search["network"])
-        network["lif"] = LIFConfig(**network["lif"])
-        return Genotype.from_json(search["genotype"]["json"]), NetConfig(**network)
+        return architecture(search.get("family", "snasnet"), search["genotype"]["json"], search["network"])
     if genotype is None:
         raise ValueError("give a search result (--search) or a genotype (--genotype)")
+    if genotype.strip().startswith("lite:"):  # sized by the config's search.litesnn retrain options
+        from lightsnn.search.litesnn import retrain_net_config
+        from lightsnn.space.lite import LiteGenotype
+
+        arch = LiteGenotype.from_str(genotype)
+        options = method_options("litesnn", config, dataset=dataset)
+        return arch, retrain_net_config(net_config(dataset, config, options), options, arch)
+    from lightsnn.space.genotype import Genotype
+
     return Genotype.from_str(genotype), net_config(dataset, config)
 
 
@@ -113,7 +138,8 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     loss = loss_kind(options, dataset)
     torch.manual_seed(seed)
     model, logits = build_model(netcfg, arch, search)
-    meta = {"dataset": dataset, "seed": seed, "genotype": arch.to_str(), "network": netcfg.to_dict(),
+    meta = {"dataset": dataset, "seed": seed, "family": arch.family, "genotype": arch.to_str(),
+            "network": netcfg.to_dict(),
             "data": config.get("data") or {}, "loss": loss, "search": search and {
                 k: search[k] for k in ("method", "options", "compat_flags", "details", "genotype")}}
     fingerprint = training_fingerprint(dataset, seed, arch, netcfg, options, loss, config.get("data") or {}, search)
@@ -123,10 +149,9 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     state = trainer.run(on_epoch, on_start)
     history = state["history"]
     final, best = history[-1], state["best"]
-    from lightsnn.space.network import count_parameters
     return {
         "schema_version": TRAIN_SCHEMA_VERSION, "kind": "train", "dataset": dataset, "seed": seed,
-        "method": search["method"] if search else None,
+        "method": search["method"] if search else None, "family": arch.family,
         "genotype": {"str": arch.to_str(), "hash": arch.short_hash()},
         "final_test_acc": final["test_acc"],
         "best_epoch_test_acc": best["test_acc"] if "val_acc" not in best else None,
@@ -138,7 +163,8 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         "seconds_this_run": time.perf_counter() - start,
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "samples_per_second": sum(r["samples_per_second"] for r in history) / len(history),
-        "parameters": count_parameters(trainer.model),
+        "parameters": sum(p.numel() for name, p in trainer.model.named_parameters()
+                          if not name.endswith("popup_scores")),  # pruning scores are not model weights
         "options": asdict(options), "network": netcfg.to_dict(), "loss": loss,
         "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / "best.pt"),
         "compat_flags": (search or {}).get("compat_flags", []),
@@ -153,9 +179,6 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
 
     from torch.utils.data import DataLoader
 
-    from lightsnn.space.genotype import Genotype
-    from lightsnn.space.network import NetConfig
-    from lightsnn.space.neurons import LIFConfig
     from lightsnn.training.metrics import latency_per_sample, memory_footprint, operation_counts, spiking_activity_rate
     from lightsnn.training.train import build_model, collate, evaluate_accuracy, load_checkpoint, loss_fn
 
@@ -170,10 +193,7 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
         raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn training checkpoint (meta lacks {missing})")
     config = config or {}
     device = resolve_device(config.get("device"))
-    network = dict(meta["network"])
-    network["lif"] = LIFConfig(**network["lif"])
-    netcfg = NetConfig(**network)
-    arch = Genotype.from_str(meta["genotype"])
+    arch, netcfg = architecture(meta.get("family", "snasnet"), meta["genotype"], meta["network"])
     search = meta.get("search")
     if search is not None:
         search = {**search, "details": search.get("details") or {}}
@@ -193,7 +213,7 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
     latency = latency_per_sample(model, sample, device)
     return {
         "schema_version": EVAL_SCHEMA_VERSION, "kind": "evaluate", "checkpoint": str(path),
-        "dataset": meta["dataset"], "seed": meta["seed"], "genotype": meta["genotype"],
+        "dataset": meta["dataset"], "seed": meta["seed"], "family": arch.family, "genotype": meta["genotype"],
         "method": (search or {}).get("method"),
         "top1": acc["top1"], "top5": acc.get("top5"), "test_loss": acc["loss"], "test_samples": len(splits.test),
         "sar": sar["sar"], "spikes": sar["spikes"], "neuron_steps": sar["neuron_steps"],

@@ -24,8 +24,10 @@ METRICS = {  # column -> (source file, key)
     "synops": ("evaluate", "synops_per_sample"),
     "energy_uj": ("evaluate", "energy_pj_per_sample"),
     "memory_mb": ("evaluate", "bytes_fp32"),
+    "size_kb": ("evaluate", "model_size_bytes"),  # as stored: LitE-SNN's searched bits and pruning, else fp32
+    "bit_synops": ("evaluate", "bit_synops_per_sample"),
 }
-SCALE = {"acc": 100.0, "best_epoch_acc": 100.0, "energy_uj": 1e-6, "memory_mb": 1e-6}
+SCALE = {"acc": 100.0, "best_epoch_acc": 100.0, "energy_uj": 1e-6, "memory_mb": 1e-6, "size_kb": 1e-3}
 
 
 def _get(data: dict, dotted: str):
@@ -44,17 +46,27 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
                 raise FileNotFoundError(f"run folder {folder} has no {name}")
             files[kind] = read_result(path, kind)
         search = files["search"]
-        space = search["options"]["space"]
-        cells = len(search["genotype"]["json"]["cells"])
         row = {"dataset": search["dataset"], "run": folder.parent.name, "method": search["method"],
                "seed": search["seed"], "timesteps": search["network"]["timesteps"],
-               "structure": f"2 cells {len(space)} ops" + (" (separate)" if cells == 2 else ""),
-               "genotype": search["genotype"]["str"]}
+               "structure": structure(search), "genotype": search["genotype"]["str"]}
+        if search.get("family") == "litesnn":  # T is searched per seed: group the seeds by the range searched
+            row["searched_T"] = search["network"]["timesteps"]
+            row["timesteps"] = f"searched 1-{search['details']['search_network']['timesteps']}"
         for column, (kind, key) in METRICS.items():
             value = _get(files[kind], key)
             row[column] = None if value is None else float(value) * SCALE.get(column, 1.0)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def structure(search: dict) -> str:
+    """The search space in words, as the papers' tables give it."""
+    if search.get("family") == "litesnn":
+        network = search["network"]
+        return (f"{len(network['level_path'])} cells {network['steps']} nodes 2 ops, "
+                f"{len(search['options']['bit_widths'])} bit widths")
+    cells = len(search["genotype"]["json"]["cells"])
+    return f"2 cells {len(search['options']['space'])} ops" + (" (separate)" if cells == 2 else "")
 
 
 def mean_std(values, scale: float = 1.0, digits: int = 2, missing: str = "-") -> str:
@@ -68,7 +80,7 @@ def mean_std(values, scale: float = 1.0, digits: int = 2, missing: str = "-") ->
 
 
 DIGITS = {"acc": 2, "best_epoch_acc": 2, "search_s": 1, "sar": 3, "params": 0, "synops": 0, "energy_uj": 2,
-          "memory_mb": 3}
+          "memory_mb": 3, "size_kb": 2, "bit_synops": 0}
 
 
 def table2(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

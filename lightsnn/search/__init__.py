@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from lightsnn.search.common import COMPAT_FLAGS, BaseOptions, SearchContext, SearchResult
+from lightsnn.search.common import COMPAT_FLAGS, MethodOptions, SearchContext, SearchResult
 from lightsnn.search.lightsnn import LightSNNOptions, run_lightsnn
+from lightsnn.search.litesnn import LiteSNNOptions, run_litesnn
 from lightsnn.search.random import RandomOptions, run_random
 from lightsnn.search.snasnet import SNASNetOptions, run_snasnet
 from lightsnn.search.spikenas import SpikeNASOptions, run_spikenas
@@ -19,8 +20,13 @@ from lightsnn.search.spikenas import SpikeNASOptions, run_spikenas
 class Method:
     name: str
     description: str
-    options: type[BaseOptions]
-    run: Callable[[BaseOptions, SearchContext], SearchResult]
+    options: type[MethodOptions]
+    run: Callable[[MethodOptions, SearchContext], SearchResult]
+
+    @property
+    def family(self) -> str:
+        """The architecture family it finds: ``snasnet`` (the SNASNet cell) or ``litesnn``."""
+        return self.options.family
 
 
 METHODS: dict[str, Method] = {
@@ -32,6 +38,8 @@ METHODS: dict[str, Method] = {
                LightSNNOptions, run_lightsnn),
         Method("spikenas", "SpikeNAS: memory-aware per-cell search, reimplemented from the paper's "
                            "description (arXiv 2402.11322)", SpikeNASOptions, run_spikenas),
+        Method("litesnn", "LitE-SNN: differentiable compressive search of cell, per-cell bits, pruning and "
+                          "timesteps (IJCAI 2024)", LiteSNNOptions, run_litesnn),
         Method("random", "control: a uniformly random valid architecture, no scoring", RandomOptions, run_random),
     ]
 }
@@ -43,4 +51,7 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-__all__ = ["METHODS", "COMPAT_FLAGS", "Method", "SearchContext", "SearchResult", "get_method"]
+#: Methods that search the SNASNet cell (the evidence study and the NAS benchmark take only these).
+SNASNET_METHODS = [name for name, m in METHODS.items() if m.family == "snasnet"]
+
+__all__ = ["METHODS", "SNASNET_METHODS", "COMPAT_FLAGS", "Method", "SearchContext", "SearchResult", "get_method"]

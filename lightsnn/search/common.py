@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -30,30 +31,32 @@ COMPAT_FLAGS: dict[str, str] = {
     "fresh_batches": "every repeat of every scoring draws a new random batch (methods.md §7.5)",
     "trained_logits": "architecture logits sit in the optimiser and weight decay revives pruned ops "
                       "(methods.md §7.2; used by training)",
+    "arch_on_train_batch": "LitE-SNN: the architecture step uses the weights' training batch (methods.md §7.15)",
+    "released_decode": "LitE-SNN: decode 3 nodes, rank edges by the conv op alone, T = 5 (methods.md §5.4, 7.17)",
+    "conv_skip": "LitE-SNN: skip_connect is a 3x3 conv on every edge of the retrained network (methods.md §7.18)",
+    "node_sum": "LitE-SNN: a searched node's LIF sums its inputs (saturates; the default averages them)",
 }
 
 
 @dataclass(frozen=True)
-class BaseOptions(Options):
+class MethodOptions(Options):
     """Options every method takes; each method's subclass names its config section ``search.<method>``."""
 
     section: ClassVar[str] = "search"
-    space: str | list[str] = opt("snasnet", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
-    cell_type: str = opt("backward", "cell type: backward (with next-timestep edges) or forward", CELL_TYPES)
-    pooling: str = opt("avg", "resdown pooling of the macro network", POOLINGS)
     reference_compat: bool | str | list[str] = opt(False, "true, false or a list of released-code behaviours to "
                                                    "reproduce: " + ", ".join(COMPAT_FLAGS))
 
     #: compat flags this method understands; ``reference_compat: true`` turns all of them on
     compat_flags: ClassVar[tuple[str, ...]] = ()
-
-    def search_space(self) -> SearchSpace:
-        """The space this method searches: the ``space`` ops on ``cell_type`` cells."""
-        return SearchSpace(tuple(self.space), self.cell_type)
+    #: the architecture family the method finds (what trains and evaluates its result)
+    family: ClassVar[str] = "snasnet"
 
     def check(self) -> None:
-        self._normalise("space", list(parse_space(self.space)))
         self.compat()  # raises on unknown flags
+
+    def for_dataset(self, dataset: str) -> "MethodOptions":
+        """The options a search on ``dataset`` runs with (a method with per-dataset presets fills them in)."""
+        return self
 
     def compat(self) -> set[str]:
         value = self.reference_compat
@@ -70,6 +73,23 @@ class BaseOptions(Options):
 
 
 @dataclass(frozen=True)
+class BaseOptions(MethodOptions):
+    """Options of the methods that search the SNASNet cell."""
+
+    space: str | list[str] = opt("snasnet", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    cell_type: str = opt("backward", "cell type: backward (with next-timestep edges) or forward", CELL_TYPES)
+    pooling: str = opt("avg", "resdown pooling of the macro network", POOLINGS)
+
+    def search_space(self) -> SearchSpace:
+        """The space this method searches: the ``space`` ops on ``cell_type`` cells."""
+        return SearchSpace(tuple(self.space), self.cell_type)
+
+    def check(self) -> None:
+        self._normalise("space", list(parse_space(self.space)))
+        super().check()
+
+
+@dataclass(frozen=True)
 class ScoringOptions(BaseOptions):
     batch_size: int = opt(64, "search batch size (samples per SAHD kernel)", min=2)
     repeat: int = opt(2, "forward passes per scoring; the score is their mean", min=1)
@@ -78,11 +98,14 @@ class ScoringOptions(BaseOptions):
 
 @dataclass
 class SearchContext:
-    net_config: NetConfig
+    net_config: NetConfig  # or the method family's own config (LiteNetConfig)
     splits: Splits
     device: torch.device
     seed: int
     progress: bool | None = None  # None: a bar only on a terminal
+    checkpoint: Path | None = None  # where a long (epoch-based) search checkpoints; None: it does not
+    on_epoch: Callable[[dict], None] | None = None  # an epoch-based search reports each finished epoch
+    log: Callable[[str], None] = print
 
     def batches(self, options: ScoringOptions) -> SearchBatches:
         from lightsnn.proxies.batches import DatasetSearchBatches

@@ -9,7 +9,7 @@ from typing import ClassVar
 import torch
 
 from lightsnn.core.options import Options, opt
-from lightsnn.space.network import count_parameters
+from lightsnn.space.compconv import QUANTISED_TYPES
 from lightsnn.space.neurons import reset_state, spiking_modules
 
 
@@ -54,9 +54,26 @@ def spiking_activity_rate(model, loader, device) -> dict:
     return {"sar": float(spikes) / max(neuron_steps, 1), "spikes": float(spikes), "neuron_steps": neuron_steps}
 
 
+def weight_layers(model) -> dict[str, tuple[int, int, int]]:
+    """Every conv and linear layer: name -> (stored bits per weight, weights kept, weights).
+
+    LitE-SNN's quantised layers store ``bits[0]``-bit weights, ``kept()`` of them (top-k pruning); every other
+    layer fp32 weights, all kept."""
+    layers = {}
+    for name, module in model.named_modules():
+        if isinstance(module, QUANTISED_TYPES):
+            layers[name] = (module.bits[0] if len(module.bits) == 1 else 32, module.kept(), module.weight.numel())
+        elif isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            layers[name] = (32, module.weight.numel(), module.weight.numel())
+    return layers
+
+
 @torch.no_grad()
 def operation_counts(model, loader, device, max_samples: int) -> dict:
-    """Synaptic operations (spike-driven accumulates) and MACs per sample, with spikingjelly's op_counter."""
+    """Synaptic operations (spike-driven accumulates) and MACs per sample, with spikingjelly's op_counter.
+
+    Bit-SynOps weigh each layer's SynOps by its weight bit width and the share of its weights kept (the counter
+    counts dense kernels): ``sum_layers SynOps x kept/weights x bits`` (methods.md §6)."""
     from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
 
     model.eval()
@@ -72,14 +89,27 @@ def operation_counts(model, loader, device, max_samples: int) -> dict:
     reset_state(model)
     per_sample_synops = synops.get_total() / max(seen, 1)
     per_sample_macs = macs.get_total() / max(seen, 1)
+    counts = synops.get_counts()
+    root = type(model).__name__
+    bit_synops = sum(sum(counts.get(f"{root}.{name}", {}).values()) * kept / total * bits
+                     for name, (bits, kept, total) in weight_layers(model).items())
     return {"samples": seen, "synops_per_sample": per_sample_synops, "macs_per_sample": per_sample_macs,
+            "bit_synops_per_sample": bit_synops / max(seen, 1),
             "energy_pj_per_sample": per_sample_synops * E_AC_PJ + per_sample_macs * E_MAC_PJ,
             "energy_model": f"E = {E_AC_PJ} pJ x SynOps + {E_MAC_PJ} pJ x MACs (Horowitz, ISSCC 2014, 45 nm fp32)"}
 
 
 def memory_footprint(model, bits: int) -> dict:
-    params = count_parameters(model)
-    return {"parameters": params, "bytes_fp32": params * 4, f"bytes_{bits}bit": params * bits / 8}
+    """Parameters (pruning scores are not part of the model: they only chose its mask), their memory at fp32 and
+    at ``bits``, and the model size as stored: kept conv/linear weights at their own bit widths (LitE-SNN's
+    searched precisions; fp32 elsewhere) plus every other parameter (BN, biases) at fp32."""
+    params = sum(p.numel() for name, p in model.named_parameters() if not name.endswith("popup_scores"))
+    layers = weight_layers(model)
+    size_bits = sum(b * kept for b, kept, _ in layers.values())
+    size_bits += 32 * (params - sum(total for _, _, total in layers.values()))
+    return {"parameters": params, "bytes_fp32": params * 4, f"bytes_{bits}bit": params * bits / 8,
+            "kept_parameters": params - sum(total - kept for _, kept, total in layers.values()),
+            "model_size_bits": size_bits, "model_size_bytes": size_bits / 8}
 
 
 @torch.no_grad()
