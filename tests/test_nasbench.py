@@ -153,6 +153,8 @@ def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):
     assert record["num_scorings"] == 3 and record["options"]["cell_type"] == "forward"
     with pytest.raises(ValueError, match="spikenas is not allowed"):
         search_on_benchmark(_config(tmp_path, methods=["spikenas", "random"]), "random", 0)
+    with pytest.raises(ValueError, match=r"\['litesnn'\] not allowed: they search another space"):
+        search_on_benchmark(_config(tmp_path, methods=["litesnn", "random"]), "random", 0)
 
 
 def test_the_cache_of_the_table_is_read_back_equal(tmp_path, bench, bench_cache):

@@ -39,15 +39,15 @@ class BenchmarkOptions(Options):
     top_n: list[int] = opt([1, 2, 5, 10, 20, 50, 100], "candidate counts of the top-by-score curve")
 
     def check(self) -> None:
-        from lightsnn.search import METHODS
+        from lightsnn.search import METHODS, SNASNET_METHODS
 
         unknown = [m for m in [*self.methods, *self.search] if m not in METHODS]
         if unknown:
             raise ValueError(f"benchmark: method(s) {unknown} not allowed; choose from {list(METHODS)}")
-        if "litesnn" in self.methods or "litesnn" in self.search:
-            raise ValueError("benchmark.methods: litesnn is not allowed: it searches its own space (LitE-SNN cells, "
-                             "bit widths, timesteps), which SpikeNAS-Bench did not train; choose from snasnet, "
-                             "lightsnn, random")
+        foreign = [m for m in [*self.methods, *self.search] if m not in SNASNET_METHODS]
+        if foreign:
+            raise ValueError(f"benchmark: method(s) {foreign} not allowed: they search another space than the SNASNet "
+                             "cell SpikeNAS-Bench trained; choose from snasnet, lightsnn, random")
         if "spikenas" in self.methods:
             raise ValueError("benchmark.methods: spikenas is not allowed: it searches a separate cell per position "
                              "and SpikeNAS-Bench trained networks whose two cells are the same; choose from "

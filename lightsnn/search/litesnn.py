@@ -355,7 +355,9 @@ def _search_epoch(net, halves: _Halves, optimisers: dict, options: LiteSNNOption
     elapsed = time.perf_counter() - start
     row = {"epoch": epoch, **{k: v / max(seen, 1) for k, v in sums.items()}, "warmup": warm,
            "model_size_bits": float(net.last_costs["model_size_bits"].detach()),
-           "bit_synops": float(last["synops"]) if last else 0.0,
+           # of the last architecture batch: per sample and timestep, and the psi-weighted cumulative cost term
+           "bit_synops": float(net.last_costs["bit_synops"].detach().mean()),
+           "synops_cost": float(last["synops"]) if last else 0.0,
            "lr": optimisers["weights"].param_groups[0]["lr"], "seconds": elapsed}
     record.data_seconds += data_time
     record.compute_seconds += elapsed - data_time
