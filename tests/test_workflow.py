@@ -118,6 +118,12 @@ def test_lint_and_the_paper_dag(tmp_path):
     # 3 datasets x 5 methods x 3 seeds, plus table 1's pruning variant on CIFAR10 x 3 seeds
     assert counts["search"] == counts["train"] == counts["evaluate"] == 3 * 5 * 3 + 3
     assert counts["prepare"] == 3 and counts["aggregate"] == 1
+    # the default config: 2 offline datasets x 5 methods (LitE-SNN among them) x 2 seeds
+    dry = _smk(work, "-n", "--quiet", "rules")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 2 * 5 * 2
 
 
 def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_path):
