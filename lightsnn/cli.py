@@ -328,7 +328,9 @@ def _cmd_evaluate(args) -> int:
     print(f"{result['dataset']} {result['genotype']}: top-1 {result['top1']:.4f} top-5 {top5} "
           f"SAR {result['sar']:.4f} params {result['parameters']} "
           f"({result['bytes_fp32'] / 1e6:.3f} MB fp32, {result[f'bytes_{evaluate.bits}bit'] / 1e6:.3f} MB {evaluate.bits}-bit) "
-          f"SynOps/sample {result['synops_per_sample']:.3g} MACs/sample {result['macs_per_sample']:.3g} "
+          f"stored {result['model_size_bytes'] / 1e3:.2f} KB "
+          f"SynOps/sample {result['synops_per_sample']:.3g} bit-SynOps/sample {result['bit_synops_per_sample']:.3g} "
+          f"MACs/sample {result['macs_per_sample']:.3g} "
           f"energy/sample {result['energy_pj_per_sample'] / 1e6:.3f} uJ "
           f"latency {result['latency_seconds_per_sample'] * 1e3:.2f} ms -> {path}")
     return 0
