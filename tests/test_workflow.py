@@ -243,8 +243,9 @@ def _start_a_slow_training(tmp_path, epochs: int):
 
 
 def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
-    work, run, proc = _start_a_slow_training(tmp_path, epochs=40)
-    time.sleep(1.0)
+    epochs = 120  # about 30 ms each here: the kill below must land before the last one (40 once did not, in CI)
+    work, run, proc = _start_a_slow_training(tmp_path, epochs=epochs)
+    time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake stops its jobs and releases its lock
     proc.wait(timeout=120)
     assert not (run / "train" / "train.json").exists() and (run / "train" / "checkpoint.pt").exists()
@@ -254,13 +255,13 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
     assert (run / "search.json").stat().st_mtime == search_mtime  # finished jobs are not redone
     log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
     assert "resuming from" in log
-    assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 40
+    assert json.loads((run / "train" / "train.json").read_text())["epochs"] == epochs
     # --forcerun means a fresh training, not a resume of the finished checkpoint
     forced = _smk(work, "--cores", "1", "--configfile", "slow.yaml", "--forcerun", "train")
     assert forced.returncode == 0, forced.stdout[-3000:] + forced.stderr[-3000:]
     log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
-    assert "holds a finished training (40 epochs); a rerun trains anew" in log and "resuming" not in log
-    assert log.count("\nepoch ") + log.startswith("epoch ") == 40
+    assert f"holds a finished training ({epochs} epochs); a rerun trains anew" in log and "resuming" not in log
+    assert log.count("\nepoch ") + log.startswith("epoch ") == epochs
 
 
 def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp_path):

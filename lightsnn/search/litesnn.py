@@ -248,7 +248,7 @@ def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
     halves = _Halves(ctx.splits.train, options, ctx.seed, ctx.splits.events, "arch_on_train_batch" in flags)
     record = SearchRecord()
     fingerprint = stable_hash({"options": asdict(options), "network": config.to_dict(), "seed": ctx.seed,
-                               "data": ctx.splits.info.get("fingerprint", len(ctx.splits.train)),
+                               "data": _data_key(ctx.splits),
                                "format": SEARCH_CHECKPOINT_FORMAT}, 16)
     history: list[dict] = []
     start_epoch = 1
@@ -275,8 +275,8 @@ def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
                 schedulers["psi"].step()
             row.update(_snapshot(net))
             history.append(row)
-            if ctx.checkpoint is not None:
-                with signals_deferred():
+            with signals_deferred():  # the checkpoint and the epoch's report go together
+                if ctx.checkpoint is not None:
                     save_checkpoint({"format": SEARCH_CHECKPOINT_FORMAT, "model": net.state_dict(),
                                      "meta": {"fingerprint": fingerprint},
                                      "optimisers": {k: o.state_dict() for k, o in optimisers.items()},
@@ -284,16 +284,13 @@ def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
                                      "rng": rng_state(),
                                      "state": {"history": history, "compute_seconds": record.compute_seconds,
                                                "data_seconds": record.data_seconds}}, ctx.checkpoint)
-                    if ctx.on_epoch is not None:
-                        ctx.on_epoch(_epoch_metrics(row, options))
-            elif ctx.on_epoch is not None:
-                ctx.on_epoch(_epoch_metrics(row, options))
+                if ctx.on_epoch is not None:
+                    ctx.on_epoch(_epoch_metrics(row, options))
     genotype = decode(net.alphas, net.betas, net.psi, tuple(options.bit_widths), options.keep, options.steps,
                       released="released_decode" in flags)
     final = history[-1]
     record.details = {
         "decoded": genotype.to_json(),
-        "conv_skip": "conv_skip" in flags,
         "final_alphas": net.alphas.detach().tolist(), "final_betas": net.betas.detach().tolist(),
         "final_psi": net.psi.detach().tolist(),
         "search_network": config.to_dict(),
@@ -372,6 +369,13 @@ def _forward_loss(net: LiteSearchNet, x, y, options: LiteSNNOptions, warm: bool)
                     options.size_penalty, options.synops_penalty)
     out["acc"] = float((logits.detach().mean(0).argmax(1) == y).float().mean())
     return out
+
+
+def _data_key(splits) -> list:
+    """What identifies the training data: its size and its caches' paths (their names carry the preparation's
+    settings hash)."""
+    caches = (splits.info or {}).get("cache") or {}
+    return [len(splits.train), sorted(str(entry.get("path")) for entry in caches.values() if isinstance(entry, dict))]
 
 
 def _resumable(path, fingerprint: str, device, log) -> dict | None:
