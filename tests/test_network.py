@@ -159,8 +159,8 @@ def _candidate_logits(net, count, seed):
 
 @pytest.mark.parametrize("space, shared, events", [("lightsnn", True, False), ("snasnet", False, False),
                                                    ("lightsnn", True, True)])
-@pytest.mark.parametrize("normalize", ["none", "count"])
-def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize):
+@pytest.mark.parametrize("normalize, aware", [("none", True), ("count", True), ("layer", True), ("none", False)])
+def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize, aware):
     from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
     cfg = tiny if not events else PRESETS["ndigits"].with_overrides(
         {"channels": 4, "timesteps": 3, "classifier_width": 16, "num_cluster": 2})
@@ -171,13 +171,13 @@ def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, nor
         (6, cfg.in_channels, cfg.image_size, cfg.image_size)
     x = (torch.rand(shape) < 0.3).float() if events else torch.randn(shape) * 2
     alone = []
-    with SAHDScorer(net, normalize) as scorer:
+    with SAHDScorer(net, normalize, sparsity_aware=aware) as scorer:
         for logits in candidates:
             net.set_logits(logits)
             reset_state(net)
             alone.append(scorer.score(x))
     stacked_x = x.repeat(1, len(candidates), 1, 1, 1) if events else x.repeat(len(candidates), 1, 1, 1)
-    with CandidateSAHDScorer(net, normalize) as scorer:
+    with CandidateSAHDScorer(net, normalize, sparsity_aware=aware) as scorer:
         net.set_candidate_logits(candidates)
         scorer.refresh()
         reset_state(net)

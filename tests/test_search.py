@@ -177,7 +177,8 @@ def test_cli_errors_are_one_clear_line(tmp_path):
 
 
 @pytest.mark.parametrize("extra", [{}, {"space": "snasnet", "max_chunk": 7},
-                                   {"separate_cell_alphas": True, "reference_compat": ["count_normalize"]}])
+                                   {"separate_cell_alphas": True, "reference_compat": ["count_normalize"]},
+                                   {"proxy": "sahd_layer"}, {"proxy": "hamming"}])
 def test_lightsnn_stacked_scoring_gives_the_one_at_a_time_scores(tiny_config, extra):
     alone = run_search("lightsnn", "digits", 0, tiny_config, {"stacked": False, **extra})
     stacked = run_search("lightsnn", "digits", 0, tiny_config, extra)
@@ -217,3 +218,22 @@ def test_a_search_space_is_one_object_that_samples_and_checks():
         forward.check(Genotype.from_str("0301 0000 1000 0000"))
     with pytest.raises(ValueError, match="unknown cell type 'sideways'"):
         SearchSpace(("zero", "skip"), "sideways")
+
+
+def test_the_proxy_option_ranks_candidates_by_another_registered_score(tiny_config):
+    """``proxy: sahd_count`` is the released codes' normalisation (the count_normalize switch) under another
+    name: the same candidates get the same scores; another kernel proxy scores the same candidates differently."""
+    options = {"num_search": 4, "batch_size": 8, "repeat": 1}
+    counted = run_search("snasnet", "digits", 0, tiny_config, {**options, "proxy": "sahd_count"})
+    switched = run_search("snasnet", "digits", 0, tiny_config, {**options, "reference_compat": ["count_normalize"]})
+    plain = run_search("snasnet", "digits", 0, tiny_config, options)
+    hamming = run_search("snasnet", "digits", 0, tiny_config, {**options, "proxy": "hamming_layer"})
+    genotypes = [c["genotype"] for c in plain["candidates"]]
+    assert [c["genotype"] for c in hamming["candidates"]] == genotypes == [c["genotype"] for c in counted["candidates"]]
+    assert [c["score"] for c in counted["candidates"]] == [c["score"] for c in switched["candidates"]]
+    assert all(a["score"] != b["score"] for a, b in zip(plain["candidates"], hamming["candidates"]))
+    assert plain["options"]["proxy"] == "sahd" and hamming["options"]["proxy"] == "hamming_layer"
+    with pytest.raises(ValueError, match="count_normalize divides the plain kernel sum"):
+        run_search("snasnet", "digits", 0, tiny_config, {"proxy": "sahd_layer", "reference_compat": True})
+    with pytest.raises(ValueError, match="proxy='params' is not allowed"):
+        run_search("snasnet", "digits", 0, tiny_config, {"proxy": "params"})

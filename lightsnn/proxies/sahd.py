@@ -153,17 +153,16 @@ class KernelSetScorer(SAHDScorer):
 
 
 class CandidateSAHDScorer(SAHDScorer):
-    """SAHD of R candidates of one supernet in one forward pass (``SuperNet.set_candidate_logits``).
+    """A kernel score (SAHD or a variant) of R candidates of one supernet in one forward pass
+    (``SuperNet.set_candidate_logits``).
 
     Each LIF call's output is split into its candidate blocks and each block's kernel is added to the kernel
     of the candidate it belongs to, so every candidate's K is the one its own forward pass would give.
     Use as a context manager; call :meth:`refresh` after changing the candidates.
     """
 
-    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5):
-        if normalize == "layer":
-            raise ValueError("stacked candidate scoring knows normalize 'none' and 'count', not 'layer'")
-        super().__init__(net, normalize, alpha)
+    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5, sparsity_aware: bool = True):
+        super().__init__(net, normalize, alpha, sparsity_aware)
         self._rows: dict[int, torch.Tensor | None] = {}
         self._calls: torch.Tensor | None = None
 
@@ -179,7 +178,10 @@ class CandidateSAHDScorer(SAHDScorer):
                                "set_candidate_logits()")
         rows = self._rows[id(module)]
         blocks = len(rows) if rows is not None else self._kernel.shape[0]
-        k = sahd_kernels(output.unflatten(0, (blocks, -1)), self.alpha, binary=True)
+        per_block = output.unflatten(0, (blocks, -1))
+        k = sahd_kernels(per_block, self.alpha, binary=True, sparsity_aware=self.sparsity_aware)
+        if self.normalize == "layer":
+            k = k / per_block[0, 0].numel()
         if rows is None:
             self._kernel += k
             self._calls += 1

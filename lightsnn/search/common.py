@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from lightsnn.core.options import Options, opt
 from lightsnn.data import Splits
 from lightsnn.proxies.batches import SearchBatches
+from lightsnn.proxies.registry import PROXIES
 from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import POOLINGS, NetConfig, SNASNetwork
@@ -89,11 +90,28 @@ class BaseOptions(MethodOptions):
         super().check()
 
 
+#: The scores a search can rank candidates by: the registry's kernel proxies (one forward per batch, log|det K|).
+SEARCH_PROXIES = tuple(name for name, proxy in PROXIES.items() if proxy.kernel is not None)
+
+
 @dataclass(frozen=True)
 class ScoringOptions(BaseOptions):
     batch_size: int = opt(64, "search batch size (samples per SAHD kernel)", min=2)
     repeat: int = opt(2, "forward passes per scoring; the score is their mean", min=1)
     bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring", BN_MODES)
+    proxy: str = opt("sahd", "training-free score the candidates are ranked by (docs/evidence.md); sahd is the "
+                             "papers'", SEARCH_PROXIES)
+
+    def check(self) -> None:
+        super().check()
+        if "count_normalize" in self.compat() and PROXIES[self.proxy].kernel[1] != "none":
+            raise ValueError(f"{self.section}: reference_compat count_normalize divides the plain kernel sum; proxy "
+                             f"{self.proxy!r} normalises its own way (choose sahd or hamming, or drop the flag)")
+
+    def kernel(self) -> tuple[bool, str]:
+        """(sparsity_aware, normalize) of the proxy; ``count_normalize`` makes the sum a mean over LIF calls."""
+        aware, normalize = PROXIES[self.proxy].kernel
+        return aware, "count" if "count_normalize" in self.compat() else normalize
 
 
 @dataclass
@@ -145,7 +163,8 @@ class SearchResult:
 
 
 class Scorer:
-    """Scores networks with SAHD under a method's semantics, timing compute apart from data."""
+    """Scores networks with the method's proxy (SAHD by default) under its semantics, timing compute apart from
+    data."""
 
     def __init__(self, options: ScoringOptions, batches: SearchBatches, record: SearchRecord):
         flags = options.compat()
@@ -153,8 +172,16 @@ class Scorer:
         self.batches = batches
         self.record = record
         self.reset = "carry_state" not in flags
-        self.normalize = "count" if "count_normalize" in flags else "none"
+        self.sparsity_aware, self.normalize = options.kernel()
         record.data_seconds += batches.data_seconds  # fixed batches were drawn before the first scoring
+
+    def hooks(self, net) -> SAHDScorer:
+        """The proxy's kernel hooks on ``net`` (a context manager), for :meth:`__call__`."""
+        return SAHDScorer(net, self.normalize, sparsity_aware=self.sparsity_aware)
+
+    def candidate_hooks(self, net) -> CandidateSAHDScorer:
+        """The proxy's kernel hooks for stacked candidates of a supernet, for :class:`CandidateScorer`."""
+        return CandidateSAHDScorer(net, self.normalize, sparsity_aware=self.sparsity_aware)
 
     @torch.inference_mode()
     def __call__(self, net: SNASNetwork, scorer: SAHDScorer) -> float:

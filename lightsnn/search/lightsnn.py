@@ -8,7 +8,6 @@ from typing import ClassVar
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
 from lightsnn.search.common import (
     BN_MODES,
     CandidateScorer,
@@ -63,7 +62,7 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
     logits = torch.zeros_like(net.logits)
     rounds = []
     total = expected_scorings(len(net.edges), len(net.space), logits.shape[0])
-    sahd = CandidateSAHDScorer(net, scorer.normalize) if stacked else SAHDScorer(net, scorer.normalize)
+    sahd = scorer.candidate_hooks(net) if stacked else scorer.hooks(net)
     with sahd, ctx.bar(total, "lightsnn") as bar:
         round_index = 0
         while not bool((net.active_mask(logits).sum(-1) == 1).all()):

@@ -8,7 +8,6 @@ import numpy as np
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.proxies.sahd import SAHDScorer
 from lightsnn.search.common import (
     BN_MODES,
     Scorer,
@@ -50,7 +49,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     genotypes: list[Genotype] = []
     cache: dict[Genotype, float] = {}
     draws = 0
-    with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(options.num_search, "snasnet") as bar:
+    with scorer.hooks(net) as sahd, ctx.bar(options.num_search, "snasnet") as bar:
         for index in range(options.num_search):
             cell, n = space.sample_valid(rng)
             draws += n

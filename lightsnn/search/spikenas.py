@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.proxies.sahd import SAHDScorer
 from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
@@ -74,7 +73,7 @@ def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
     chosen = []
     phases = []
     max_draws = 50 * options.candidates_per_cell + 1000
-    with SAHDScorer(net, scorer.normalize) as sahd, ctx.bar(2 * options.candidates_per_cell, "spikenas") as bar:
+    with scorer.hooks(net) as sahd, ctx.bar(2 * options.candidates_per_cell, "spikenas") as bar:
         for cell_index in (0, 1):
             seen = set()
             scores, genotypes = [], []
