@@ -225,6 +225,13 @@ def _only_what_a_change_affects_reruns(work, config):
     assert counts == {}, counts
 
 
+def _interruptible() -> None:
+    """Snakemake starts as from a terminal: Ctrl-C (SIGINT) reaches it. A test suite started in the background
+    by a non-interactive shell inherits SIGINT ignored, and Python then keeps ignoring it in every child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _start_a_slow_training(tmp_path, epochs: int):
     """A one-run workflow (slow.yaml) started in the background, returned once its first checkpoint exists."""
     work = _workdir(tmp_path)
@@ -235,7 +242,8 @@ def _start_a_slow_training(tmp_path, epochs: int):
     (work / "slow.yaml").write_text(yaml.safe_dump(config))
     run = work / "results/test/runs/digits/random/seed0"
     proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1", "--configfile", "slow.yaml"], cwd=work, env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_interruptible)
     deadline = time.time() + 300
     while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
         time.sleep(0.1)
@@ -243,9 +251,9 @@ def _start_a_slow_training(tmp_path, epochs: int):
 
 
 def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
-    epochs = 120  # about 30 ms each here: the kill below must land before the last one (40 once did not, in CI)
+    epochs = 40
     work, run, proc = _start_a_slow_training(tmp_path, epochs=epochs)
-    time.sleep(0.5)
+    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake stops its jobs and releases its lock
     proc.wait(timeout=120)
     assert not (run / "train" / "train.json").exists() and (run / "train" / "checkpoint.pt").exists()
