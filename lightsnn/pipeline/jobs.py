@@ -11,7 +11,7 @@ from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
 from lightsnn.search import SearchContext, get_method
-from lightsnn.training.metrics import EvaluateOptions
+from lightsnn.training.metrics import EvaluateOptions, model_parameters
 
 SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
@@ -163,8 +163,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         "seconds_this_run": time.perf_counter() - start,
         "seconds_per_epoch": sum(r["seconds"] for r in history) / len(history),
         "samples_per_second": sum(r["samples_per_second"] for r in history) / len(history),
-        "parameters": sum(p.numel() for name, p in trainer.model.named_parameters()
-                          if not name.endswith("popup_scores")),  # pruning scores are not model weights
+        "parameters": model_parameters(trainer.model),
         "options": asdict(options), "network": netcfg.to_dict(), "loss": loss,
         "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / "best.pt"),
         "compat_flags": (search or {}).get("compat_flags", []),

@@ -177,7 +177,7 @@ class LiteNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "LiteNetConfig":
-        return cls(**{k: v for k, v in data.items() if k != "family"})
+        return cls(**data)
 
 
 def _cell_inputs(config: LiteNetConfig):
@@ -329,6 +329,7 @@ class LiteSearchNet(nn.Module):
         self.betas = nn.Parameter(1e-3 * torch.randn(len(self.cells), len(self.bits)))
         self.psi = nn.Parameter(torch.zeros(config.timesteps))
         self.last_costs: dict[str, torch.Tensor] = {}
+        self._cell_convs = [cell.compconvs() for cell in self.cells]  # found once, summed every forward
 
     def compconvs(self) -> list[CompConv]:
         return [m for m in self.modules() if isinstance(m, CompConv)]
@@ -346,7 +347,7 @@ class LiteSearchNet(nn.Module):
         """Sum over every candidate op's conv of kept weights x expected bits (not weighted by alpha, as the
         released code)."""
         beta = torch.softmax(self.betas, dim=-1)
-        return sum(conv.size_bits(beta[c]) for c, cell in enumerate(self.cells) for conv in cell.compconvs())
+        return sum(conv.size_bits(beta[c]) for c, convs in enumerate(self._cell_convs) for conv in convs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Per-timestep logits ``[T, B, classes]``; ``last_costs`` gets the per-sample ``bit_synops`` of every

@@ -99,11 +99,16 @@ def operation_counts(model, loader, device, max_samples: int) -> dict:
             "energy_model": f"E = {E_AC_PJ} pJ x SynOps + {E_MAC_PJ} pJ x MACs (Horowitz, ISSCC 2014, 45 nm fp32)"}
 
 
+def model_parameters(model) -> int:
+    """Parameters of the model as deployed: LitE-SNN's pruning scores only chose its masks, so they do not count."""
+    return sum(p.numel() for name, p in model.named_parameters() if not name.endswith("popup_scores"))
+
+
 def memory_footprint(model, bits: int) -> dict:
     """Parameters (pruning scores are not part of the model: they only chose its mask), their memory at fp32 and
     at ``bits``, and the model size as stored: kept conv/linear weights at their own bit widths (LitE-SNN's
     searched precisions; fp32 elsewhere) plus every other parameter (BN, biases) at fp32."""
-    params = sum(p.numel() for name, p in model.named_parameters() if not name.endswith("popup_scores"))
+    params = model_parameters(model)
     layers = weight_layers(model)
     size_bits = sum(b * kept for b, kept, _ in layers.values())
     size_bits += 32 * (params - sum(total for _, _, total in layers.values()))
