@@ -21,6 +21,7 @@ from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
 from lightsnn.space.ops import OpSpec
+from lightsnn.space.pooling import AvgPool2d, MaxPool2d
 from lightsnn.space.spaces import SearchSpace
 
 POOLINGS = ("avg", "max")
@@ -114,9 +115,9 @@ class SNASNetwork(nn.Module):
             raise ValueError("cell_ops needs the edge ops of cell1 and cell2")
         self.config = config
         c = config.channels
-        pool = nn.AvgPool2d if config.pooling == "avg" else nn.MaxPool2d
+        pool = AvgPool2d if config.pooling == "avg" else MaxPool2d
         self.stem = nn.Sequential(nn.Conv2d(config.in_channels, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c))
-        self.input_pool = nn.MaxPool2d(2, 2) if config.input_pool else nn.Identity()
+        self.input_pool = MaxPool2d(2, 2) if config.input_pool else nn.Identity()
         self.cell1 = Cell(c, cell_ops[0], config.lif, dead_backward)
         self.downconv = nn.Sequential(nn.BatchNorm2d(c), make_lif(config.lif),
                                       nn.Conv2d(c, 2 * c, 3, 1, 1, bias=False), nn.BatchNorm2d(2 * c))

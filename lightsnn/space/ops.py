@@ -15,6 +15,7 @@ from typing import Callable
 import torch.nn as nn
 
 from lightsnn.space.neurons import LIFConfig, make_lif
+from lightsnn.space.pooling import AvgPool2d, MaxPool2d
 
 
 class OpError(ValueError):
@@ -48,9 +49,9 @@ OPS: dict[str, OpKind] = {
         OpKind("skip", 1, lambda c, lif: nn.Identity(), False, "identity on analog values"),
         OpKind("conv1x1", 2, _conv(1), True, "LIF -> Conv1x1 (no bias) -> BatchNorm"),
         OpKind("conv3x3", 3, _conv(3), True, "LIF -> Conv3x3 (no bias) -> BatchNorm"),
-        OpKind("avgpool3x3", 4, lambda c, lif: nn.AvgPool2d(3, 1, 1), False,
+        OpKind("avgpool3x3", 4, lambda c, lif: AvgPool2d(3, 1, 1), False,
                "AvgPool2d(3, stride 1, pad 1) on analog values (SNASNet)"),
-        OpKind("maxpool3x3", 5, lambda c, lif: nn.MaxPool2d(3, 1, 1), False,
+        OpKind("maxpool3x3", 5, lambda c, lif: MaxPool2d(3, 1, 1), False,
                "MaxPool2d(3, stride 1, pad 1) on analog values (LightSNN's pool_3x3)"),
     ]
 }
