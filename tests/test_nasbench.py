@@ -124,6 +124,8 @@ def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, 
     assert rows["sahd"]["n"] == 6 and rows["params"]["n"] == 5  # the planted row has no parameter count
     assert rows["val_acc_ep40"]["n"] == 6 and rows["val_acc_ep40"]["kind"] == "training"
     assert 0.0 < rows["val_acc_ep40"]["gpu_hours_per_arch"] < rows["val_acc_ep60"]["gpu_hours_per_arch"]
+    assert rows["params+sahd"]["kind"] == "combination" and rows["params+sahd"]["n"] == 6  # params' gap ranks last
+    assert "params+conv_edges" not in rows  # by default: params with each data proxy
     assert (tmp_path / "corr" / "scatter.png").read_bytes()[:4] == b"\x89PNG"
     curve = top_by_score(scores, bench, ["params"], [1, 6], draws=50)
     best = bench.table.loc[scores["id"]].sort_values("params").iloc[-1]["test_acc"]
@@ -136,10 +138,34 @@ def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, 
 
     wider = score_shard(_config(tmp_path, width=8), 0, tmp_path / "wide", log=lambda line: None)
     agree = write_width_agreement([first], [wider], tmp_path / "agree.csv").set_index("score")
-    assert set(agree.index) == {"sahd", "sahd_count", "hamming", "sahd_layer", "hamming_layer", "fire_rate"}
+    from lightsnn.proxies.registry import PROXIES
+
+    assert set(agree.index) == {name for name, proxy in PROXIES.items() if proxy.needs_data}
+    assert {"sahd", "hamming", "grad_norm", "synflow", "jacob_cov"} <= set(agree.index)
     assert (agree["width"] == 4).all() and (agree["reference_width"] == 8).all() and (agree["n"] == 3).all()
     with pytest.raises(ValueError, match="both at width 4"):
         write_width_agreement([first], [again], tmp_path / "same.csv")
+
+
+def test_a_test_sample_disjoint_from_the_development_sample_and_rank_aggregation(bench):
+    import pandas as pd
+
+    from lightsnn.studies.nasbench import BenchmarkOptions, rank_aggregate, sample_ids
+
+    dev = sample_ids(bench, BenchmarkOptions(sample=200, sample_seed=0))
+    test = sample_ids(bench, BenchmarkOptions(sample=200, sample_seed=1, exclude_seed=0))
+    plain = sample_ids(bench, BenchmarkOptions(sample=200, sample_seed=1))
+    assert len(test) == 200 and not set(test) & set(dev) and set(plain) & set(dev)  # seed 1 alone overlaps
+    assert all(bench.table.loc[i, "valid"] for i in test)
+    assert sample_ids(bench, BenchmarkOptions(sample=200, sample_seed=1, exclude_seed=0)) == test  # seeded
+    with pytest.raises(ValueError, match="exclude_seed=1 equals sample_seed"):
+        BenchmarkOptions(sample_seed=1, exclude_seed=1)
+    # ranks within the table, ties averaged, a missing value lowest: a = 1, 2, 3, nan -> 0.5, 0.75, 1.0, 0.25
+    table = pd.DataFrame({"a": [1.0, 2.0, 3.0, float("nan")], "b": [4.0, 4.0, 1.0, 2.0]})
+    assert rank_aggregate(table, ["a", "b"]).tolist() == pytest.approx([(0.5 + 0.875) / 2, (0.75 + 0.875) / 2,
+                                                                        (1.0 + 0.25) / 2, (0.25 + 0.5) / 2])
+    with pytest.raises(ValueError, match=r"benchmark.combine: 'params\+nope' not allowed"):
+        BenchmarkOptions(combine=["params+nope"]).combinations()
 
 
 def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):

@@ -22,6 +22,8 @@ class BenchmarkOptions(Options):
     images: str = opt("cifar10-subset", "dataset whose genuine test images the scores see (the benchmark's data)")
     sample: int = opt(200, "valid architectures scored, a seeded sample (0: all valid ones)", min=0)
     sample_seed: int = opt(0, "seed of the sample", min=0)
+    exclude_seed: int | None = opt(None, "draw the sample from the valid ids outside the sample of this seed (same "
+                                   "size): a test sample disjoint from a development sample", min=0)
     width: int = opt(16, "C of the scored networks (the benchmark trained C=128); see docs/evidence.md", min=1)
     weight_seeds: int = opt(2, "weight draws per architecture; a score is their mean", min=1)
     batch_size: int = opt(64, "images per scoring batch", min=2)
@@ -36,6 +38,8 @@ class BenchmarkOptions(Options):
     seeds: int = opt(20, "seeds per search method (paired by seed with random)", min=2)
     search: dict = opt({"snasnet": {"num_search": 50, "batch_size": 64}, "lightsnn": {"batch_size": 32}},
                        "method -> option overrides of its searches on the benchmark (search.<method> keys)")
+    combine: list[str] | None = opt(None, "rank aggregations correlated beside the proxies, 'a+b' = mean of the "
+                                    "scores' ranks (default: params + each data proxy)")
     top_n: list[int] = opt([1, 2, 5, 10, 20, 50, 100], "candidate counts of the top-by-score curve")
 
     def check(self) -> None:
@@ -58,6 +62,29 @@ class BenchmarkOptions(Options):
             raise ValueError(f"benchmark.top_n must all be >= 1, got {self.top_n}")
         if any(not 1 <= e <= 200 for e in self.epochs):
             raise ValueError(f"benchmark.epochs must be in 1..200, got {self.epochs}")
+        if self.exclude_seed is not None and self.exclude_seed == self.sample_seed:
+            raise ValueError(f"benchmark.exclude_seed={self.exclude_seed} equals sample_seed: the sample would "
+                             "exclude itself; give the development sample's seed")
+        if self.exclude_seed is not None and self.sample == 0:
+            raise ValueError("benchmark.exclude_seed needs a sample size (sample > 0), got sample: 0 (all valid ids)")
+
+    def combinations(self) -> list[tuple[str, list[str]]]:
+        """The rank aggregations to correlate: (name, parts); one-line error for an unknown part."""
+        from lightsnn.proxies.registry import PROXIES
+
+        names = self.proxy_names()
+        if self.combine is None:
+            return [(f"params+{p}", ["params", p]) for p in names if p in PROXIES and PROXIES[p].needs_data
+                    and "params" in names]
+        out = []
+        for combo in self.combine:
+            parts = [part.strip() for part in str(combo).split("+")]
+            bad = [part for part in parts if part not in names]
+            if len(parts) < 2 or bad:
+                raise ValueError(f"benchmark.combine: {combo!r} not allowed; write 'a+b' with a, b among the "
+                                 f"computed proxies {', '.join(names)}")
+            out.append(("+".join(parts), parts))
+        return out
 
     def proxy_names(self) -> list[str]:
         """The proxies to compute: ``proxies``, or every registered one; one-line error for an unknown name."""

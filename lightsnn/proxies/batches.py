@@ -40,16 +40,25 @@ class DatasetSearchBatches:
         self.data_seconds = 0.0
         self._fixed = None if fresh else [self._draw() for _ in range(repeat)]
 
-    def _draw(self) -> torch.Tensor:
+    def _draw(self) -> tuple[torch.Tensor, torch.Tensor]:
         start = time.perf_counter()
         indices = self.rng.choice(len(self.dataset), size=self.batch_size, replace=False)
-        x = torch.stack([self.dataset[int(i)][0] for i in indices]).to(self.device, non_blocking=True)
+        samples = [self.dataset[int(i)] for i in indices]
+        x = torch.stack([s[0] for s in samples]).to(self.device, non_blocking=True)
+        y = torch.as_tensor([int(s[1]) for s in samples], dtype=torch.long, device=self.device)
         if self.events:  # [B, T, C, H, W] -> [T, B, C, H, W]
             x = x.transpose(0, 1).contiguous()
         self.data_seconds += time.perf_counter() - start
-        return x
+        return x, y
 
     def get(self, repeat_index: int) -> torch.Tensor:
         if self._fixed is not None:
-            return self._fixed[repeat_index % len(self._fixed)]
-        return self._draw()
+            return self._fixed[repeat_index % len(self._fixed)][0]
+        return self._draw()[0]
+
+    def labels(self, repeat_index: int) -> torch.Tensor:
+        """The labels of :meth:`get`'s batch ``repeat_index`` (fixed batches only: fresh ones are never drawn
+        twice)."""
+        if self._fixed is None:
+            raise RuntimeError("labels() needs fixed batches (fresh=False)")
+        return self._fixed[repeat_index % len(self._fixed)][1]

@@ -3,7 +3,9 @@
 ``proxy.score(net, genotype, batches)`` returns one float for a freshly initialised network: ``net`` is the
 discrete network of ``genotype``, already in the train or eval mode the caller's protocol asks for, and
 ``batches`` are the search batches (a proxy that needs no data ignores them). Neuron state is reset before
-every batch. A study or a search names the proxy it uses; adding one is one decorated function.
+every batch. A proxy with ``needs_labels`` (a loss gradient) is called ``score(net, genotype, batches, labels)``
+with one label tensor per batch. A study or a search names the proxy it uses; adding one is one decorated
+function.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from lightsnn.proxies import candidates
 from lightsnn.proxies.sahd import KernelSetScorer, SAHDScorer
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import count_parameters
@@ -31,27 +34,35 @@ class Proxy:
     score: ScoreFn
     needs_data: bool = True
     kernel: tuple[bool, str] | None = None  # (sparsity_aware, normalize) of a log|det K| proxy: shares forwards
+    needs_labels: bool = False
+    saliency: Callable | None = None  # (weight, gradient) pairs -> score: shares the loss gradients of a batch
 
 
 PROXIES: dict[str, Proxy] = {}
 
 
-def register(name: str, definition: str, needs_data: bool = True, kernel: tuple[bool, str] | None = None):
+def register(name: str, definition: str, needs_data: bool = True, kernel: tuple[bool, str] | None = None,
+             needs_labels: bool = False, saliency: Callable | None = None):
     """Decorator: add a score function to :data:`PROXIES` under ``name``."""
     def add(fn: ScoreFn) -> ScoreFn:
         if name in PROXIES:
             raise ValueError(f"proxy {name!r} is registered twice")
-        PROXIES[name] = Proxy(name, definition, fn, needs_data, kernel)
+        if "\n" in definition:
+            raise ValueError(f"proxy {name!r}: the definition must be one line")
+        PROXIES[name] = Proxy(name, definition, fn, needs_data, kernel, needs_labels, saliency)
         return fn
     return add
 
 
 def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Tensor], names: Sequence[str],
-                  before_forward: Callable[[], None] | None = None) -> dict[str, float]:
+                  before_forward: Callable[[], None] | None = None,
+                  labels: Sequence[torch.Tensor] | None = None) -> dict[str, float]:
     """Every proxy of ``names`` on one network; the kernel proxies (SAHD and its variants) share each batch's
-    forward pass, so asking for three of them costs one forward instead of three. ``before_forward`` runs
-    before each group of forwards (e.g. to seed dropout the same way for every group)."""
+    forward pass, so asking for three of them costs one forward instead of three, and the saliencies (grad_norm,
+    snip) share each batch's loss gradients. ``before_forward`` runs before each group of forwards (e.g. to seed
+    dropout the same way for every group); ``labels`` (one tensor per batch) feed the proxies that need them."""
     proxies = [get_proxy(n) for n in names]
+    check_labels(proxies, batches, labels)
     out: dict[str, float] = {}
     kernels = [p for p in proxies if p.kernel is not None]
     if kernels:
@@ -65,12 +76,32 @@ def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Te
         reset_state(net)
         for index, proxy in enumerate(kernels):
             out[proxy.name] = float(np.mean([v[index] for v in values])) if values else math.nan
+    saliencies = [p for p in proxies if p.saliency is not None]
+    if saliencies:
+        if before_forward is not None:
+            before_forward()
+        per_batch = []
+        for batch, label in zip(batches, labels):
+            pairs = candidates.weight_gradients(net, batch, label)
+            per_batch.append([p.saliency(pairs) for p in saliencies])
+        for index, proxy in enumerate(saliencies):
+            out[proxy.name] = float(np.mean([v[index] for v in per_batch])) if per_batch else math.nan
     for proxy in proxies:
-        if proxy.kernel is None:
+        if proxy.kernel is None and proxy.saliency is None:
             if before_forward is not None and proxy.needs_data:
                 before_forward()
-            out[proxy.name] = float(proxy.score(net, genotype, batches))
+            args = (net, genotype, batches, labels) if proxy.needs_labels else (net, genotype, batches)
+            out[proxy.name] = float(proxy.score(*args))
     return {n: out[n] for n in names}
+
+
+def check_labels(proxies: Sequence[Proxy], batches: Sequence[torch.Tensor],
+                 labels: Sequence[torch.Tensor] | None) -> None:
+    """One-line error when a proxy needs labels and ``labels`` do not match the batches."""
+    labelled = [p.name for p in proxies if p.needs_labels]
+    if labelled and (labels is None or len(labels) != len(batches)):
+        raise ValueError(f"proxies {labelled} need one label tensor per batch ({len(batches)} batches), got "
+                         f"{'none' if labels is None else len(labels)}")
 
 
 def get_proxy(name: str) -> Proxy:
@@ -134,6 +165,50 @@ def fire_rate(net, genotype, batches) -> float:
             h.remove()
         reset_state(net)
     return spikes[0] / steps[0] if steps[0] else math.nan
+
+
+@register("sahd_step", "mean over timesteps of log|det K_t|, K_t the SAHD kernel of the LIF calls of timestep t only")
+def sahd_step(net, genotype, batches) -> float:
+    return candidates.sahd_per_step(net, batches)
+
+
+@register("membrane", "log|det K|, K the sum over LIF calls of the cosine similarity of the samples' charged "
+                      "membrane potentials (before firing)")
+def membrane(net, genotype, batches) -> float:
+    return candidates.membrane_kernel_score(net, batches)
+
+
+@register("patterns", "mean over LIF calls of the share of samples whose spike code is distinct (activation "
+                      "patterns)")
+def patterns(net, genotype, batches) -> float:
+    return candidates.distinct_patterns(net, batches)
+
+
+def _saliency_score(reduce_name: str) -> ScoreFn:
+    def score(net, genotype, batches, labels) -> float:
+        check_labels([PROXIES[reduce_name]], batches, labels)
+        reduce = PROXIES[reduce_name].saliency
+        values = [reduce(candidates.weight_gradients(net, b, y)) for b, y in zip(batches, labels)]
+        return float(np.mean(values)) if values else math.nan
+    return score
+
+
+register("grad_norm", "sum over conv and linear layers of ||dCE/dW||_2, gradients through the LIFs' surrogate",
+         needs_labels=True, saliency=candidates.grad_norm_of)(_saliency_score("grad_norm"))
+register("snip", "sum over conv and linear weights of |w * dCE/dw| (SNIP saliency), surrogate gradients",
+         needs_labels=True, saliency=candidates.snip_of)(_saliency_score("snip"))
+
+
+@register("synflow", "log sum |w * dR/dw| over conv and linear weights, R the summed output of an all-ones "
+                     "input with every parameter made positive, BN at fresh statistics, float64, surrogate gradients")
+def synflow(net, genotype, batches) -> float:
+    return candidates.synflow(net, batches)
+
+
+@register("jacob_cov", "-sum(log(v + 1e-5) + 1/(v + 1e-5)), v the eigenvalues of the correlation of the "
+                       "samples' input Jacobians d(sum of outputs)/dx, surrogate gradients")
+def jacob_cov(net, genotype, batches) -> float:
+    return candidates.jacobian_covariance(net, batches)
 
 
 @register("params", "number of parameters of the discrete network", needs_data=False)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,24 +33,30 @@ def open_from(options: BenchmarkOptions, config: dict):
 
 
 def sample_ids(bench, options: BenchmarkOptions) -> list[int]:
-    """The scored ids: a seeded sample of the valid ones (sorted), or all of them."""
-    valid = bench.valid_ids()
+    """The scored ids: a seeded sample of the valid ones (sorted), or all of them; with ``exclude_seed``, a
+    sample of the valid ids outside the same-size sample of that seed (a disjoint test sample)."""
+    valid = np.asarray(bench.valid_ids())
+    if options.exclude_seed is not None:
+        excluded = set(sample_ids(bench, replace(options, sample_seed=options.exclude_seed, exclude_seed=None)))
+        valid = np.asarray([i for i in valid if int(i) not in excluded])
     if options.sample == 0 or options.sample >= len(valid):
         return [int(i) for i in valid]
     rng = np.random.default_rng(options.sample_seed)
     return sorted(int(i) for i in rng.choice(valid, size=options.sample, replace=False))
 
 
-def _scoring_batches(options: BenchmarkOptions, config: dict, device) -> list:
+def _scoring_batches(options: BenchmarkOptions, config: dict, device) -> tuple[list, list]:
+    """The scoring images and their labels (for the proxies that need a loss), the same for every architecture."""
     from lightsnn.data import load_splits
     from lightsnn.proxies.batches import DatasetSearchBatches
 
     splits = load_splits(options.images, config.get("data"), 1, False)
     provider = DatasetSearchBatches(splits.test, options.batch_size, options.batches, device, seed=0)
-    return [provider.get(r) for r in range(options.batches)]
+    return ([provider.get(r) for r in range(options.batches)], [provider.labels(r) for r in range(options.batches)])
 
 
-def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: list, device) -> dict:
+def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: list, device,
+                       labels: list | None = None) -> dict:
     """Every proxy of ``options.proxy_names()`` on ``arch_id`` at ``options.width``, for each weight seed."""
     import torch
 
@@ -67,7 +73,7 @@ def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: 
         net = SNASNetwork.from_genotype(netcfg, genotype).to(device)
         net.train(options.bn_mode == "train")
         values = score_proxies(net, genotype, batches, options.proxy_names(),  # the same dropout draws for every proxy
-                               before_forward=lambda w=w: torch.manual_seed(7919 * (w + 1) + arch_id))
+                               before_forward=lambda w=w: torch.manual_seed(7919 * (w + 1) + arch_id), labels=labels)
         for name, value in values.items():
             per_seed[name].append(value)
         del net
@@ -101,7 +107,8 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / "settings.json", json.dumps(options.score_settings(), indent=1))
     target = Path(csv) if csv is not None else (
-        folder / f"shard-{shard}-of-{options.shards}-sample{options.sample}-seed{options.sample_seed}.csv")
+        folder / f"shard-{shard}-of-{options.shards}-sample{options.sample}-seed{options.sample_seed}"
+                 f"{'' if options.exclude_seed is None else f'-minus{options.exclude_seed}'}.csv")
     partial = target.with_suffix(".partial.jsonl")
     done: dict[int, dict] = {}
     if partial.exists():
@@ -115,11 +122,11 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     if done:
         log(f"resuming {target.name}: {len(done)} of {len(ids)} architectures already scored")
     device = resolve_device(config.get("device"))
-    batches = _scoring_batches(options, config, device) if todo else []
+    batches, labels = _scoring_batches(options, config, device) if todo else ([], [])
     with open(partial, "a") as handle:
         for arch_id in tqdm(todo, desc=f"score shard {shard}", disable=None if progress is None else not progress,
                             dynamic_ncols=True):
-            row = score_architecture(bench, arch_id, options, batches, device)
+            row = score_architecture(bench, arch_id, options, batches, device, labels)
             handle.write(json.dumps(row, allow_nan=True) + "\n")
             handle.flush()
             done[arch_id] = row
@@ -157,6 +164,14 @@ def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.Data
         rows.append({"score": name, "kind": "proxy" if proxy.needs_data else "count", "definition": proxy.definition,
                      **correlation_summary(table[name].to_numpy(), acc, options.bootstrap, options.sample_seed),
                      "seconds_per_arch": cost, "gpu_hours_per_arch": 0.0})
+    for name, parts in options.combinations():
+        if all(p in table.columns for p in parts):
+            values = rank_aggregate(table, parts)
+            cost = float(table["score_seconds"].mean()) if any(get_proxy(p).needs_data for p in parts) else 0.0
+            rows.append({"score": name, "kind": "combination" if cost else "count",
+                         "definition": "mean of the ranks of " + ", ".join(parts),
+                         **correlation_summary(values, acc, options.bootstrap, options.sample_seed),
+                         "seconds_per_arch": cost, "gpu_hours_per_arch": 0.0})
     ids = table["id"].to_numpy()
     for epochs in options.epochs:
         val = bench.val_acc_at(epochs)[ids]
@@ -166,6 +181,13 @@ def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.Data
                      **correlation_summary(val, acc, options.bootstrap, options.sample_seed),
                      "seconds_per_arch": hours * 3600, "gpu_hours_per_arch": hours})
     return pd.DataFrame(rows)
+
+
+def rank_aggregate(table: pd.DataFrame, parts: list[str]) -> np.ndarray:
+    """Mean of the scores' fractional ranks within ``table`` (ties averaged; a missing value ranks lowest):
+    a combination that needs no scale between its parts."""
+    ranks = [table[p].rank(pct=True, na_option="top").to_numpy() for p in parts]
+    return np.mean(ranks, axis=0)
 
 
 def width_agreement(scores: pd.DataFrame, reference: pd.DataFrame, width: int, reference_width: int,
@@ -255,7 +277,7 @@ def correlation_markdown(corr: pd.DataFrame) -> str:
              "|---|---|---|---|---|"]
     for row in corr.to_dict("records"):
         cost = (f"{row['gpu_hours_per_arch']:.2f} GPU-h" if row["kind"] == "training"
-                else f"{row['seconds_per_arch']:.2f} s" if row["kind"] == "proxy" else "none")
+                else f"{row['seconds_per_arch']:.2f} s" if row["kind"] in ("proxy", "combination") else "none")
         lines.append(f"| {row['score']} | {row['n']} | {interval(row['tau'], row['tau_low'], row['tau_high'])} | "
                      f"{interval(row['rho'], row['rho_low'], row['rho_high'])} | {cost} |")
     return "\n".join(lines) + "\n"

@@ -114,11 +114,11 @@ BM = config["benchmark"]
 BM_DIR = f"{RESULTS}/benchmark"
 #: The benchmark keys each step depends on: a change of the search budget rescores nothing, and so on.
 BM_KEYS = {
-    "score": ("name", "root", "images", "sample", "sample_seed", "width", "weight_seeds", "batch_size", "batches",
-              "bn_mode", "proxies", "shards"),
+    "score": ("name", "root", "images", "sample", "sample_seed", "exclude_seed", "width", "weight_seeds",
+              "batch_size", "batches", "bn_mode", "proxies", "shards"),
     "search": ("name", "root", "images", "width"),
 }
-BM_KEYS["correlate"] = BM_KEYS["score"] + ("epochs", "bootstrap")
+BM_KEYS["correlate"] = BM_KEYS["score"] + ("epochs", "bootstrap", "combine")
 
 
 def benchmark_settings(step):
