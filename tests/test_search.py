@@ -237,3 +237,26 @@ def test_the_proxy_option_ranks_candidates_by_another_registered_score(tiny_conf
         run_search("snasnet", "digits", 0, tiny_config, {"proxy": "sahd_layer", "reference_compat": True})
     with pytest.raises(ValueError, match="proxy='params' is not allowed"):
         run_search("snasnet", "digits", 0, tiny_config, {"proxy": "params"})
+
+
+def test_searches_rank_by_proxies_outside_the_kernel_family_one_candidate_at_a_time(tiny_config):
+    """Any data proxy of the registry can rank candidates: the same candidates as with SAHD, scored by the proxy
+    (gradients through the surrogates for grad_norm, with the batches' labels), the best one picked, the same
+    scores when run again; LightSNN then scores one at a time; the kernel loop's compat flags are refused."""
+    options = {"num_search": 4, "batch_size": 8, "repeat": 2}
+    plain = run_search("snasnet", "digits", 0, tiny_config, options)
+    for proxy in ("grad_norm", "patterns"):
+        result = run_search("snasnet", "digits", 0, tiny_config, {**options, "proxy": proxy})
+        assert [c["genotype"] for c in result["candidates"]] == [c["genotype"] for c in plain["candidates"]]
+        scores = [c["score"] for c in result["candidates"]]
+        assert all(isinstance(s, float) and s > 0 for s in scores) and scores != [c["score"] for c in plain["candidates"]]
+        assert result["score"] == max(scores) and result["options"]["proxy"] == proxy
+        if proxy == "patterns":
+            assert all(s <= 1.0 for s in scores)  # a share of distinct spike codes
+        again = run_search("snasnet", "digits", 0, tiny_config, {**options, "proxy": proxy})
+        assert [c["score"] for c in again["candidates"]] == scores
+    light = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, "proxy": "jacob_cov"})
+    assert light["details"]["scoring"] == "one at a time" and light["options"]["proxy"] == "jacob_cov"
+    with pytest.raises(ValueError, match=r"reference_compat \['carry_state'\] applies to the kernel proxies only, "
+                                         "not to proxy 'grad_norm'"):
+        run_search("snasnet", "digits", 0, tiny_config, {"proxy": "grad_norm", "reference_compat": ["carry_state"]})

@@ -22,6 +22,8 @@ class SearchBatches(Protocol):
 
     def get(self, repeat_index: int) -> torch.Tensor: ...
 
+    def labels(self, repeat_index: int) -> torch.Tensor: ...
+
 
 class DatasetSearchBatches:
     def __init__(self, dataset: Dataset, batch_size: int, repeat: int, device: torch.device | str,

@@ -1,6 +1,7 @@
 """What every search shares: options, reference-compat flags, the scoring loop, the record."""
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass, field
@@ -90,8 +91,13 @@ class BaseOptions(MethodOptions):
         super().check()
 
 
-#: The scores a search can rank candidates by: the registry's kernel proxies (one forward per batch, log|det K|).
-SEARCH_PROXIES = tuple(name for name, proxy in PROXIES.items() if proxy.kernel is not None)
+#: The scores a search can rank candidates by: every proxy of the registry that reads the network's activity or
+#: gradients. The kernel proxies (SAHD and its variants) run on the search's hooks, also stacked; the others
+#: score one candidate at a time. Counts (params, conv_edges) are left out: a supernet masked to a candidate
+#: holds every op's weights.
+SEARCH_PROXIES = tuple(name for name, proxy in PROXIES.items() if proxy.needs_data)
+#: compat flags whose semantics only the kernel scoring loop implements
+_KERNEL_ONLY_FLAGS = ("carry_state", "count_normalize", "fresh_batches")
 
 
 @dataclass(frozen=True)
@@ -104,12 +110,19 @@ class ScoringOptions(BaseOptions):
 
     def check(self) -> None:
         super().check()
-        if "count_normalize" in self.compat() and PROXIES[self.proxy].kernel[1] != "none":
+        kernel = PROXIES[self.proxy].kernel
+        if kernel is None and self.compat() & set(_KERNEL_ONLY_FLAGS):
+            raise ValueError(f"{self.section}: reference_compat {sorted(self.compat() & set(_KERNEL_ONLY_FLAGS))} "
+                             f"applies to the kernel proxies only, not to proxy {self.proxy!r}")
+        if "count_normalize" in self.compat() and kernel[1] != "none":
             raise ValueError(f"{self.section}: reference_compat count_normalize divides the plain kernel sum; proxy "
                              f"{self.proxy!r} normalises its own way (choose sahd or hamming, or drop the flag)")
 
-    def kernel(self) -> tuple[bool, str]:
-        """(sparsity_aware, normalize) of the proxy; ``count_normalize`` makes the sum a mean over LIF calls."""
+    def kernel(self) -> tuple[bool, str] | None:
+        """(sparsity_aware, normalize) of a kernel proxy (``count_normalize`` makes the sum a mean over LIF
+        calls); None for the other proxies."""
+        if PROXIES[self.proxy].kernel is None:
+            return None
         aware, normalize = PROXIES[self.proxy].kernel
         return aware, "count" if "count_normalize" in self.compat() else normalize
 
@@ -172,33 +185,51 @@ class Scorer:
         self.batches = batches
         self.record = record
         self.reset = "carry_state" not in flags
-        self.sparsity_aware, self.normalize = options.kernel()
+        self.kernel = options.kernel()
+        self.proxy = PROXIES[options.proxy]
         record.data_seconds += batches.data_seconds  # fixed batches were drawn before the first scoring
 
-    def hooks(self, net) -> SAHDScorer:
-        """The proxy's kernel hooks on ``net`` (a context manager), for :meth:`__call__`."""
-        return SAHDScorer(net, self.normalize, sparsity_aware=self.sparsity_aware)
+    def hooks(self, net) -> SAHDScorer | contextlib.nullcontext:
+        """The proxy's kernel hooks on ``net`` (a context manager), for :meth:`__call__`; nothing to hook for a
+        proxy outside the kernel family (it runs its own passes)."""
+        if self.kernel is None:
+            return contextlib.nullcontext()
+        return SAHDScorer(net, self.kernel[1], sparsity_aware=self.kernel[0])
 
     def candidate_hooks(self, net) -> CandidateSAHDScorer:
         """The proxy's kernel hooks for stacked candidates of a supernet, for :class:`CandidateScorer`."""
-        return CandidateSAHDScorer(net, self.normalize, sparsity_aware=self.sparsity_aware)
+        if self.kernel is None:
+            raise ValueError(f"proxy {self.proxy.name!r} scores one candidate at a time (stacked scoring needs a "
+                             "kernel proxy)")
+        return CandidateSAHDScorer(net, self.kernel[1], sparsity_aware=self.kernel[0])
 
-    @torch.inference_mode()
-    def __call__(self, net: SNASNetwork, scorer: SAHDScorer) -> float:
+    def __call__(self, net: SNASNetwork, scorer: SAHDScorer | None) -> float:
         net.train(self.options.bn_mode == "train")
         data_before = self.batches.data_seconds
         start = time.perf_counter()
+        if self.kernel is None:
+            batches = [self.batches.get(r) for r in range(self.options.repeat)]
+            args = (net, None, batches)
+            if self.proxy.needs_labels:
+                args += ([self.batches.labels(r) for r in range(self.options.repeat)],)
+            values = [self.proxy.score(*args)]
+        else:
+            values = self._kernel_values(net, scorer)
+        elapsed = time.perf_counter() - start
+        data = self.batches.data_seconds - data_before
+        self.record.compute_seconds += elapsed - data
+        self.record.data_seconds += data
+        return float(np.mean(values))
+
+    @torch.inference_mode()
+    def _kernel_values(self, net: SNASNetwork, scorer: SAHDScorer) -> list[float]:
         values = []
         for r in range(self.options.repeat):
             batch = self.batches.get(r)
             if self.reset:
                 reset_state(net)
             values.append(scorer.score(batch))
-        elapsed = time.perf_counter() - start
-        data = self.batches.data_seconds - data_before
-        self.record.compute_seconds += elapsed - data
-        self.record.data_seconds += data
-        return float(np.mean(values))
+        return values
 
 
 #: Largest stacked pass on a CPU. Measured on the 2-core VM (LightSNN bench, ~0.5 GiB per candidate):
@@ -226,6 +257,8 @@ class CandidateScorer:
     def applies(options: ScoringOptions) -> str | None:
         """Why stacked scoring cannot give the one-at-a-time scores under these options (None: it can)."""
         flags = options.compat()
+        if PROXIES[options.proxy].kernel is None:
+            return f"proxy {options.proxy!r} is not a kernel proxy: it scores one candidate at a time"
         if options.bn_mode != "eval":
             return "train-mode BatchNorm normalises over the whole stacked batch"
         if "carry_state" in flags:
