@@ -177,6 +177,25 @@ def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):
     assert record["id"] == id_of(genotype) and set(op for _, op in genotype.cells[0].ops) <= set(OPS)
     assert record["test_acc"] == bench.table.loc[record["id"], "test_acc"]
     assert record["num_scorings"] == 3 and record["options"]["cell_type"] == "forward"
+    assert record["proxy"] == "sahd"
+    # a search by another proxy gets its own row in the quality table, paired by seed with random
+    import pandas as pd
+
+    from lightsnn.studies.nasbench import search_quality
+
+    other = search_on_benchmark(_config(tmp_path, search={"snasnet": {"num_search": 3, "batch_size": 8,
+                                                                      "proxy": "patterns"}}), "snasnet", 0)
+    assert other["proxy"] == "patterns"
+    picks = [dict(record, test_acc=88.0), dict(other, test_acc=87.0)]
+    for seed, acc in enumerate([86.5, 87.5]):
+        picks.append({"method": "random", "seed": seed, "test_acc": acc, "percentile": 50.0, "valid": True,
+                      "search_seconds": 0.0, "num_scorings": 0})
+    picks.append(dict(record, seed=1, test_acc=88.5))
+    picks.append(dict(other, seed=1, test_acc=86.5))
+    quality = search_quality(pd.DataFrame(picks)).set_index("method")
+    assert list(quality.index) == ["snasnet", "snasnet[patterns]", "random"]
+    assert quality.loc["snasnet", "vs_random_mean_diff"] == pytest.approx(1.25)
+    assert quality.loc["snasnet[patterns]", "vs_random_mean_diff"] == pytest.approx(-0.25)
     with pytest.raises(ValueError, match="spikenas is not allowed"):
         search_on_benchmark(_config(tmp_path, methods=["spikenas", "random"]), "random", 0)
     with pytest.raises(ValueError, match=r"\['litesnn'\] not allowed: they search another space"):

@@ -314,16 +314,25 @@ def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | 
             "valid": bool(record["valid"]), "test_acc": float(record["test_acc"]),
             "percentile": bench.percentile(float(record["test_acc"])), "params": int(record["params"]),
             "search_seconds": result["times"]["search_seconds"], "num_scorings": result["num_scorings"],
-            "score": result["score"], "options": result["options"]}
+            "score": result["score"], "proxy": result["options"].get("proxy"), "options": result["options"]}
+
+
+def pick_label(pick: dict) -> str:
+    """The row a pick belongs to in the quality table: the method, with its proxy when not the paper's SAHD."""
+    proxy = pick.get("proxy")
+    return pick["method"] if proxy in (None, "sahd") or (isinstance(proxy, float) and math.isnan(proxy)) \
+        else f"{pick['method']}[{proxy}]"
 
 
 def search_quality(picks: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
-    """Per method: the benchmark accuracy of its picks over seeds, and paired by seed with ``baseline``."""
+    """Per method (and proxy, when not SAHD: ``snasnet[patterns]``): the benchmark accuracy of its picks over
+    seeds, and paired by seed with ``baseline``."""
     from lightsnn.studies.stats import paired_comparison
 
-    base = picks[picks["method"] == baseline].set_index("seed")["test_acc"]
+    picks = picks.assign(label=[pick_label(p) for p in picks.to_dict("records")])
+    base = picks[picks["label"] == baseline].set_index("seed")["test_acc"]
     rows = []
-    for method, group in picks.groupby("method", sort=False):
+    for method, group in picks.groupby("label", sort=False):
         acc = group.set_index("seed")["test_acc"]
         row = {"method": method, "seeds": int(len(group)), "acc_mean": float(acc.mean()), "acc_std": float(acc.std()),
                "percentile_mean": float(group["percentile"].mean()), "valid_picks": int(group["valid"].sum()),
@@ -408,7 +417,8 @@ def plot_search_quality(picks: pd.DataFrame, curve: pd.DataFrame, path: Path) ->
     from lightsnn.core.atomic import atomic_path
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for method, group in picks.groupby("method", sort=False):
+    labels = [pick_label(p) for p in picks.to_dict("records")]
+    for method, group in picks.assign(label=labels).groupby("label", sort=False):
         axes[0].scatter(group["search_seconds"], group["test_acc"], label=method, s=14)
     axes[0].set_xscale("log")
     axes[0].set_xlabel("search time (s)")
