@@ -167,48 +167,39 @@ def fire_rate(net, genotype, batches) -> float:
     return spikes[0] / steps[0] if steps[0] else math.nan
 
 
-@register("sahd_step", "mean over timesteps of log|det K_t|, K_t the SAHD kernel of the LIF calls of timestep t only")
-def sahd_step(net, genotype, batches) -> float:
-    return candidates.sahd_per_step(net, batches)
+def _register_network_score(name: str, definition: str, compute: Callable[[nn.Module, Sequence[torch.Tensor]], float],
+                            needs_labels: bool = False, saliency: Callable | None = None) -> None:
+    """A proxy computed from the network and its batches alone (:mod:`lightsnn.proxies.candidates`)."""
+    register(name, definition, needs_labels=needs_labels, saliency=saliency)(
+        lambda net, genotype, batches, *labels: compute(net, batches, *labels))
 
 
-@register("membrane", "log|det K|, K the sum over LIF calls of the cosine similarity of the samples' charged "
-                      "membrane potentials (before firing)")
-def membrane(net, genotype, batches) -> float:
-    return candidates.membrane_kernel_score(net, batches)
+def _saliency(name: str) -> Callable:
+    """A saliency scored alone: the shared-gradient path of :func:`score_proxies` with this one proxy."""
+    return lambda net, batches, labels: score_proxies(net, None, batches, [name], labels=labels)[name]
 
 
-@register("patterns", "mean over LIF calls of the share of samples whose spike code is distinct (activation "
-                      "patterns)")
-def patterns(net, genotype, batches) -> float:
-    return candidates.distinct_patterns(net, batches)
-
-
-def _saliency_score(reduce_name: str) -> ScoreFn:
-    def score(net, genotype, batches, labels) -> float:
-        check_labels([PROXIES[reduce_name]], batches, labels)
-        reduce = PROXIES[reduce_name].saliency
-        values = [reduce(candidates.weight_gradients(net, b, y)) for b, y in zip(batches, labels)]
-        return float(np.mean(values)) if values else math.nan
-    return score
-
-
-register("grad_norm", "sum over conv and linear layers of ||dCE/dW||_2, gradients through the LIFs' surrogate",
-         needs_labels=True, saliency=candidates.grad_norm_of)(_saliency_score("grad_norm"))
-register("snip", "sum over conv and linear weights of |w * dCE/dw| (SNIP saliency), surrogate gradients",
-         needs_labels=True, saliency=candidates.snip_of)(_saliency_score("snip"))
-
-
-@register("synflow", "log sum |w * dR/dw| over conv and linear weights, R the summed output of an all-ones "
-                     "input with every parameter made positive, BN at fresh statistics, float64, surrogate gradients")
-def synflow(net, genotype, batches) -> float:
-    return candidates.synflow(net, batches)
-
-
-@register("jacob_cov", "-sum(log(v + 1e-5) + 1/(v + 1e-5)), v the eigenvalues of the correlation of the "
-                       "samples' input Jacobians d(sum of outputs)/dx, surrogate gradients")
-def jacob_cov(net, genotype, batches) -> float:
-    return candidates.jacobian_covariance(net, batches)
+for _name, _definition, _compute, _reduce in (
+    ("sahd_step", "mean over timesteps of log|det K_t|, K_t the SAHD kernel of the LIF calls of timestep t only",
+     candidates.sahd_per_step, None),
+    ("membrane", "log|det K|, K the sum over LIF calls of the cosine similarity of the samples' charged membrane "
+                 "potentials (before firing)", candidates.membrane_kernel_score, None),
+    ("patterns", "mean over LIF calls of the share of samples whose spike code is distinct (activation patterns)",
+     candidates.distinct_patterns, None),
+    ("grad_norm", "sum over conv and linear layers of ||dCE/dW||_2, gradients through the LIFs' surrogate",
+     None, candidates.grad_norm_of),
+    ("snip", "sum over conv and linear weights of |w * dCE/dw| (SNIP saliency), surrogate gradients",
+     None, candidates.snip_of),
+    ("synflow", "log sum |w * dR/dw| over conv and linear weights, R the summed output of an all-ones input with "
+                "every parameter made positive, BN at fresh statistics, float64, surrogate gradients",
+     candidates.synflow, None),
+    ("jacob_cov", "-sum(log(v + 1e-5) + 1/(v + 1e-5)), v the eigenvalues of the correlation of the samples' input "
+                  "Jacobians d(sum of outputs)/dx, surrogate gradients", candidates.jacobian_covariance, None),
+):
+    if _reduce is None:
+        _register_network_score(_name, _definition, _compute)
+    else:  # scored alone through the shared-gradient path, as with its group
+        _register_network_score(_name, _definition, _saliency(_name), needs_labels=True, saliency=_reduce)
 
 
 @register("params", "number of parameters of the discrete network", needs_data=False)

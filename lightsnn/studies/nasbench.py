@@ -319,9 +319,8 @@ def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | 
 
 def pick_label(pick: dict) -> str:
     """The row a pick belongs to in the quality table: the method, with its proxy when not the paper's SAHD."""
-    proxy = pick.get("proxy")
-    return pick["method"] if proxy in (None, "sahd") or (isinstance(proxy, float) and math.isnan(proxy)) \
-        else f"{pick['method']}[{proxy}]"
+    proxy = pick.get("proxy")  # absent (or NaN in a table) for older picks and for random
+    return f"{pick['method']}[{proxy}]" if isinstance(proxy, str) and proxy != "sahd" else pick["method"]
 
 
 def search_quality(picks: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
