@@ -13,8 +13,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from lightsnn.pipeline.jobs import run_evaluate, run_train
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters
-from lightsnn.space.neurons import make_lif
-from lightsnn.training.metrics import memory_footprint, spiking_activity_rate
+from lightsnn.space.neurons import make_lif, reset_state
+from lightsnn.training.metrics import counter_mode, memory_footprint, spiking_activity_rate
 from lightsnn.training.train import TrainOptions
 
 GENOTYPE = "0302 0030 3003 0000"
@@ -109,6 +109,32 @@ def test_sar_counts_spikes_over_neurons_timesteps_and_samples():
     assert result["sar"] == pytest.approx(3 / 8)
     assert not toy.lif._forward_hooks  # hooks removed
     assert memory_footprint(toy, 8)["parameters"] == 0
+
+
+def test_operation_counts_equal_spikingjellys_counter_and_skip_importing_torch_dynamo(tiny):
+    """The evaluate job's counter is spikingjelly's handler without torch's compile guard (which imports
+    torch._dynamo, seconds per job): the same SynOps and MACs, and no dynamo import in a fresh process."""
+    from spikingjelly.activation_based.op_counter import DispatchCounterMode, MACCounter, SynOpCounter
+
+    torch.manual_seed(0)
+    net = SNASNetwork.from_genotype(tiny, Genotype.from_str("0302 0030 3003 0000"))
+    x = torch.rand(4, 1, 8, 8)
+    counts = []
+    for mode in (DispatchCounterMode, counter_mode()):
+        synops, macs = SynOpCounter(), MACCounter()
+        with torch.no_grad(), mode([synops, macs]):
+            reset_state(net)
+            net(x)
+        counts.append((synops.get_total(), macs.get_total(), synops.get_counts()))
+    assert counts[0] == counts[1] and counts[0][0] > 0 and counts[0][1] > 0
+    code = ("import sys, torch; from torch.utils.data import DataLoader, TensorDataset; "
+            "from lightsnn.training.metrics import operation_counts; "
+            "net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)); "
+            "r = operation_counts(net, DataLoader(TensorDataset(torch.rand(3, 4), torch.zeros(3)), 2), "
+            "torch.device('cpu'), 3); assert r['macs_per_sample'] == 8, r; "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_train_options_come_from_named_recipes():
