@@ -18,7 +18,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from tonic.slicers import SliceAtIndices
 from torch.utils.data import Dataset
 
 from lightsnn.core.atomic import atomic_path
@@ -49,6 +48,8 @@ class ToFramesByCount:
     n_frames: int
 
     def __call__(self, events: np.ndarray) -> np.ndarray:
+        from tonic.slicers import SliceAtIndices  # here: only building a frame cache needs tonic (0.2-0.6 s)
+
         width, height, polarities = self.sensor_size
         starts, ends = split_indices_by_count(len(events), self.n_frames)
         slices, _ = SliceAtIndices(start_indices=starts, end_indices=ends).slice(events, None)
