@@ -11,8 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from waiting import wait_for
 
 PACKAGES = ("slurmctld", "slurmd", "slurm-client", "munge")
 CONF = Path("/etc/slurm/slurm.conf")
@@ -33,6 +34,15 @@ def unavailable_reason() -> str | None:
     if install.returncode != 0:
         return f"apt-get could not install {' '.join(PACKAGES)}: {(update.stderr + install.stderr)[-300:]}"
     return None
+
+
+def _signal(pid: int, signum: int) -> bool:
+    """Send ``signum`` (0: only check) to ``pid``; False when no such process is left."""
+    try:
+        os.kill(pid, signum)
+        return True
+    except ProcessLookupError:
+        return False
 
 
 def _memory_mb() -> int:
@@ -98,13 +108,15 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         self.pids["slurmctld"] = self.base / "slurmctld.pid"
         subprocess.run(["slurmd"], check=True, capture_output=True, text=True)
         self.pids["slurmd"] = self.base / "slurmd.pid"
-        deadline = time.time() + 60
-        while time.time() < deadline:
+        def idle() -> bool:
             out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-            if out.returncode == 0 and out.stdout.strip() in ("idle", "mix"):
-                return self
-            time.sleep(0.5)
-        raise RuntimeError(f"the SLURM node did not become idle: {self.logs()}")
+            return out.returncode == 0 and out.stdout.strip() in ("idle", "mix")
+
+        try:
+            wait_for(idle, "idle SLURM node", timeout=60)
+        except AssertionError as err:
+            raise RuntimeError(f"{err}: {self.logs()}") from None
+        return self
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(self.base.glob("*.log")))
@@ -115,12 +127,13 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             if path and path.exists():
                 try:
                     pid = int(path.read_text().split()[0])
-                    os.kill(pid, signal.SIGTERM)
-                    for _ in range(50):
-                        os.kill(pid, 0)
-                        time.sleep(0.1)
-                except (ProcessLookupError, ValueError):
-                    pass
+                except ValueError:
+                    continue
+                if _signal(pid, signal.SIGTERM):
+                    try:  # the next daemon stops only once this one is gone (slurmd reports to slurmctld)
+                        wait_for(lambda: not _signal(pid, 0), f"exit of {name} (pid {pid})", timeout=60)
+                    except AssertionError:
+                        _signal(pid, signal.SIGKILL)
         if self.backup is not None:
             CONF.write_bytes(self.backup)
         elif CONF.exists():

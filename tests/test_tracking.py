@@ -3,11 +3,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import next_millisecond, wait_for
 
 from lightsnn.pipeline.tracking import log_result, tracking_uri
 
@@ -84,6 +84,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
 def test_a_real_mlflow_server_on_localhost(tmp_path, monkeypatch):
     port = _free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
@@ -94,18 +102,10 @@ def test_a_real_mlflow_server_on_localhost(tmp_path, monkeypatch):
                               start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"mlflow server exited: {server.stderr.read()[-2000:]}")
-                if time.time() > deadline:
-                    pytest.fail("mlflow server did not answer within 120 s")
-                time.sleep(0.5)
+        try:
+            wait_for(lambda: _healthy(url), "answer from the mlflow server", timeout=120, process=server)
+        except AssertionError as err:
+            pytest.fail(f"{err}: {server.stderr.read()[-2000:] if server.poll() is not None else ''}")
         monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
         artifact = tmp_path / "result.json"
         artifact.write_text(json.dumps(RESULT))
@@ -135,18 +135,18 @@ def _live_through_a_relay(tmp_path, url, client):
     finally:
         del os.environ["LIGHTSNN_JOURNAL"]
     experiment = None
+    def relayed(epoch: int):
+        nonlocal experiment
+        experiment = experiment or client.get_experiment_by_name("served")
+        found = client.search_runs([experiment.experiment_id], f"tags.job_key = '{key}'") if experiment else []
+        history = client.get_metric_history(found[0].info.run_id, "epoch.test_acc") if found else []
+        return found if len(history) == epoch else None
+
     for epoch in (1, 2):
         run.log_epoch({"epoch": epoch, "test_acc": epoch / 2})
-        deadline = time.time() + 60
-        while True:  # the relay polls every 0.1 s: the epoch shows up while the run is RUNNING
-            experiment = experiment or client.get_experiment_by_name("served")
-            found = client.search_runs([experiment.experiment_id], f"tags.job_key = '{key}'")
-            history = client.get_metric_history(found[0].info.run_id, "epoch.test_acc") if found else []
-            if len(history) == epoch:
-                assert found[0].info.status == "RUNNING"
-                break
-            assert time.time() < deadline, f"epoch {epoch} did not reach the server within 60 s"
-            time.sleep(0.1)
+        # the relay polls every 0.1 s: the epoch shows up while the run is RUNNING
+        found = wait_for(lambda: relayed(epoch), f"epoch {epoch} on the server", timeout=60, process=relay)
+        assert found[0].info.status == "RUNNING"
     run.finish({"kind": "train", "final_test_acc": 1.0})
     stop.touch()
     assert relay.wait(timeout=120) == 0, relay.stderr.read()
@@ -194,7 +194,7 @@ def test_relayed_runs_reach_mlflow_once_with_the_jobs_times_and_resume_the_same_
     assert not (tmp_path / "mlflow.db").exists()
     for epoch in (1, 2):
         finished.log_epoch({"epoch": epoch, "test_acc": epoch / 4})
-        time.sleep(0.01)
+        next_millisecond()  # each epoch stamped in its own millisecond
     killed, _ = _journal_run(monkeypatch, journal, config, group="digits/random/seed1")
     killed.end("KILLED")
     silent, silent_key = _journal_run(monkeypatch, journal, config, group="digits/random/seed2")  # a SIGKILLed job
@@ -264,13 +264,10 @@ def test_a_training_killed_and_resumed_continues_its_run_through_the_journal(tmp
                "--out", str(out), "--epochs", "30", "--max-batches", "2", "--no-progress",
                "--config-json", '{"network": {"channels": 4, "timesteps": 2}}']
     first = subprocess.Popen(command, env=env, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.pt").exists():
-        assert first.poll() is None and time.time() < deadline, first.stderr.read()
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_for((out / "checkpoint.pt").exists, "first epoch's checkpoint", process=first)
+    # at once: 29 epochs are left. The epoch's journal line is written before a SIGTERM takes effect
     first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=60) == 143
+    assert first.wait(timeout=60) == 143, first.stderr.read()[-2000:]
     files = list(journal.glob("*.jsonl"))
     events = [json.loads(line)["event"] for line in files[0].read_text().splitlines()]
     assert len(files) == 1 and events[0] == "start" and events[-1] == "end" and "epoch" in events

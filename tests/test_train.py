@@ -2,13 +2,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
 import torch.nn as nn
 import yaml
 from torch.utils.data import DataLoader, TensorDataset
+from waiting import wait_for
 
 from lightsnn.pipeline.jobs import run_evaluate, run_train
 from lightsnn.space.genotype import Genotype
@@ -39,10 +39,8 @@ def test_a_killed_training_resumes_and_ends_exactly_as_an_uninterrupted_one(tmp_
 
     out = tmp_path / "killed"
     proc = _cli(args + ["--out", str(out)], tmp_path)
-    deadline = time.time() + 300
-    while not (out / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)  # killed for real, mid-run
+    wait_for((out / "checkpoint.pt").exists, "first epoch's checkpoint", process=proc)
+    proc.send_signal(signal.SIGKILL)  # killed for real, mid-run: 3 epochs of 12 batches are left
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL and not (out / "train.json").exists()
     done = torch.load(out / "checkpoint.pt", weights_only=True)["state"]["epoch"]

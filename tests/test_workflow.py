@@ -5,12 +5,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
+from waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -244,25 +245,27 @@ def _start_a_slow_training(tmp_path, epochs: int):
     proc = subprocess.Popen([str(SNAKEMAKE), "--cores", "1", "--configfile", "slow.yaml"], cwd=work, env=_env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                             preexec_fn=_interruptible)
-    deadline = time.time() + 300
-    while not (run / "train" / "checkpoint.pt").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    wait_for((run / "train" / "checkpoint.pt").exists, "first epoch's checkpoint", process=proc)
     return work, run, proc
 
 
+def _epochs_done(run) -> int:
+    return int(torch.load(run / "train" / "checkpoint.pt", weights_only=True)["state"]["epoch"])
+
+
 def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
-    epochs = 40
+    epochs = 40  # interrupted after epoch 1 is seen: 39 epochs of margin, on a fast machine too
     work, run, proc = _start_a_slow_training(tmp_path, epochs=epochs)
-    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: snakemake stops its jobs and releases its lock
     proc.wait(timeout=120)
-    assert not (run / "train" / "train.json").exists() and (run / "train" / "checkpoint.pt").exists()
+    done = _epochs_done(run)
+    assert not (run / "train" / "train.json").exists() and 1 <= done < epochs, done
     search_mtime = (run / "search.json").stat().st_mtime
     again = _smk(work, "--cores", "1", "--configfile", "slow.yaml")
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert (run / "search.json").stat().st_mtime == search_mtime  # finished jobs are not redone
     log = (work / "results/test/logs/train/digits/random/seed0.log").read_text()
-    assert "resuming from" in log
+    assert f"resuming from {(run / 'train' / 'checkpoint.pt').relative_to(work)} after epoch {done}" in log
     assert json.loads((run / "train" / "train.json").read_text())["epochs"] == epochs
     # --forcerun means a fresh training, not a resume of the finished checkpoint
     forced = _smk(work, "--cores", "1", "--configfile", "slow.yaml", "--forcerun", "train")
@@ -274,8 +277,10 @@ def test_killed_pipeline_restarts_without_redoing_finished_jobs(tmp_path):
 
 def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp_path):
     work, run, proc = _start_a_slow_training(tmp_path, epochs=30)
-    os.killpg(proc.pid, signal.SIGKILL)  # no chance to release the lock
+    os.killpg(proc.pid, signal.SIGKILL)  # no chance to release the lock; 29 epochs of margin
     proc.wait(timeout=60)
+    done = _epochs_done(run)
+    assert 1 <= done < 30, done
     locked = _smk(work, "--cores", "1", "--configfile", "slow.yaml")
     assert locked.returncode != 0 and "cannot be locked" in locked.stdout + locked.stderr
     # a job killed while writing leaves a partial output, which Snakemake has marked incomplete
@@ -286,7 +291,8 @@ def test_after_snakemake_itself_is_killed_the_readme_commands_finish_the_run(tmp
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "Using workflow specific profile workflow/profiles/default" in again.stdout + again.stderr
     assert json.loads((run / "train" / "train.json").read_text())["epochs"] == 30
-    assert "resuming from" in (work / "results/test/logs/train/digits/random/seed0.log").read_text()
+    assert f"resuming from {(run / 'train' / 'checkpoint.pt').relative_to(work)} after epoch {done}" in \
+        (work / "results/test/logs/train/digits/random/seed0.log").read_text()
 
 
 def test_the_evidence_target_writes_its_tables_and_plots(tmp_path):
