@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from lightsnn.nasbench import open_benchmark
-from lightsnn.nasbench.spikenas import NUM_ARCHS, OPS, genotype_of, id_of, is_valid, read_log
+from lightsnn.nasbench.spikenas_bench import NUM_ARCHS, OPS, genotype_of, id_of, is_valid, read_log
 from lightsnn.space.genotype import Genotype, GenotypeError
 from lightsnn.space.network import PRESETS, SNASNetwork, count_parameters
 

@@ -168,7 +168,7 @@ def test_per_timestep_sahd_averages_one_kernel_per_timestep():
 
 
 def test_membrane_kernel_uses_the_charged_potential_before_firing():
-    from lightsnn.proxies.candidates import charged_membrane
+    from lightsnn.proxies.measures import charged_membrane
 
     x = torch.tensor([[2.0, 1.0, 0.0, 0.5], [0.0, 1.0, 2.0, 0.0], [1.0, 0.0, 0.0, 3.0]])
     h = 0.75 * x.double()  # v = 0, tau = 4/3: h = x / tau

@@ -9,8 +9,8 @@ import pytest
 
 from lightsnn.pipeline.config import method_options, net_config
 from lightsnn.pipeline.jobs import run_search
-from lightsnn.search.common import best_index
 from lightsnn.search.lightsnn import expected_scorings
+from lightsnn.search.scoring import best_index
 from lightsnn.search.spikenas import analytic_parameters, memory_bytes
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters

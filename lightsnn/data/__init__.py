@@ -57,48 +57,67 @@ class DataOptions(Options):
         return Path(self.cache) if self.cache else Path(self.root) / "cache"
 
 
+#: Losses a dataset can train with by default (``train.loss: auto``).
+LOSSES = ("ce", "mse")
+#: How large a dataset is: ``tiny`` (offline, seconds on a CPU) or ``paper`` (the papers' benchmarks); presets
+#: sized per dataset (LitE-SNN's ``preset: auto``) follow it.
+SCALES = ("tiny", "paper")
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
+    """Everything the code knows of a dataset by its name, in one place."""
+
     name: str
     description: str
     preset: str  # key of lightsnn.space.network.PRESETS
-    events: bool
+    events: bool  # items are event frames [T, C, H, W] (T from the network), else static images
     load: Callable[[DataOptions, int, bool | None], Splits]  # (options, timesteps, progress)
+    loss: str = "ce"  # what training minimises under train.loss: auto (LightSNN: MSE on one-hot for DVS128)
+    scale: str = "paper"
+
+    def __post_init__(self):
+        if self.loss not in LOSSES or self.scale not in SCALES:
+            raise ValueError(f"dataset {self.name!r}: loss {self.loss!r} (allowed {LOSSES}), scale {self.scale!r} "
+                             f"(allowed {SCALES})")
 
 
-def _registry() -> dict[str, DatasetSpec]:
-    from lightsnn.data import dvs, static
+def _lazy(module: str, function: str, *args) -> Callable[[DataOptions, int, bool | None], Splits]:
+    """A loader imported on first use: naming a dataset never imports torchvision or tonic."""
+    def load(options: DataOptions, timesteps: int, progress: bool | None) -> Splits:
+        import importlib
 
-    specs = [
+        loader = getattr(importlib.import_module(f"lightsnn.data.{module}"), function)
+        return (loader(*args) if args else loader)(options, timesteps, progress)
+    return load
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    s.name: s
+    for s in [
         DatasetSpec("digits", "scikit-learn load_digits: 1,797 real 8x8 grey digits, offline", "digits", False,
-                    static.load_digits),
+                    _lazy("static", "load_digits"), scale="tiny"),
         DatasetSpec("ndigits", "neuromorphic digits: load_digits through an event-camera emulator, framed",
-                    "ndigits", True, dvs.load_ndigits),
+                    "ndigits", True, _lazy("dvs", "load_ndigits"), scale="tiny"),
         DatasetSpec("cifar10", "CIFAR-10 from local files through torchvision", "cifar10", False,
-                    static.cifar_loader("cifar10")),
+                    _lazy("static", "cifar_loader", "cifar10")),
         DatasetSpec("cifar100", "CIFAR-100 from local files through torchvision", "cifar100", False,
-                    static.cifar_loader("cifar100")),
+                    _lazy("static", "cifar_loader", "cifar100")),
         DatasetSpec("cifar10-subset", "real CIFAR-10 subset (.npz, about 5k train / 1k test), paper preprocessing",
-                    "cifar10", False, static.subset_loader("cifar10")),
+                    "cifar10", False, _lazy("static", "subset_loader", "cifar10")),
         DatasetSpec("cifar100-subset", "real CIFAR-100 subset (.npz, 486 train / 916 test), paper preprocessing",
-                    "cifar100", False, static.subset_loader("cifar100")),
+                    "cifar100", False, _lazy("static", "subset_loader", "cifar100")),
         DatasetSpec("dvs128_gesture", "DVS128 Gesture from local files through tonic, framed into T frames",
-                    "dvs128_gesture", True, dvs.load_dvs_gesture),
+                    "dvs128_gesture", True, _lazy("dvs", "load_dvs_gesture"), loss="mse"),
     ]
-    return {s.name: s for s in specs}
-
-
-DATASET_NAMES = ("digits", "ndigits", "cifar10", "cifar100", "cifar10-subset", "cifar100-subset", "dvs128_gesture")
-_SPECS: dict[str, DatasetSpec] | None = None
+}
+DATASET_NAMES = tuple(DATASETS)
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
-    global _SPECS
-    if name not in DATASET_NAMES:
+    if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASET_NAMES)}")
-    if _SPECS is None:
-        _SPECS = _registry()
-    return _SPECS[name]
+    return DATASETS[name]
 
 
 def load_splits(name: str, data: dict | DataOptions | None = None, timesteps: int = 1,

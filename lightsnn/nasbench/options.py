@@ -104,3 +104,14 @@ class BenchmarkOptions(Options):
 
     def score_folder(self, out: str | Path) -> Path:
         return Path(out) / f"scores-C{self.width}-{stable_hash(self.score_settings())[:10]}"
+
+
+#: The benchmark keys each step of the workflow depends on (the other keys never rerun it): a new search budget
+#: rescores nothing, more epochs of the early-stopping baselines only recorrelate. A step not named here (the
+#: search-quality table) depends on the whole section.
+STEP_KEYS: dict[str, tuple[str, ...]] = {
+    "score": ("name", "root", "images", "sample", "sample_seed", "exclude_seed", "width", "weight_seeds",
+              "batch_size", "batches", "bn_mode", "proxies", "shards"),
+    "search": ("name", "root", "images", "width"),
+}
+STEP_KEYS["correlate"] = STEP_KEYS["score"] + ("epochs", "bootstrap", "combine")

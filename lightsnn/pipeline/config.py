@@ -11,7 +11,6 @@ Layout (every section optional; see config/README.md)::
 from __future__ import annotations
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -20,9 +19,7 @@ import yaml
 from lightsnn.core.options import from_section
 from lightsnn.data import DATASET_NAMES, get_dataset_spec
 from lightsnn.search import METHODS, get_method
-from lightsnn.search.common import MethodOptions
-from lightsnn.search.litesnn import LiteSNNOptions, search_net_config
-from lightsnn.space.lite import LiteNetConfig
+from lightsnn.search.options import MethodOptions
 from lightsnn.space.network import PRESETS
 
 #: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.
@@ -158,10 +155,4 @@ def net_config(dataset: str, config: dict, options: MethodOptions | None = None)
     spec = get_dataset_spec(dataset)
     cfg = PRESETS[spec.preset].with_overrides(config.get("network"))
     cfg = cfg.with_overrides((config.get("networks") or {}).get(dataset))
-    if isinstance(options, LiteSNNOptions):
-        base = LiteNetConfig(in_channels=cfg.in_channels, image_size=cfg.image_size, num_classes=cfg.num_classes,
-                             input_pool=cfg.input_pool, level_path=list(options.level_path))
-        return search_net_config(base, options)
-    if options is not None:
-        cfg = replace(cfg, pooling=options.pooling)
-    return cfg
+    return cfg if options is None else options.search_network(cfg)

@@ -7,10 +7,12 @@ from dataclasses import asdict
 import torch
 
 from lightsnn.core.hashing import stable_hash
+from lightsnn.core.layout import BEST_FILE, file_name
 from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
 from lightsnn.search import SearchContext, get_method
+from lightsnn.space.families import family_of_text, get_family
 from lightsnn.training.metrics import EvaluateOptions, model_parameters
 
 SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
@@ -64,41 +66,19 @@ TRAIN_SCHEMA_VERSION = SCHEMA_VERSIONS["train"]
 EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
-def architecture(family: str, genotype, network: dict):
-    """A stored architecture (genotype as JSON or string) and its network config, for either family."""
-    from lightsnn.space.genotype import Genotype
-    from lightsnn.space.lite import LiteGenotype, LiteNetConfig
-    from lightsnn.space.network import NetConfig
-    from lightsnn.space.neurons import LIFConfig
-
-    if family == "litesnn":
-        arch = LiteGenotype.from_str(genotype) if isinstance(genotype, str) else LiteGenotype.from_json(genotype)
-        return arch, LiteNetConfig.from_dict(network)
-    if family != "snasnet":
-        raise ValueError(f"unknown architecture family {family!r}; known: snasnet, litesnn")
-    network = dict(network)
-    network["lif"] = LIFConfig(**network["lif"])
-    arch = Genotype.from_str(genotype) if isinstance(genotype, str) else Genotype.from_json(genotype)
-    return arch, NetConfig(**network)
-
-
 def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
     if search is not None:
         if search.get("dataset") != dataset:
             raise ValueError(f"the search result is for dataset {search.get('dataset')!r}, not {dataset!r}")
-        return architecture(search.get("family", "snasnet"), search["genotype"]["json"], search["network"])
+        return get_family(search.get("family")).load(search["genotype"]["json"], search["network"])
     if genotype is None:
         raise ValueError("give a search result (--search) or a genotype (--genotype)")
-    if genotype.strip().startswith("lite:"):  # sized by the config's search.litesnn retrain options
-        from lightsnn.search.litesnn import retrain_net_config
-        from lightsnn.space.lite import LiteGenotype
-
-        arch = LiteGenotype.from_str(genotype)
-        options = method_options("litesnn", config, dataset=dataset)
-        return arch, retrain_net_config(net_config(dataset, config, options), options, arch)
-    from lightsnn.space.genotype import Genotype
-
-    return Genotype.from_str(genotype), net_config(dataset, config)
+    family = family_of_text(genotype)
+    arch = family.parse(genotype)
+    if family.sized_by is None:
+        return arch, net_config(dataset, config)
+    options = method_options(family.sized_by, config, dataset=dataset)  # e.g. LitE-SNN's retrain sizes
+    return arch, options.network_to_train(net_config(dataset, config, options), arch)
 
 
 def training_fingerprint(dataset: str, seed: int, arch, netcfg, options, loss: str, data: dict,
@@ -165,7 +145,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         "samples_per_second": sum(r["samples_per_second"] for r in history) / len(history),
         "parameters": model_parameters(trainer.model),
         "options": asdict(options), "network": netcfg.to_dict(), "loss": loss,
-        "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / "best.pt"),
+        "checkpoint": str(trainer.checkpoint), "best_checkpoint": str(Path(out_dir) / file_name(BEST_FILE)),
         "compat_flags": (search or {}).get("compat_flags", []),
         "device": str(device), "versions": versions(),
     }
@@ -192,7 +172,7 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
         raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn training checkpoint (meta lacks {missing})")
     config = config or {}
     device = resolve_device(config.get("device"))
-    arch, netcfg = architecture(meta.get("family", "snasnet"), meta["genotype"], meta["network"])
+    arch, netcfg = get_family(meta.get("family")).load(meta["genotype"], meta["network"])
     search = meta.get("search")
     if search is not None:
         search = {**search, "details": search.get("details") or {}}

@@ -1,7 +1,7 @@
 """Aggregate run folders into the comparison tables (CSV, Markdown, LaTeX) and plots.
 
-A run folder holds ``search.json``, ``train/train.json`` and ``evaluate.json`` of one
-(dataset, run, seed); a run is a method or a named variant of one.
+A run folder holds the search, training and evaluation results of one (dataset, run, seed)
+(:mod:`lightsnn.core.layout`); a run is a method or a named variant of one.
 """
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.core.atomic import atomic_path, write_text_atomic
+from lightsnn.core.layout import RUN_FILES
 from lightsnn.pipeline.paper import TABLE1, TABLE2
 from lightsnn.pipeline.results import read_result
+from lightsnn.space.families import get_family
 
 METRICS = {  # column -> (source file, key)
     "acc": ("evaluate", "top1"),
@@ -40,7 +42,7 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
     rows = []
     for folder in map(Path, run_dirs):
         files = {}
-        for kind, name in (("search", "search.json"), ("train", "train/train.json"), ("evaluate", "evaluate.json")):
+        for kind, name in RUN_FILES.items():
             path = folder / name
             if not path.is_file():
                 raise FileNotFoundError(f"run folder {folder} has no {name}")
@@ -49,9 +51,7 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
         row = {"dataset": search["dataset"], "run": folder.parent.name, "method": search["method"],
                "seed": search["seed"], "timesteps": search["network"]["timesteps"],
                "structure": structure(search), "genotype": search["genotype"]["str"]}
-        if search.get("family") == "litesnn":  # T is searched per seed: group the seeds by the range searched
-            row["searched_T"] = search["network"]["timesteps"]
-            row["timesteps"] = f"searched 1-{search['details']['search_network']['timesteps']}"
+        row.update(get_family(search.get("family")).table_fields(search))
         for column, (kind, key) in METRICS.items():
             value = _get(files[kind], key)
             row[column] = None if value is None else float(value) * SCALE.get(column, 1.0)
@@ -61,12 +61,7 @@ def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
 
 def structure(search: dict) -> str:
     """The search space in words, as the papers' tables give it."""
-    if search.get("family") == "litesnn":
-        network = search["network"]
-        return (f"{len(network['level_path'])} cells {network['steps']} nodes 2 ops, "
-                f"{len(search['options']['bit_widths'])} bit widths")
-    cells = len(search["genotype"]["json"]["cells"])
-    return f"2 cells {len(search['options']['space'])} ops" + (" (separate)" if cells == 2 else "")
+    return get_family(search.get("family")).describe(search)
 
 
 def mean_std(values, scale: float = 1.0, digits: int = 2, missing: str = "-") -> str:

@@ -1,11 +1,16 @@
 """Training-free proxies in a registry keyed by name, every one with the same call signature.
 
 ``proxy.score(net, genotype, batches)`` returns one float for a freshly initialised network: ``net`` is the
-discrete network of ``genotype``, already in the train or eval mode the caller's protocol asks for, and
-``batches`` are the search batches (a proxy that needs no data ignores them). Neuron state is reset before
-every batch. A proxy with ``needs_labels`` (a loss gradient) is called ``score(net, genotype, batches, labels)``
-with one label tensor per batch. A study or a search names the proxy it uses; adding one is one decorated
-function.
+network to score (the discrete network of ``genotype``, or a supernet masked to a candidate), already in the
+train or eval mode the caller's protocol asks for, and ``batches`` are the search batches (a count proxy ignores
+them). ``genotype`` is read by the count proxies only; the others may be given None. Neuron state is reset
+before every batch. A proxy with ``needs_labels`` (a loss gradient) is called
+``score(net, genotype, batches, labels)`` with one label tensor per batch.
+
+Every proxy has a kind (:data:`PROXY_KINDS`), declared where it is registered, which decides how it is computed
+and what may use it. :func:`score_proxies` is the one harness that computes them: searches, the benchmark study
+and the offline study all call it. A study or a search names the proxy it uses; adding one is one registered
+function (docs/extending.md).
 """
 from __future__ import annotations
 
@@ -17,8 +22,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lightsnn.proxies import candidates
-from lightsnn.proxies.sahd import KernelSetScorer, SAHDScorer
+from lightsnn.proxies import measures
+from lightsnn.proxies.sahd import KernelSetScorer
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import count_parameters
 from lightsnn.space.neurons import reset_state
@@ -27,29 +32,49 @@ from lightsnn.space.ops import OPS, OpSpec
 ScoreFn = Callable[[nn.Module, Genotype, Sequence[torch.Tensor]], float]
 
 
+#: What a proxy reads, which decides how :func:`score_proxies` computes it and what may use it.
+PROXY_KINDS: dict[str, str] = {
+    "kernel": "log|det K| of a kernel of the samples' spike codes: the kernel proxies share each batch's forward "
+              "pass, and a search can score stacked candidates of a supernet with one",
+    "activity": "reads the network's activity, outputs or input gradients in passes of its own",
+    "saliency": "reduces (weight, loss gradient) pairs: the saliencies share each batch's loss gradients",
+    "count": "counts the architecture or the network: no data, no forward pass (a search cannot rank by one: a "
+             "masked supernet holds every op's weights)",
+}
+
+
 @dataclass(frozen=True)
 class Proxy:
     name: str
     definition: str  # one line: what is computed
     score: ScoreFn
-    needs_data: bool = True
-    kernel: tuple[bool, str] | None = None  # (sparsity_aware, normalize) of a log|det K| proxy: shares forwards
+    kind: str = "activity"  # a key of PROXY_KINDS
+    kernel: tuple[bool, str] | None = None  # a kernel proxy's (sparsity_aware, normalize)
     needs_labels: bool = False
-    saliency: Callable | None = None  # (weight, gradient) pairs -> score: shares the loss gradients of a batch
+    saliency: Callable | None = None  # a saliency's (weight, gradient) pairs -> score
+
+    @property
+    def needs_data(self) -> bool:
+        return self.kind != "count"
 
 
 PROXIES: dict[str, Proxy] = {}
 
 
-def register(name: str, definition: str, needs_data: bool = True, kernel: tuple[bool, str] | None = None,
+def register(name: str, definition: str, kind: str = "activity", kernel: tuple[bool, str] | None = None,
              needs_labels: bool = False, saliency: Callable | None = None):
-    """Decorator: add a score function to :data:`PROXIES` under ``name``."""
+    """Decorator: add a score function to :data:`PROXIES` under ``name``, of ``kind`` (:data:`PROXY_KINDS`); a
+    kernel proxy gives its ``kernel``, a saliency its reduction ``saliency``."""
     def add(fn: ScoreFn) -> ScoreFn:
         if name in PROXIES:
             raise ValueError(f"proxy {name!r} is registered twice")
         if "\n" in definition:
             raise ValueError(f"proxy {name!r}: the definition must be one line")
-        PROXIES[name] = Proxy(name, definition, fn, needs_data, kernel, needs_labels, saliency)
+        if kind not in PROXY_KINDS:
+            raise ValueError(f"proxy {name!r}: kind {kind!r} is not one of {list(PROXY_KINDS)}")
+        if (kind == "kernel") != (kernel is not None) or (kind == "saliency") != (saliency is not None):
+            raise ValueError(f"proxy {name!r}: a kernel proxy (only) gives kernel=, a saliency (only) saliency=")
+        PROXIES[name] = Proxy(name, definition, fn, kind, kernel, needs_labels, saliency)
         return fn
     return add
 
@@ -64,7 +89,7 @@ def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Te
     proxies = [get_proxy(n) for n in names]
     check_labels(proxies, batches, labels)
     out: dict[str, float] = {}
-    kernels = [p for p in proxies if p.kernel is not None]
+    kernels = [p for p in proxies if p.kind == "kernel"]
     if kernels:
         if before_forward is not None:
             before_forward()
@@ -76,23 +101,31 @@ def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Te
         reset_state(net)
         for index, proxy in enumerate(kernels):
             out[proxy.name] = float(np.mean([v[index] for v in values])) if values else math.nan
-    saliencies = [p for p in proxies if p.saliency is not None]
+    saliencies = [p for p in proxies if p.kind == "saliency"]
     if saliencies:
         if before_forward is not None:
             before_forward()
         per_batch = []
         for batch, label in zip(batches, labels):
-            pairs = candidates.weight_gradients(net, batch, label)
+            pairs = measures.weight_gradients(net, batch, label)
             per_batch.append([p.saliency(pairs) for p in saliencies])
         for index, proxy in enumerate(saliencies):
             out[proxy.name] = float(np.mean([v[index] for v in per_batch])) if per_batch else math.nan
     for proxy in proxies:
-        if proxy.kernel is None and proxy.saliency is None:
-            if before_forward is not None and proxy.needs_data:
+        if proxy.kind in ("activity", "count"):
+            if before_forward is not None and proxy.kind == "activity":
                 before_forward()
             args = (net, genotype, batches, labels) if proxy.needs_labels else (net, genotype, batches)
             out[proxy.name] = float(proxy.score(*args))
     return {n: out[n] for n in names}
+
+
+def _alone(name: str) -> ScoreFn:
+    """The score function of a proxy that :func:`score_proxies` computes in a shared pass (kernel, saliency):
+    the same pass with this one proxy."""
+    def score(net, genotype, batches, labels=None) -> float:
+        return score_proxies(net, genotype, batches, [name], labels=labels)[name]
+    return score
 
 
 def check_labels(proxies: Sequence[Proxy], batches: Sequence[torch.Tensor],
@@ -111,24 +144,9 @@ def get_proxy(name: str) -> Proxy:
         raise ValueError(f"unknown proxy {name!r}; known: {', '.join(PROXIES)}") from None
 
 
-@torch.inference_mode()
-def _kernel_score(net: nn.Module, batches: Sequence[torch.Tensor], **scorer_options) -> float:
-    """Mean over batches of log|det K|, the state reset before every batch and after the last."""
-    values = []
-    with SAHDScorer(net, **scorer_options) as scorer:
-        for batch in batches:
-            reset_state(net)
-            values.append(scorer.score(batch))
-    reset_state(net)
-    return float(np.mean(values)) if values else math.nan
-
-
 def _register_kernel(name: str, definition: str, sparsity_aware: bool, normalize: str) -> None:
-    """A log|det K| proxy: one entry of the kernel family, scored alone or with its family in one forward."""
-    def score(net, genotype, batches) -> float:
-        return _kernel_score(net, batches, normalize=normalize, sparsity_aware=sparsity_aware)
-
-    register(name, definition, kernel=(sparsity_aware, normalize))(score)
+    """A log|det K| proxy: scored alone, it is :func:`score_proxies`' shared forward with this one kernel."""
+    register(name, definition, kind="kernel", kernel=(sparsity_aware, normalize))(_alone(name))
 
 
 for _name, _definition, _aware, _normalize in (
@@ -167,50 +185,59 @@ def fire_rate(net, genotype, batches) -> float:
     return spikes[0] / steps[0] if steps[0] else math.nan
 
 
-def _register_network_score(name: str, definition: str, compute: Callable[[nn.Module, Sequence[torch.Tensor]], float],
-                            needs_labels: bool = False, saliency: Callable | None = None) -> None:
-    """A proxy computed from the network and its batches alone (:mod:`lightsnn.proxies.candidates`)."""
-    register(name, definition, needs_labels=needs_labels, saliency=saliency)(
-        lambda net, genotype, batches, *labels: compute(net, batches, *labels))
-
-
-def _saliency(name: str) -> Callable:
-    """A saliency scored alone: the shared-gradient path of :func:`score_proxies` with this one proxy."""
-    return lambda net, batches, labels: score_proxies(net, None, batches, [name], labels=labels)[name]
+def _register_network_score(name: str, definition: str,
+                            compute: Callable[[nn.Module, Sequence[torch.Tensor]], float]) -> None:
+    """An activity proxy computed from the network and its batches alone (:mod:`lightsnn.proxies.measures`)."""
+    register(name, definition)(lambda net, genotype, batches: compute(net, batches))
 
 
 for _name, _definition, _compute, _reduce in (
     ("sahd_step", "mean over timesteps of log|det K_t|, K_t the SAHD kernel of the LIF calls of timestep t only",
-     candidates.sahd_per_step, None),
+     measures.sahd_per_step, None),
     ("membrane", "log|det K|, K the sum over LIF calls of the cosine similarity of the samples' charged membrane "
-                 "potentials (before firing)", candidates.membrane_kernel_score, None),
+                 "potentials (before firing)", measures.membrane_kernel_score, None),
     ("patterns", "mean over LIF calls of the share of samples whose spike code is distinct (activation patterns)",
-     candidates.distinct_patterns, None),
+     measures.distinct_patterns, None),
     ("grad_norm", "sum over conv and linear layers of ||dCE/dW||_2, gradients through the LIFs' surrogate",
-     None, candidates.grad_norm_of),
+     None, measures.grad_norm_of),
     ("snip", "sum over conv and linear weights of |w * dCE/dw| (SNIP saliency), surrogate gradients",
-     None, candidates.snip_of),
+     None, measures.snip_of),
     ("synflow", "log sum |w * dR/dw| over conv and linear weights, R the summed output of an all-ones input with "
                 "every parameter made positive, BN at fresh statistics, float64, surrogate gradients",
-     candidates.synflow, None),
+     measures.synflow, None),
     ("jacob_cov", "-sum(log(v + 1e-5) + 1/(v + 1e-5)), v the eigenvalues of the correlation of the samples' input "
-                  "Jacobians d(sum of outputs)/dx, surrogate gradients", candidates.jacobian_covariance, None),
+                  "Jacobians d(sum of outputs)/dx, surrogate gradients", measures.jacobian_covariance, None),
 ):
     if _reduce is None:
         _register_network_score(_name, _definition, _compute)
     else:  # scored alone through the shared-gradient path, as with its group
-        _register_network_score(_name, _definition, _saliency(_name), needs_labels=True, saliency=_reduce)
+        register(_name, _definition, kind="saliency", needs_labels=True, saliency=_reduce)(_alone(_name))
 
 
-@register("params", "number of parameters of the discrete network", needs_data=False)
+@register("params", "number of parameters of the discrete network", kind="count")
 def params(net, genotype, batches) -> float:
     return float(count_parameters(net))
 
 
-@register("conv_edges", "number of conv edges (edges whose op has a LIF) in cell 1", needs_data=False)
+@register("conv_edges", "number of conv edges (edges whose op has a LIF) in cell 1", kind="count")
 def conv_edges(net, genotype, batches) -> float:
     return float(count_conv_edges(genotype))
 
 
 def count_conv_edges(genotype: Genotype) -> int:
     return sum(OPS[OpSpec.parse(op).kind].has_lif for _, op in genotype.cell_for(0).ops)
+
+
+def _discover() -> None:
+    """Import every module of :mod:`lightsnn.proxies`: a proxy in a file of its own registers itself (its
+    module imports :func:`register` from here), with no list to extend."""
+    import importlib
+    import pkgutil
+
+    import lightsnn.proxies as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
+
+
+_discover()

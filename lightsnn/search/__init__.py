@@ -1,48 +1,36 @@
 """Search methods, in a registry keyed by name (the CLI and the workflow schema read it), and the scoring
 protocol they share (options, reference-compat flags, the scoring loop, the search record).
 
+A method is one module of this package that declares ``METHOD = Method(...)`` (docs/extending.md): the
+registry finds it, so adding a method edits no list.
+
 May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import importlib
+import pkgutil
 
-from lightsnn.search.common import COMPAT_FLAGS, MethodOptions, SearchContext, SearchResult
-from lightsnn.search.lightsnn import LightSNNOptions, run_lightsnn
-from lightsnn.search.litesnn import LiteSNNOptions, run_litesnn
-from lightsnn.search.random import RandomOptions, run_random
-from lightsnn.search.snasnet import SNASNetOptions, run_snasnet
-from lightsnn.search.spikenas import SpikeNASOptions, run_spikenas
+from lightsnn.search.options import COMPAT_FLAGS, MethodOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchResult
+from lightsnn.space.genotype import Genotype
 
 
-@dataclass(frozen=True)
-class Method:
-    name: str
-    description: str
-    options: type[MethodOptions]
-    run: Callable[[MethodOptions, SearchContext], SearchResult]
+def _discover() -> dict[str, Method]:
+    """Every ``METHOD`` declared by a module of this package, in their declared positions."""
+    found = []
+    for module in pkgutil.iter_modules(__path__):
+        method = getattr(importlib.import_module(f"{__name__}.{module.name}"), "METHOD", None)
+        if isinstance(method, Method):
+            found.append(method)
+    names = [m.name for m in found]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ImportError(f"search method(s) {twice} are declared by more than one module")
+    return {m.name: m for m in sorted(found, key=lambda m: (m.position, m.name))}
 
-    @property
-    def family(self) -> str:
-        """The architecture family it finds: ``snasnet`` (the SNASNet cell) or ``litesnn``."""
-        return self.options.family
 
-
-METHODS: dict[str, Method] = {
-    m.name: m
-    for m in [
-        Method("snasnet", "SNASNet: random sampling scored by SAHD (Kim et al., ECCV 2022)", SNASNetOptions,
-               run_snasnet),
-        Method("lightsnn", "LightSNN: pruning by importance over a supernet with SAHD (arXiv 2503.21846)",
-               LightSNNOptions, run_lightsnn),
-        Method("spikenas", "SpikeNAS: memory-aware per-cell search, reimplemented from the paper's "
-                           "description (arXiv 2402.11322)", SpikeNASOptions, run_spikenas),
-        Method("litesnn", "LitE-SNN: differentiable compressive search of cell, per-cell bits, pruning and "
-                          "timesteps (IJCAI 2024)", LiteSNNOptions, run_litesnn),
-        Method("random", "control: a uniformly random valid architecture, no scoring", RandomOptions, run_random),
-    ]
-}
+METHODS: dict[str, Method] = _discover()
 
 
 def get_method(name: str) -> Method:
@@ -52,6 +40,7 @@ def get_method(name: str) -> Method:
 
 
 #: Methods that search the SNASNet cell (the evidence study and the NAS benchmark take only these).
-SNASNET_METHODS = [name for name, m in METHODS.items() if m.family == "snasnet"]
+SNASNET_METHODS = [name for name, m in METHODS.items() if m.family == Genotype.family]
 
-__all__ = ["METHODS", "SNASNET_METHODS", "COMPAT_FLAGS", "Method", "SearchContext", "SearchResult", "get_method"]
+__all__ = ["METHODS", "SNASNET_METHODS", "COMPAT_FLAGS", "Method", "MethodOptions", "SearchContext", "SearchResult",
+           "get_method"]

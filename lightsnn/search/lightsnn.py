@@ -8,16 +8,9 @@ from typing import ClassVar
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.search.common import (
-    BN_MODES,
-    CandidateScorer,
-    Scorer,
-    ScoringOptions,
-    SearchContext,
-    SearchRecord,
-    SearchResult,
-    timed,
-)
+from lightsnn.search.options import BN_MODES, ScoringOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.search.scoring import CandidateScorer, Scorer
 from lightsnn.space.genotype import edge_key
 from lightsnn.space.network import POOLINGS, SuperNet
 from lightsnn.space.ops import SPACES
@@ -110,3 +103,7 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
                       "scoring": "stacked" if stacked else "one at a time",
                       **({"chunk": stacked.chunk} if stacked else {})}
     return SearchResult(genotype, final_score if math.isfinite(final_score) else None, record, ctx.net_config)
+
+
+METHOD = Method("lightsnn", "LightSNN: pruning by importance over a supernet with SAHD (arXiv 2503.21846)", LightSNNOptions, run_lightsnn,
+                position=20)

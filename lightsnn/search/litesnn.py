@@ -30,8 +30,9 @@ from lightsnn.core.checkpoints import (
 )
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import opt
-from lightsnn.data import collate
-from lightsnn.search.common import MethodOptions, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.data import DATASETS, SCALES, collate, get_dataset_spec
+from lightsnn.search.options import MethodOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.compconv import GAUSSIAN_STEPS
 from lightsnn.space.lite import LITE_OPS, LiteGenotype, LiteNetConfig, LiteSearchNet, edge_index
 from lightsnn.space.neurons import reset_state
@@ -51,8 +52,11 @@ SIZE_PRESETS: dict[str, dict] = {
              "keep": 0.5, "epochs": 8, "warmup_epochs": 2, "batch_size": 32, "lr": 0.1,
              "size_penalty": 5e-8, "synops_penalty": 5e-9, "retrain_filter_multiplier": 8},
 }
-#: The preset ``preset: auto`` picks per dataset (any other dataset: paper).
-DATASET_PRESETS = {"digits": "tiny", "ndigits": "tiny"}
+
+
+if set(SIZE_PRESETS) != set(SCALES):  # ``preset: auto`` takes the dataset's scale as the preset's name
+    raise ImportError(f"LitE-SNN's SIZE_PRESETS {sorted(SIZE_PRESETS)} must name the dataset scales {SCALES}")
+_TINY_DATASETS = " and ".join(n for n, spec in DATASETS.items() if spec.scale == "tiny")
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,8 @@ class LiteSNNOptions(MethodOptions):
     """Sizes and schedules left null come from ``preset``; every other option is the paper's by default."""
 
     section: ClassVar[str] = "search.litesnn"
-    preset: str = opt("auto", "sizes and schedule of the null options: paper, tiny, or auto (tiny on digits and "
-                              "ndigits, paper elsewhere)", ("auto", "paper", "tiny"))
+    preset: str = opt("auto", "sizes and schedule of the null options: paper, tiny, or auto (tiny on "
+                              f"{_TINY_DATASETS}, paper elsewhere)", ("auto", *SIZE_PRESETS))
     filter_multiplier: int | None = opt(None, "search network: channels of a node at level 0 (level l: x 2^l); "
                                               "paper 12", min=1)
     steps: int | None = opt(None, "search network: nodes per cell; paper 4", min=1)
@@ -98,7 +102,7 @@ class LiteSNNOptions(MethodOptions):
     retrain_stem_bits: int | None = opt(4, "retrained network: stem bit width (null: fp32)", min=1, max=4)
     retrain_head_bits: int | None = opt(4, "retrained network: classifier bit width (null: fp32)", min=1, max=4)
     compat_flags: ClassVar[tuple[str, ...]] = ("arch_on_train_batch", "released_decode", "conv_skip", "node_sum")
-    family: ClassVar[str] = "litesnn"
+    family: ClassVar[str] = LiteGenotype.family
 
     def check(self) -> None:
         super().check()
@@ -112,9 +116,19 @@ class LiteSNNOptions(MethodOptions):
         if self.level_path is not None:
             LiteNetConfig(level_path=list(self.level_path))  # checks the level path
 
+    def search_network(self, preset) -> LiteNetConfig:
+        """LitE-SNN's own supernet, sized by these options, with the preset's input and class counts."""
+        base = LiteNetConfig(in_channels=preset.in_channels, image_size=preset.image_size,
+                             num_classes=preset.num_classes, input_pool=preset.input_pool,
+                             level_path=list(self.level_path))
+        return search_net_config(base, self)
+
+    def network_to_train(self, searched: LiteNetConfig, genotype: LiteGenotype) -> LiteNetConfig:
+        return retrain_net_config(searched, self, genotype)
+
     def for_dataset(self, dataset: str) -> "LiteSNNOptions":
         """Every null option filled from the preset (``auto``: the dataset's)."""
-        name = DATASET_PRESETS.get(dataset, "paper") if self.preset == "auto" else self.preset
+        name = get_dataset_spec(dataset).scale if self.preset == "auto" else self.preset  # SIZE_PRESETS has both
         filled = {k: v for k, v in SIZE_PRESETS[name].items() if getattr(self, k) is None}
         return replace(self, **filled)
 
@@ -390,3 +404,8 @@ def _resumable(path, fingerprint: str, device, log) -> dict | None:
         log(f"{path} was written by a search with other settings; searching from scratch")
         return None
     return saved
+
+
+METHOD = Method("litesnn", ("LitE-SNN: differentiable compressive search of cell, per-cell bits, pruning and "
+                          "timesteps (IJCAI 2024)"), LiteSNNOptions, run_litesnn,
+                position=40)

@@ -7,7 +7,8 @@ from typing import ClassVar
 import numpy as np
 
 from lightsnn.core.options import opt
-from lightsnn.search.common import BaseOptions, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.search.options import BaseOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.genotype import Genotype
 
 
@@ -22,3 +23,7 @@ def run_random(options: RandomOptions, ctx: SearchContext) -> SearchResult:
     space, rng = options.search_space(), np.random.default_rng(ctx.seed)
     cells = [space.sample_uniform(rng) for _ in range(2 if options.separate_cells else 1)]
     return SearchResult(Genotype(tuple(cells)), None, SearchRecord(), ctx.net_config)
+
+
+METHOD = Method("random", "control: a uniformly random valid architecture, no scoring", RandomOptions, run_random,
+                position=90)

@@ -8,16 +8,9 @@ import numpy as np
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.search.common import (
-    BN_MODES,
-    Scorer,
-    ScoringOptions,
-    SearchContext,
-    SearchRecord,
-    SearchResult,
-    best_index,
-    timed,
-)
+from lightsnn.search.options import BN_MODES, ScoringOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.search.scoring import Scorer, best_index
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SuperNet
 
@@ -68,3 +61,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     best = best_index(scores)
     record.details = {"draws": draws, "accepted": len(scores), "distinct_cells": len(set(genotypes))}
     return SearchResult(genotypes[best], scores[best], record, ctx.net_config)
+
+
+METHOD = Method("snasnet", "SNASNet: random sampling scored by SAHD (Kim et al., ECCV 2022)", SNASNetOptions, run_snasnet,
+                position=10)

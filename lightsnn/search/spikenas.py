@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.search.common import Scorer, ScoringOptions, SearchContext, SearchRecord, SearchResult, best_index, timed
+from lightsnn.search.options import ScoringOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.search.scoring import Scorer, best_index
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet, count_parameters
 from lightsnn.space.ops import SPACES, OpSpec
@@ -110,3 +112,8 @@ def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
                       "memory_bytes": memory_bytes(ctx.net_config, genotype, options.weight_bits),
                       "parameters": analytic_parameters(ctx.net_config, genotype)}
     return SearchResult(genotype, phases[1]["best_score"], record, ctx.net_config)
+
+
+METHOD = Method("spikenas", ("SpikeNAS: memory-aware per-cell search, reimplemented from the paper's "
+                          "description (arXiv 2402.11322)"), SpikeNASOptions, run_spikenas,
+                position=30)

@@ -60,6 +60,7 @@ class LiteGenotype:
     keep: float
     timesteps: int
     family: ClassVar[str] = FAMILY
+    PREFIX: ClassVar[str] = "lite:"  # its string form starts so; SNASNet's matrix strings never do
 
     def __post_init__(self):
         nodes = tuple(tuple(sorted((int(s), str(o)) for s, o in node)) for node in self.nodes)
@@ -95,11 +96,11 @@ class LiteGenotype:
 
     def to_str(self) -> str:
         cell = "-".join("".join(f"{s}{_OP_CODES[o]}" for s, o in node) for node in self.nodes)
-        return f"lite:{cell}/b{''.join(map(str, self.bits))}/k{self.keep:g}/T{self.timesteps}"
+        return f"{self.PREFIX}{cell}/b{''.join(map(str, self.bits))}/k{self.keep:g}/T{self.timesteps}"
 
     @classmethod
     def from_str(cls, text: str) -> "LiteGenotype":
-        match = re.fullmatch(r"lite:([0-9sb-]+)/b([1-4]+)/k([0-9.eE+-]+)/T([0-9]+)", text.strip())
+        match = re.fullmatch(re.escape(cls.PREFIX) + r"([0-9sb-]+)/b([1-4]+)/k([0-9.eE+-]+)/T([0-9]+)", text.strip())
         if not match:
             raise LiteGenotypeError(f"{text!r} is not a LitE-SNN genotype; expected e.g. lite:1b0s-2b1b/b2411/k0.2/T5")
         decode = {v: k for k, v in _OP_CODES.items()}

@@ -29,12 +29,13 @@ from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.jsonfloats import decode_non_finite
+from lightsnn.core.layout import EVALUATE_FILE, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, seed_folder
 from lightsnn.core.options import Options, opt
 from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import mean_std, save_figure, write_table
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, read_result, versions, write_json_atomic
-from lightsnn.proxies.registry import PROXIES, get_proxy
+from lightsnn.proxies.registry import PROXIES, get_proxy, score_proxies
 from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.ops import SPACES, parse_space
@@ -111,7 +112,7 @@ def score_variants(options: EvidenceOptions) -> list[ScoreVariant]:
 
 
 #: Proxies that need no forward pass, reported beside the scores.
-BASELINES = {name: proxy.definition for name, proxy in PROXIES.items() if not proxy.needs_data}
+BASELINES = {name: proxy.definition for name, proxy in PROXIES.items() if proxy.kind == "count"}
 
 
 def sample_architectures(space: SearchSpace, n: int, seed: int) -> list[Genotype]:
@@ -129,7 +130,7 @@ def sample_architectures(space: SearchSpace, n: int, seed: int) -> list[Genotype
 
 def _score(net: SNASNetwork, genotype: Genotype, batches: list[torch.Tensor], variant: ScoreVariant) -> float:
     net.train(variant.bn_mode == "train")
-    return get_proxy(variant.proxy).score(net, genotype, batches)
+    return score_proxies(net, genotype, batches, [variant.proxy])[variant.proxy]
 
 
 def _search_batches(splits, size: int, repeat: int, device, seed: int) -> list[torch.Tensor]:
@@ -322,20 +323,20 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
     out = Path(out_dir)
     rows = []
     for seed in seeds:
-        folder = out / f"seed{seed}"
-        if (folder / "evaluate.json").is_file():
-            search = json.loads((folder / "search.json").read_text())
-            train = json.loads((folder / "train" / "train.json").read_text())
-            evaluation = json.loads((folder / "evaluate.json").read_text())
+        folder = out / seed_folder(seed)
+        if (folder / EVALUATE_FILE).is_file():
+            search = json.loads((folder / SEARCH_FILE).read_text())
+            train = json.loads((folder / TRAIN_FILE).read_text())
+            evaluation = json.loads((folder / EVALUATE_FILE).read_text())
             log(f"seed {seed}: read back from {folder}")
         else:
             search = run_search(method, dataset, seed, config, overrides, progress=progress)
-            track(search, write_json_atomic(folder / "search.json", search))
-            train = run_train(dataset, seed, config, folder / "train", search=search, progress=progress, log=_quiet)
-            track(train, write_json_atomic(folder / "train" / "train.json", train))
+            track(search, write_json_atomic(folder / SEARCH_FILE, search))
+            train = run_train(dataset, seed, config, folder / TRAIN_DIR, search=search, progress=progress, log=_quiet)
+            track(train, write_json_atomic(folder / TRAIN_FILE, train))
             evaluation = run_evaluate(train["checkpoint"], config, bits=bits, energy_samples=energy_samples,
                                       progress=progress)
-            track(evaluation, write_json_atomic(folder / "evaluate.json", evaluation))
+            track(evaluation, write_json_atomic(folder / EVALUATE_FILE, evaluation))
         row = {"seed": seed, "genotype": search["genotype"]["str"], "score": search["score"],
                "search_seconds": search["times"]["search_seconds"], "acc": evaluation["top1"],
                "sar": evaluation["sar"], "params": evaluation["parameters"],

@@ -284,12 +284,12 @@ def correlation_markdown(corr: pd.DataFrame) -> str:
 
 
 # --- search quality: each method's pick, looked up in the benchmark -------------------------------------------
-def benchmark_search_config(options: BenchmarkOptions, config: dict, method: str) -> tuple[dict, dict]:
+def benchmark_search_config(bench, options: BenchmarkOptions, config: dict, method: str) -> tuple[dict, dict]:
     """The job config and method overrides that search the benchmark's space with its network at
-    ``options.width`` on its images: forward cells, its 5 ops, average pooling as in the benchmark."""
+    ``options.width`` on its images: its ops, cell type and pooling, as the benchmark trained them."""
     bench_net = {"channels": options.width}
     job = {**config, "networks": {**(config.get("networks") or {}), options.images: bench_net}}
-    overrides = {"space": "spikenas-bench", "cell_type": "forward", "pooling": "avg",
+    overrides = {"space": bench.space_name, "cell_type": bench.space.cell_type, "pooling": bench.pooling,
                  **(options.search.get(method) or {})}
     return job, overrides
 
@@ -302,9 +302,7 @@ def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | 
 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     bench = open_from(options, config)
-    if options.name != "spikenas-bench":
-        raise ValueError(f"searches know the space of spikenas-bench only, not {options.name!r}")
-    job, method_overrides = benchmark_search_config(options, config, method)
+    job, method_overrides = benchmark_search_config(bench, options, config, method)
     result = run_search(method, options.images, seed, job, method_overrides, progress)
     genotype = Genotype.from_json(result["genotype"]["json"])
     arch_id = bench.id_of(genotype)

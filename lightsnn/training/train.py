@@ -41,17 +41,20 @@ from lightsnn.core.checkpoints import (
     signals_deferred,
 )
 from lightsnn.core.hashing import stable_hash
+from lightsnn.core.layout import BEST_FILE, CHECKPOINT_FILE, file_name
 from lightsnn.core.options import Options, from_section, opt
-from lightsnn.data import collate
-from lightsnn.space.genotype import Genotype
-from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
+from lightsnn.data import DATASETS, collate, get_dataset_spec
+from lightsnn.data import LOSSES as DATASET_LOSSES
+from lightsnn.space.families import get_family
 from lightsnn.space.neurons import reset_state
-from lightsnn.space.spaces import SearchSpace
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
 
-LOSSES = ("auto", "ce", "mse")
+LOSSES = ("auto", *DATASET_LOSSES)
+#: What ``loss: auto`` means, in words generated from the dataset registry.
+_AUTO_LOSSES = "".join(f"{loss.upper()} on one-hot for {', '.join(n for n, s in DATASETS.items() if s.loss == loss)}, "
+                       for loss in DATASET_LOSSES[1:] if any(s.loss == loss for s in DATASETS.values())) + "else CE"
 
 #: Named recipes (methods.md §2.3, 3.3); any field can be overridden in the config's ``train`` section.
 RECIPES: dict[str, dict] = {
@@ -75,7 +78,7 @@ class TrainOptions(Options):
     weight_decay: float = opt(5e-4, "SGD weight decay", min=0.0)
     eta_min: float | None = opt(0.001, "cosine floor of the learning rate")  # or eta_min_ratio * lr
     eta_min_ratio: float | None = opt(None, "cosine floor as a share of lr")
-    loss: str = opt("auto", "auto (MSE on one-hot for dvs128_gesture, else CE), ce or mse", LOSSES)
+    loss: str = opt("auto", f"auto (the dataset's own: {_AUTO_LOSSES}), ce or mse", LOSSES)
     val_fraction: float = opt(0.0, "share of the training set held out for model selection", min=0.0)
     amp: bool = opt(False, "bf16 autocast (CUDA only)")
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
@@ -115,8 +118,8 @@ def split_validation(train: Dataset, fraction: float, seed: int) -> tuple[Datase
 
 
 def loss_kind(options: "TrainOptions", dataset: str) -> str:
-    """``auto``: MSE on one-hot for DVS128 Gesture (LightSNN's choice), cross-entropy otherwise."""
-    return options.loss if options.loss != "auto" else ("mse" if dataset == "dvs128_gesture" else "ce")
+    """``auto``: the dataset's own (MSE on one-hot for DVS128 Gesture, LightSNN's choice; else cross-entropy)."""
+    return options.loss if options.loss != "auto" else get_dataset_spec(dataset).loss
 
 
 def loss_fn(kind: str, num_classes: int):
@@ -125,26 +128,10 @@ def loss_fn(kind: str, num_classes: int):
     return F.cross_entropy
 
 
-def build_model(net_config: NetConfig, genotype: Genotype, search: dict | None = None):
-    """The network to train and, under LightSNN's ``trained_logits`` compat, the logits parameter.
-
-    The search result's compat flags carry over: ``dead_backward`` trains LightSNN's dead-edge cell.
-    """
-    flags = set((search or {}).get("compat_flags", []))
-    if genotype.family == "litesnn":
-        from lightsnn.space.lite import LiteNet
-
-        return LiteNet(net_config, genotype, conv_skip="conv_skip" in flags), None
-    dead = "dead_backward" in flags
-    if "trained_logits" not in flags:
-        return SNASNetwork.from_genotype(net_config, genotype, dead_backward=dead), None
-    options = search["options"]
-    model = SuperNet(net_config, SearchSpace.of(options["space"], options["cell_type"]),
-                     shared=not options["separate_cell_alphas"],
-                     threshold=options["threshold"], dead_backward=dead)
-    logits = torch.nn.Parameter(torch.tensor(search["details"]["final_logits"], dtype=torch.float32))
-    model.set_logits(logits.detach())
-    return model, logits
+def build_model(net_config, genotype, search: dict | None = None):
+    """The network to train and, under LightSNN's ``trained_logits`` compat, the logits parameter: the
+    genotype's family builds it (:mod:`lightsnn.space.families`), with the search result's compat flags."""
+    return get_family(genotype.family).build(net_config, genotype, search)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -185,7 +172,7 @@ class Trainer:
         self.device = device
         self.seed = seed
         self.out_dir = Path(out_dir)
-        self.checkpoint = self.out_dir / "checkpoint.pt"
+        self.checkpoint = self.out_dir / file_name(CHECKPOINT_FILE)
         self.progress = progress
         self.log = log or (lambda line: print(line, flush=True))
         self.loss = loss_fn(loss_kind, num_classes)
@@ -278,7 +265,7 @@ class Trainer:
             key = "val_acc" if val_loader is not None else "test_acc"
             if state["best"] is None or row[key] > state["best"][key]:
                 state["best"] = dict(row)
-                self._save_weights(self.out_dir / "best.pt")
+                self._save_weights(self.out_dir / file_name(BEST_FILE))
             state["epoch"] = epoch
             with signals_deferred():  # the checkpoint and the epoch's log go together, never one without the other
                 save_checkpoint({"format": CHECKPOINT_FORMAT,

@@ -1,12 +1,27 @@
-# Helpers and input functions; every rule file reads from here.
+# Helpers and input functions; every rule file reads from here. What the library owns (the run-folder layout,
+# the config sections each job reads, the benchmark keys of each step, the method names) is imported from it.
 import json
 import os
 import shlex
 import subprocess
+import sys
+
+import yaml
+
+try:
+    import lightsnn  # noqa: F401  (installed beside Snakemake: make setup, environment.yml)
+except ImportError:  # a Snakemake of its own: the modules read here need only the standard library
+    sys.path.append(os.path.dirname(workflow.basedir))
+from lightsnn.core.layout import CHECKPOINT_FILE, EVALUATE_FILE, RUNS, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, run_id
+from lightsnn.nasbench.options import STEP_KEYS as BM_KEYS
+from lightsnn.pipeline.sections import JOB_SECTIONS
 
 WF = config["workflow"]
 RESULTS = WF["results"]
-RUNS_DIR = f"{RESULTS}/runs"
+RUNS_DIR = f"{RESULTS}/{RUNS}"
+#: A run folder's path with wildcards: ``{RUN}/{SEARCH_FILE}`` and so on.
+RUN_ID = run_id("{dataset}", "{run}", "{seed}")
+RUN = f"{RUNS_DIR}/{RUN_ID}"
 LOGS = f"{RESULTS}/logs"
 BENCH = f"{RESULTS}/benchmarks"
 TABLES = f"{RESULTS}/tables"
@@ -27,12 +42,23 @@ if RELAYED:
 KNOWN_RUNS = list(WF["methods"]) + list(VARIANTS)
 
 
+def _method_names():
+    """The registered methods, as the schema generated from the library's registry lists them (importing the
+    registry itself would cost every Snakemake start torch's import)."""
+    with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as handle:
+        schema = yaml.safe_load(handle)
+    return schema["properties"]["workflow"]["properties"]["methods"]["items"]["enum"]
+
+
+METHOD_NAMES = _method_names()
+
+
 def _check_table1():
     spec = WF["table1"]
     if spec is None:
         return
     for key in ("random", "pruning"):
-        if spec[key] not in KNOWN_RUNS and spec[key] not in ("snasnet", "lightsnn", "spikenas", "random"):
+        if spec[key] not in KNOWN_RUNS and spec[key] not in METHOD_NAMES:
             raise ValueError(f"workflow.table1.{key}={spec[key]!r} is neither a method nor a variant; "
                              f"known: {KNOWN_RUNS}")
 
@@ -50,7 +76,7 @@ def run_pairs():
 
 
 def run_dirs():
-    return [f"{RUNS_DIR}/{d}/{r}/seed{s}" for d, r in run_pairs() for s in WF["seeds"]]
+    return [f"{RUNS_DIR}/{run_id(d, r, s)}" for d, r in run_pairs() for s in WF["seeds"]]
 
 
 def table_outputs():
@@ -62,27 +88,15 @@ def table_outputs():
 
 
 def evaluations():
-    return [f"{d}/evaluate.json" for d in run_dirs()]
+    return [f"{d}/{EVALUATE_FILE}" for d in run_dirs()]
 
 
 def searches():
-    return [f"{d}/search.json" for d in run_dirs()]
+    return [f"{d}/{SEARCH_FILE}" for d in run_dirs()]
 
 
 def method_of(wildcards):
     return VARIANTS[wildcards.run]["method"] if wildcards.run in VARIANTS else wildcards.run
-
-
-#: The config sections each kind of job depends on. A job gets exactly these, resolved (validated, defaults
-#: filled in) as one JSON param: Snakemake reruns a job when, and only when, one of them changes.
-JOB_SECTIONS = {
-    "prepare": ("data", "network", "networks"),
-    "search": ("device", "data", "network", "networks", "search"),
-    "train": ("device", "data", "train"),
-    "evaluate": ("device", "evaluate"),
-    "correlate": ("device", "data", "network", "networks", "train", "evidence"),
-    "replicate": ("device", "data", "network", "networks", "search", "train", "evaluate"),
-}
 
 
 def job_settings(kind):
@@ -112,15 +126,6 @@ def job_settings(kind):
 
 BM = config["benchmark"]
 BM_DIR = f"{RESULTS}/benchmark"
-#: The benchmark keys each step depends on: a change of the search budget rescores nothing, and so on.
-BM_KEYS = {
-    "score": ("name", "root", "images", "sample", "sample_seed", "exclude_seed", "width", "weight_seeds",
-              "batch_size", "batches", "bn_mode", "proxies", "shards"),
-    "search": ("name", "root", "images", "width"),
-}
-BM_KEYS["correlate"] = BM_KEYS["score"] + ("epochs", "bootstrap", "combine")
-
-
 def benchmark_settings(step):
     """A params function: the device, data and benchmark keys a benchmark ``step`` depends on, as JSON."""
     def settings(wildcards):
@@ -142,15 +147,15 @@ def benchmark_picks():
 
 def group_of(wildcards):
     """The MLflow parent run of a dataset x run x seed: its search, train and evaluate runs nest under it."""
-    return f"{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed}"
+    return run_id(wildcards.dataset, wildcards.run, wildcards.seed)
 
 
 def train_dir(wildcards):
-    return f"{RUNS_DIR}/{wildcards.dataset}/{wildcards.run}/seed{wildcards.seed}/train"
+    return f"{RUNS_DIR}/{group_of(wildcards)}/{TRAIN_DIR}"
 
 
 def checkpoint_of(wildcards):
-    return f"{train_dir(wildcards)}/checkpoint.pt"
+    return f"{RUNS_DIR}/{group_of(wildcards)}/{CHECKPOINT_FILE}"
 
 
 def folder_of_first_output(wildcards, output):
@@ -185,7 +190,7 @@ def evidence_correlations():
 
 
 def evidence_replicates():
-    return [f"{EVIDENCE}/{d}/runs/{r}/replicate.json" for d in EV["datasets"] for r in EVIDENCE_RUNS]
+    return [f"{EVIDENCE}/{d}/{RUNS}/{r}/replicate.json" for d in EV["datasets"] for r in EVIDENCE_RUNS]
 
 
 def evidence_outputs():

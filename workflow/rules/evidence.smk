@@ -27,7 +27,7 @@ rule replicate:
     input:
         f"{RESULTS}/prepared/{{edataset}}.json",
     output:
-        f"{EVIDENCE}/{{edataset}}/runs/{{erun}}/replicate.json",
+        f"{EVIDENCE}/{{edataset}}/{RUNS}/{{erun}}/replicate.json",
     log:
         f"{LOGS}/evidence/replicate/{{edataset}}/{{erun}}.log",
     benchmark:

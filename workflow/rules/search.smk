@@ -2,11 +2,11 @@ rule search:
     input:
         f"{RESULTS}/prepared/{{dataset}}.json",
     output:
-        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/search.json",
+        f"{RUN}/{SEARCH_FILE}",
     log:
-        f"{LOGS}/search/{{dataset}}/{{run}}/seed{{seed}}.log",
+        f"{LOGS}/search/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/search/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+        f"{BENCH}/search/{RUN_ID}.tsv"
     threads: THREADS
     params:
         method=method_of,

@@ -1,14 +1,14 @@
-# Training writes checkpoint.pt every epoch next to train.json; the checkpoint is not a declared output,
+# Training writes a checkpoint every epoch beside its result (lightsnn.core.layout); the checkpoint is not a declared output,
 # so a killed job's rerun (rerun-incomplete) resumes from it instead of starting over.
 rule train:
     input:
-        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/search.json",
+        f"{RUN}/{SEARCH_FILE}",
     output:
-        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/train/train.json",
+        f"{RUN}/{TRAIN_FILE}",
     log:
-        f"{LOGS}/train/{{dataset}}/{{run}}/seed{{seed}}.log",
+        f"{LOGS}/train/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/train/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+        f"{BENCH}/train/{RUN_ID}.tsv"
     threads: THREADS
     params:
         out_dir=train_dir,
@@ -26,13 +26,13 @@ rule train:
 
 rule evaluate:
     input:
-        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/train/train.json",
+        f"{RUN}/{TRAIN_FILE}",
     output:
-        f"{RUNS_DIR}/{{dataset}}/{{run}}/seed{{seed}}/evaluate.json",
+        f"{RUN}/{EVALUATE_FILE}",
     log:
-        f"{LOGS}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.log",
+        f"{LOGS}/evaluate/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/evaluate/{{dataset}}/{{run}}/seed{{seed}}.tsv"
+        f"{BENCH}/evaluate/{RUN_ID}.tsv"
     threads: THREADS
     params:
         checkpoint=checkpoint_of,

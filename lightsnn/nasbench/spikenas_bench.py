@@ -20,12 +20,12 @@ from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError
 from lightsnn.space.ops import SPACES
 from lightsnn.space.spaces import SearchSpace
 
-DEFAULT_ROOT = "data/spikenas-bench"
 DATASET_FOLDER = "CIFAR10"
 LOG_NAME = "train_process.txt"
 #: Edge k is digit k (weight 5**k) of an architecture id.
 BENCH_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
-OPS = SPACES["spikenas-bench"]  # op code -> op name
+SPACE_NAME = "spikenas-bench"  # lightsnn.space.ops.SPACES key
+OPS = SPACES[SPACE_NAME]  # op code -> op name
 NUM_ARCHS = len(OPS) ** len(BENCH_EDGES)
 MAX_EPOCHS = 200
 NUM_FIRING_RATES = 16
@@ -131,7 +131,9 @@ class SpikeNASBench:
 
     name = "spikenas-bench"
     preset = "spikenas-bench"  # lightsnn.space.network.PRESETS key of the benchmark's network
+    space_name = SPACE_NAME
     space = SearchSpace(OPS, "forward")
+    pooling = "avg"
     dataset = "cifar10"
 
     def __init__(self, table: pd.DataFrame, curves: np.ndarray, root: Path):

@@ -1,0 +1,256 @@
+"""The studies' verbs: bench, correlate, replicate, evidence, benchmark."""
+from __future__ import annotations
+
+import sys
+
+from lightsnn.cli.flags import (
+    _common_job_flags,
+    _config,
+    _evaluate_flags,
+    _given,
+    _method_option_flags,
+    _method_overrides,
+    _option_flags,
+    _positive,
+    _seed,
+    _track,
+)
+from lightsnn.data import DATASET_NAMES
+from lightsnn.search import METHODS
+
+
+def add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="measure search and training speed against plain conv2d throughput",
+                       description="Runs a LightSNN search, a short SNASNet search and training steps at the sizes "
+                                   "of the config's bench section (or the flags), counts their FLOPs analytically "
+                                   "and compares them with plain torch conv2d calls of the same shapes.")
+    _common_job_flags(p, ("config", "config_json", "device", "threads"))
+    p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    from lightsnn.studies.bench import BenchOptions
+
+    _option_flags(p, BenchOptions, title="sizes (override the config's bench section)",
+                  default_note=" [{default}]")
+    p.set_defaults(func=_cmd_bench)
+
+
+def _cmd_bench(args) -> int:
+    from lightsnn.pipeline.config import resolve_device
+    from lightsnn.pipeline.results import write_json_atomic
+    from lightsnn.studies.bench import BenchOptions, run_bench
+
+    config = _config(args)
+    opts = BenchOptions.from_config(config.get("bench"), _given(args, BenchOptions))
+    figures = run_bench(opts, resolve_device(config.get("device")))
+    if args.json:
+        write_json_atomic(args.json, figures)
+    return 0
+
+
+def add_correlate(sub) -> None:
+    p = sub.add_parser("correlate", help="rank-correlate SAHD (and its variants and baselines) with trained accuracy",
+                       description="Sample N distinct architectures uniformly over canonical cells of a space, score "
+                                   "each at initialisation (several weight seeds; SAHD variants; plain Hamming, "
+                                   "#params, #conv edges), train each for a short fixed budget and report Kendall's "
+                                   "tau and Spearman's rho with bootstrap 95% intervals. Writes OUT/correlate.json, "
+                                   "architectures.csv, correlation.{csv,md,tex} and scatter.png. Defaults come from "
+                                   "the config's evidence section.")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    p.add_argument("--space", default=None, help="op space (default: the config's evidence.space)")
+    p.add_argument("--n", type=_positive, default=None, help="architectures (default: the config's evidence.num_archs)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the sample, the batches, the weights and training")
+    p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
+    p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
+    _common_job_flags(p)
+    p.set_defaults(func=_cmd_correlate)
+
+
+def _cmd_correlate(args) -> int:
+    from lightsnn.studies.evidence import run_correlate
+
+    config = _config(args)
+    overrides = {"space": args.space, "num_archs": args.n, "train_epochs": args.epochs}
+    out = args.out or f"results/evidence/{args.dataset}"
+    result = run_correlate(args.dataset, config, out, args.seed, overrides,
+                           progress=False if args.no_progress else None)
+    taus = {f"tau.{row['score']}": row["tau"] for row in result["correlations"]}
+    _track({k: v for k, v in result.items() if k != "architectures"}, config, f"{out}/correlate.json", args, taus)
+    print(f"{args.dataset}: {len(result['architectures'])} architectures in {result['seconds']:.0f}s "
+          f"(training {result['train_seconds']:.0f}s); accuracy {100 * result['accuracy']['mean']:.1f} "
+          f"± {100 * result['accuracy']['std']:.1f}%")
+    for row in result["correlations"]:
+        print(f"  {row['score']:13s} tau {row['tau']:+.3f} [{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]  "
+              f"rho {row['rho']:+.3f} [{row['rho_low']:+.3f}, {row['rho_high']:+.3f}]")
+    noise = result["accuracy_noise"]
+    if noise["n"]:
+        print(f"  accuracy vs itself retrained ({noise['n']} architectures): tau {noise['tau']:+.3f} "
+              f"[{noise['tau_low']:+.3f}, {noise['tau_high']:+.3f}], mean |difference| {100 * noise['mean_abs_diff']:.1f} pp")
+    print(f"-> {out}")
+    return 0
+
+
+def add_replicate(sub) -> dict:
+    p = sub.add_parser("replicate", help="search, train and evaluate one method over several seeds",
+                       description="For every seed: search, train (config train section), evaluate; each seed's "
+                                   "folder OUT/seed<S>/ has the workflow's run layout and OUT/replicate.json "
+                                   "lists them. Seeds already evaluated are read back (a killed job resumes).")
+    p.add_argument("--method", required=True, choices=list(METHODS), help="search method")
+    p.add_argument("--name", default=None, help="name of this run in the tables (default: the method)")
+    p.add_argument("--dataset", required=True, help=f"dataset name ({', '.join(DATASET_NAMES)})")
+    p.add_argument("--seeds", type=_seed, nargs="+", required=True, help="seeds, e.g. 0 1 2 3 4")
+    p.add_argument("--out", required=True, help="output folder")
+    _evaluate_flags(p)
+    _common_job_flags(p)
+    table = _method_option_flags(p)
+    p.set_defaults(func=lambda args: _cmd_replicate(args, table))
+    return table
+
+
+def _cmd_replicate(args, table) -> int:
+    from lightsnn.studies.evidence import run_replicate
+
+    overrides = _method_overrides(args, table)
+    config = _config(args)
+    result = run_replicate(args.method, args.dataset, args.seeds, config, args.out, args.name, overrides,
+                           args.bits, args.energy_samples, progress=False if args.no_progress else None,
+                           track=lambda job, path: _track(job, config, path, args))
+    accs = [r["acc"] for r in result["runs"]]
+    print(f"{result['name']} on {args.dataset}: accuracy over seeds {args.seeds}: "
+          + ", ".join(f"{100 * a:.1f}" for a in accs) + f" -> {args.out}")
+    return 0
+
+
+def add_evidence(sub) -> None:
+    p = sub.add_parser("evidence", help="tables and plots of the evidence study from correlate/replicate outputs",
+                       description="Writes correlation.*, comparison.* (every method vs the baseline, paired by "
+                                   "seed: mean difference, t-test and Wilcoxon p), ablation.* (LightSNN vs each "
+                                   "reference_compat switch) and comparison.png.")
+    p.add_argument("--correlate", nargs="*", default=[], help="correlate.json files")
+    p.add_argument("--replicate", nargs="*", default=[], help="replicate.json files")
+    p.add_argument("--baseline", default="random", help="run every method is paired with (default random)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_cmd_evidence)
+
+
+def _cmd_evidence(args) -> int:
+    from lightsnn.studies.evidence import write_evidence_tables
+
+    written = write_evidence_tables(args.correlate, args.replicate, args.out, args.baseline)
+    print("evidence tables -> " + ", ".join(written.values()))
+    return 0
+
+
+def add_benchmark(sub) -> None:
+    from lightsnn.nasbench.options import BenchmarkOptions
+
+    p = sub.add_parser("benchmark", help="score, correlate and search on a tabular NAS benchmark (no training)",
+                       description="Evidence from a NAS benchmark of trained SNNs (default SpikeNAS-Bench: 15,625 "
+                                   "architectures trained on CIFAR-10): 'score' computes every registered proxy for a "
+                                   "shard of a seeded sample of its valid architectures, 'correlate' rank-correlates "
+                                   "the scores with the benchmark's test accuracy beside its early-stopping "
+                                   "baselines, 'agree' compares scores at two widths, 'search' runs a search method "
+                                   "on the benchmark's space and looks its pick up, 'quality' tabulates the picks. "
+                                   "Defaults come from the config's benchmark section (config/README.md).")
+    verbs = p.add_subparsers(dest="benchmark_command", required=True, metavar="STEP")
+
+    def step(name: str, help: str, func, flags=True):
+        q = verbs.add_parser(name, help=help, description=help)
+        _common_job_flags(q, ("config", "config_json", "device", "no_progress", "no_tracking", "threads"))
+        if flags:
+            _option_flags(q, BenchmarkOptions, title="benchmark options (override the config's benchmark section)",
+                          default_note=" (default: the config's {section}.{name}, else {default})")
+        q.set_defaults(func=func)
+        return q
+
+    q = step("score", "score one shard of the sample with every proxy; writes OUT/scores-C<width>-<hash>/shard-*.csv "
+                      "(resumable: a killed run continues)", _cmd_benchmark_score)
+    q.add_argument("--shard", type=int, default=0, help="shard index, 0..shards-1 (default 0)")
+    q.add_argument("--out", default="results/benchmark", help="output folder (default results/benchmark)")
+    q.add_argument("--csv", default=None, help="write the shard here instead (the workflow names its files)")
+    q = step("correlate", "Kendall tau / Spearman rho of every score with test accuracy, with intervals; writes "
+                          "correlation.{csv,md,json} and scatter.png", _cmd_benchmark_correlate)
+    q.add_argument("--scores", nargs="+", required=True, help="shard CSVs written by 'score'")
+    q.add_argument("--out", required=True, help="output folder")
+    q = step("agree", "rank agreement of each proxy between scores at a reduced width and at a reference width",
+             _cmd_benchmark_agree, flags=False)
+    q.add_argument("--scores", nargs="+", required=True, help="shard CSVs at the reduced width")
+    q.add_argument("--reference", nargs="+", required=True, help="shard CSVs at the reference width (same ids)")
+    q.add_argument("--out", required=True, help="output CSV")
+    q = step("search", "run a search method on the benchmark's space (forward cells, its 5 ops, its network at "
+                       "benchmark.width) and look its pick up; writes a JSON record", _cmd_benchmark_search)
+    q.add_argument("--method", required=True, help="search method (snasnet, lightsnn, random; spikenas searches two "
+                                                   "cells, which the benchmark never trained)")
+    q.add_argument("--seed", type=_seed, default=0, help="search seed (default 0)")
+    q.add_argument("--out", required=True, help="output JSON")
+    q = step("quality", "tabulate search picks (paired by seed with random) and the top-by-score curve",
+             _cmd_benchmark_quality)
+    q.add_argument("--picks", nargs="+", required=True, help="JSON records written by 'search'")
+    q.add_argument("--scores", nargs="*", default=[], help="shard CSVs for the top-by-score curve")
+    q.add_argument("--out", required=True, help="output folder")
+
+
+def _benchmark_overrides(args) -> dict:
+    from lightsnn.nasbench.options import BenchmarkOptions
+
+    return _given(args, BenchmarkOptions)
+
+
+def _cmd_benchmark_score(args) -> int:
+    from lightsnn.studies.nasbench import score_shard
+
+    path = score_shard(_config(args), args.shard, args.out, _benchmark_overrides(args),
+                       progress=False if args.no_progress else None, log=lambda line: print(line, file=sys.stderr),
+                       csv=args.csv)
+    print(f"scores -> {path}")
+    return 0
+
+
+def _cmd_benchmark_correlate(args) -> int:
+    from lightsnn.studies.nasbench import write_correlation
+
+    config = _config(args)
+    result = write_correlation(args.scores, config, args.out, _benchmark_overrides(args))
+    taus = {f"tau.{row['score']}": row["tau"] for row in result["correlations"]}
+    _track(result, config, f"{args.out}/correlation.json", args, taus)
+    print(f"{result['benchmark']}: {result['architectures']} scored architectures")
+    for row in result["correlations"]:
+        print(f"  {row['score']:12s} n {row['n']:5d}  tau {row['tau']:+.3f} [{row['tau_low']:+.3f}, "
+              f"{row['tau_high']:+.3f}]  rho {row['rho']:+.3f} [{row['rho_low']:+.3f}, {row['rho_high']:+.3f}]")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_agree(args) -> int:
+    from lightsnn.studies.nasbench import write_width_agreement
+
+    table = write_width_agreement(args.scores, args.reference, args.out)
+    for row in table.to_dict("records"):
+        print(f"  {row['score']:12s} C={row['width']} vs C={row['reference_width']}: n {row['n']} tau {row['tau']:+.3f} "
+              f"[{row['tau_low']:+.3f}, {row['tau_high']:+.3f}]; {row['seconds_per_arch']:.1f} s vs "
+              f"{row['reference_seconds_per_arch']:.1f} s per architecture")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_search(args) -> int:
+    from lightsnn.pipeline.results import write_json_atomic
+    from lightsnn.studies.nasbench import search_on_benchmark
+
+    record = search_on_benchmark(_config(args), args.method, args.seed, _benchmark_overrides(args),
+                                 progress=False if args.no_progress else None)
+    write_json_atomic(args.out, record)
+    print(f"{args.method} seed {args.seed}: id {record['id']} test acc {record['test_acc']:.2f} % "
+          f"(percentile {record['percentile']:.0f} of valid), {record['search_seconds']:.1f} s -> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_quality(args) -> int:
+    from lightsnn.studies.nasbench import write_search_quality
+
+    config = _config(args)
+    result = write_search_quality(args.picks, args.scores, config, args.out, _benchmark_overrides(args))
+    means = {f"acc.{row['method']}": row["acc_mean"] for row in result["methods"]}
+    _track(result, config, f"{args.out}/search_quality.csv", args, means)
+    for row in result["methods"]:
+        print(f"  {row['method']:9s} {row['acc_mean']:.2f} ± {row['acc_std']:.2f} % over {row['seeds']} seeds")
+    print(f"-> {args.out}")
+    return 0
