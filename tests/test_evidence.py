@@ -9,14 +9,12 @@ from lightsnn.space.spaces import SearchSpace
 from lightsnn.studies.evidence import (
     BASELINES,
     EvidenceOptions,
-    ablation_table,
-    comparison_table,
     run_correlate,
     run_replicate,
     sample_architectures,
     score_variants,
-    write_evidence_tables,
 )
+from lightsnn.studies.evidence_tables import ablation_table, comparison_table, write_evidence_tables
 
 STUDY = {"num_archs": 4, "weight_seeds": 2, "batch_size": 8, "other_batch_sizes": [16], "repeat": 1,
          "train_epochs": 1, "retrain_archs": 3, "bootstrap": 100}

@@ -15,7 +15,7 @@ from lightsnn.proxies.registry import PROXIES, PROXY_KINDS, register
 from lightsnn.search import METHODS
 from lightsnn.space.families import FAMILIES, family_of_text, get_family
 from lightsnn.space.genotype import Genotype
-from lightsnn.space.lite import LiteGenotype
+from lightsnn.space.litesnn_genotype import LiteGenotype
 from lightsnn.training.train import TrainOptions, loss_kind
 
 ROOT = Path(__file__).resolve().parents[1]

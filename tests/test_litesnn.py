@@ -8,7 +8,8 @@ import torch
 
 from lightsnn.search.litesnn import decode, lite_loss, psi_weights
 from lightsnn.space.compconv import CompConv, kept_count, quantize, top_k_mask
-from lightsnn.space.lite import LiteGenotype, LiteGenotypeError, LiteNet, LiteNetConfig, LiteSearchNet, edge_index
+from lightsnn.space.litesnn_genotype import LiteGenotype, LiteGenotypeError, edge_index
+from lightsnn.space.litesnn_net import LiteNet, LiteNetConfig, LiteSearchNet
 from lightsnn.space.neurons import make_lite_lif, reset_state
 
 STEPS = {1: 1.596, 2: 0.996, 4: 0.336}

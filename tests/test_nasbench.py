@@ -88,14 +88,8 @@ def test_malformed_or_missing_files_get_one_line_naming_them(tmp_path):
 
 
 def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, bench):
-    from lightsnn.studies.nasbench import (
-        BenchmarkOptions,
-        read_scores,
-        sample_ids,
-        score_shard,
-        top_by_score,
-        write_correlation,
-    )
+    from lightsnn.studies.nasbench import BenchmarkOptions, read_scores, sample_ids, score_shard, write_correlation
+    from lightsnn.studies.nasbench_search import top_by_score
 
     config = _config(tmp_path)
     options = BenchmarkOptions.from_config(config["benchmark"])
@@ -169,7 +163,7 @@ def test_a_test_sample_disjoint_from_the_development_sample_and_rank_aggregation
 
 
 def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):
-    from lightsnn.studies.nasbench import search_on_benchmark
+    from lightsnn.studies.nasbench_search import search_on_benchmark
 
     config = _config(tmp_path, search={"snasnet": {"num_search": 3, "batch_size": 8}})
     record = search_on_benchmark(config, "snasnet", 0, progress=False)
@@ -181,7 +175,7 @@ def test_a_search_on_the_benchmark_looks_its_pick_up(tmp_path, bench):
     # a search by another proxy gets its own row in the quality table, paired by seed with random
     import pandas as pd
 
-    from lightsnn.studies.nasbench import search_quality
+    from lightsnn.studies.nasbench_search import search_quality
 
     other = search_on_benchmark(_config(tmp_path, search={"snasnet": {"num_search": 3, "batch_size": 8,
                                                                       "proxy": "patterns"}}), "snasnet", 0)

@@ -184,7 +184,7 @@ def _journal_run(monkeypatch, journal, config, kind="train", key=None, group="di
 
 
 def test_relayed_runs_reach_mlflow_once_with_the_jobs_times_and_resume_the_same_run(tmp_path, monkeypatch):
-    from lightsnn.pipeline.tracking import relay
+    from lightsnn.pipeline.journal import relay
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -227,7 +227,7 @@ def test_relayed_runs_reach_mlflow_once_with_the_jobs_times_and_resume_the_same_
 
 
 def test_the_relay_skips_a_damaged_line_and_waits_for_a_half_written_one(tmp_path, monkeypatch):
-    from lightsnn.pipeline.tracking import relay
+    from lightsnn.pipeline.journal import relay
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -254,7 +254,7 @@ def test_a_training_killed_and_resumed_continues_its_run_through_the_journal(tmp
     checkpoint kept, the same run: one run, every epoch once, FINISHED."""
     import signal
 
-    from lightsnn.pipeline.tracking import relay
+    from lightsnn.pipeline.journal import relay
 
     uri, journal, out = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "journal", tmp_path / "train"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}

@@ -288,7 +288,8 @@ def add_relay(sub) -> None:
 def _cmd_relay(args) -> int:
     from pathlib import Path
 
-    from lightsnn.pipeline.tracking import relay, tracking_uri
+    from lightsnn.pipeline.journal import relay
+    from lightsnn.pipeline.tracking import tracking_uri
 
     config = _config(args)
     if args.poll <= 0:

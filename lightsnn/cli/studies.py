@@ -132,7 +132,7 @@ def add_evidence(sub) -> None:
 
 
 def _cmd_evidence(args) -> int:
-    from lightsnn.studies.evidence import write_evidence_tables
+    from lightsnn.studies.evidence_tables import write_evidence_tables
 
     written = write_evidence_tables(args.correlate, args.replicate, args.out, args.baseline)
     print("evidence tables -> " + ", ".join(written.values()))
@@ -233,7 +233,7 @@ def _cmd_benchmark_agree(args) -> int:
 
 def _cmd_benchmark_search(args) -> int:
     from lightsnn.pipeline.results import write_json_atomic
-    from lightsnn.studies.nasbench import search_on_benchmark
+    from lightsnn.studies.nasbench_search import search_on_benchmark
 
     record = search_on_benchmark(_config(args), args.method, args.seed, _benchmark_overrides(args),
                                  progress=False if args.no_progress else None)
@@ -244,7 +244,7 @@ def _cmd_benchmark_search(args) -> int:
 
 
 def _cmd_benchmark_quality(args) -> int:
-    from lightsnn.studies.nasbench import write_search_quality
+    from lightsnn.studies.nasbench_search import write_search_quality
 
     config = _config(args)
     result = write_search_quality(args.picks, args.scores, config, args.out, _benchmark_overrides(args))

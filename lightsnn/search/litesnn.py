@@ -34,7 +34,8 @@ from lightsnn.data import DATASETS, SCALES, collate, get_dataset_spec
 from lightsnn.search.options import MethodOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.compconv import GAUSSIAN_STEPS
-from lightsnn.space.lite import LITE_OPS, LiteGenotype, LiteNetConfig, LiteSearchNet, edge_index
+from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, edge_index
+from lightsnn.space.litesnn_net import LiteNetConfig, LiteSearchNet
 from lightsnn.space.neurons import reset_state
 
 #: Bumped when what a search checkpoint holds changes: an older one is then never resumed.

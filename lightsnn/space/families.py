@@ -14,7 +14,8 @@ from typing import Callable
 import torch
 
 from lightsnn.space.genotype import Genotype
-from lightsnn.space.lite import LiteGenotype, LiteNet, LiteNetConfig
+from lightsnn.space.litesnn_genotype import LiteGenotype
+from lightsnn.space.litesnn_net import LiteNet, LiteNetConfig
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
 from lightsnn.space.neurons import LIFConfig
 from lightsnn.space.spaces import SearchSpace

@@ -170,7 +170,7 @@ class Genotype:
     """Cells of a network: one shared by cell1 and cell2, or one each."""
 
     cells: tuple[CellGenotype, ...]
-    family: ClassVar[str] = "snasnet"  # LitE-SNN's architectures are lightsnn.space.lite.LiteGenotype
+    family: ClassVar[str] = "snasnet"  # LitE-SNN's architectures are lightsnn.space.litesnn_genotype.LiteGenotype
 
     def __post_init__(self):
         if len(self.cells) not in (1, 2):
