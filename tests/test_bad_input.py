@@ -138,6 +138,11 @@ def test_report_refuses_an_unknown_table1_run(tmp_path, capsys, tiny_config):
                         "--table1", "digits", "random", "lightsnn-5op"], capsys)
     assert code == 2 and len(lines) == 1, lines
     assert "table 1 run 'lightsnn-5op' has no run folder on dataset 'digits'; runs there: ['random']" in lines[0]
+    # one run given twice (by the same or another path) would count as two seeds with a spread of 0
+    for twice in ([str(run), str(run)], [str(run), str(run) + "/../seed0"]):
+        code, lines = _run(["report", "--runs", *twice, "--out", str(tmp_path / "t2")], capsys)
+        assert code == 2 and len(lines) == 1 and "is given twice" in lines[0] and "each run counts once" in lines[0]
+    assert not (tmp_path / "t2").exists()
 
 
 def test_result_files_are_readable_by_others_as_umask_allows(tmp_path, capsys):

@@ -271,3 +271,20 @@ def test_a_cell_with_no_path_from_input_to_output_is_refused_unless_asked_for(tm
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "cell 1" in proc.stderr, proc.stderr
     result = _train(tmp_path, [], genotype="0000 0000 0000 0000", allow_disconnected=True)
     assert result["epochs"] == 2
+
+
+def test_a_checkpoint_never_chooses_paths_or_network_access(tmp_path):
+    """Where data lives and whether torchvision may download are this machine's settings: a checkpoint whose
+    recorded data section names other folders and a download is evaluated with the user's config instead."""
+    mine = {"cache": str(tmp_path / "mine"), "ndigits": {"max_samples": 12}}
+    config = {"device": "cpu", "data": mine, "networks": {"ndigits": {"channels": 4, "timesteps": 2}},
+              "train": {"recipe": "quick", "epochs": 1, "batch_size": 8, "max_batches": 1}}
+    result = run_train("ndigits", 0, config, tmp_path / "run", genotype=GENOTYPE, progress=False, log=lambda _: None)
+    saved = torch.load(result["checkpoint"], weights_only=True)
+    saved["meta"]["data"] = {**mine, "cache": str(tmp_path / "steered"), "root": str(tmp_path / "elsewhere"),
+                             "download": True}
+    torch.save(saved, result["checkpoint"])
+    metrics = run_evaluate(result["checkpoint"], {"device": "cpu", "data": {"cache": mine["cache"]}},
+                           energy_samples=4)
+    assert not (tmp_path / "steered").exists() and not (tmp_path / "elsewhere").exists()
+    assert metrics["test_samples"] == run_evaluate(result["checkpoint"], config, energy_samples=4)["test_samples"]

@@ -52,9 +52,20 @@ class DataOptions(Options):
     subsets: str = opt(DEFAULT_SUBSETS, "folder of cifar10_subset.npz and cifar100_subset.npz")
     ndigits: dict = opt({}, "event-camera emulator settings (EmulatorConfig fields), max_samples, seed")
 
+    #: Settings that choose where files are read or written and whether the network is used: they come from the
+    #: user's config and flags only, never from a checkpoint or a result file (which records what the data was).
+    MACHINE_KEYS: ClassVar[tuple[str, ...]] = ("root", "cache", "download", "subsets")
+
     @property
     def cache_dir(self) -> Path:
         return Path(self.cache) if self.cache else Path(self.root) / "cache"
+
+    @classmethod
+    def recorded_on_this_machine(cls, recorded: dict | None, user: dict | None) -> dict:
+        """A recorded ``data`` section (a checkpoint's) with its paths and network access replaced by the
+        user's: what the data was comes from the record, where it lives from this machine's config."""
+        kept = {k: v for k, v in (recorded or {}).items() if k not in cls.MACHINE_KEYS}
+        return kept | {k: v for k, v in (user or {}).items() if k in cls.MACHINE_KEYS}
 
 
 #: Losses a dataset can train with by default (``train.loss: auto``).

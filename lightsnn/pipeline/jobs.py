@@ -8,7 +8,7 @@ import torch
 
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.layout import BEST_FILE, file_name
-from lightsnn.data import load_splits
+from lightsnn.data import DataOptions, load_splits
 from lightsnn.pipeline.config import check_seed, method_options, net_config, resolve_device
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions
 from lightsnn.search import SearchContext, get_method
@@ -181,7 +181,8 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
     if logits is not None:
         model.set_logits(saved["logits"])
     model.to(device)
-    splits = load_splits(meta["dataset"], meta.get("data"), netcfg.timesteps, progress)
+    data = DataOptions.recorded_on_this_machine(meta.get("data"), config.get("data"))  # never the checkpoint's paths
+    splits = load_splits(meta["dataset"], data, netcfg.timesteps, progress)
     loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False, collate_fn=collate(splits.events))
     topk = (1, 5) if netcfg.num_classes >= 5 else (1,)
     start = time.perf_counter()

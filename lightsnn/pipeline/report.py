@@ -39,6 +39,13 @@ def _get(data: dict, dotted: str):
 
 
 def load_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
+    seen: dict[Path, str] = {}
+    for folder in map(str, run_dirs):
+        key = Path(folder).resolve()
+        if key in seen:
+            also = "" if seen[key] == folder else f" (also as {seen[key]!r})"
+            raise ValueError(f"run folder {folder!r} is given twice{also}: each run counts once")
+        seen[key] = folder
     rows = []
     for folder in map(Path, run_dirs):
         files = {}
