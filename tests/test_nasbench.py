@@ -104,6 +104,10 @@ def test_scores_in_resumable_shards_then_correlation_and_top_by_score(tmp_path, 
     partial = second_csv.with_suffix(".partial.jsonl")
     planted = {"id": ids[1], "sahd": 123.0, "score_seconds": 0.0}
     partial.write_text(json.dumps(planted) + "\n" + '{"id": 99')  # and a line cut by the kill
+    from lightsnn.core.atomic import ClaimError, claimed
+
+    with claimed(second_csv), pytest.raises(ClaimError, match="is being written by another run"):
+        score_shard(config, 1, tmp_path / "out", log=lambda line: None)  # two jobs on one shard: one is refused
     lines = []
     second = score_shard(config, 1, tmp_path / "out", log=lines.append)
     assert second == second_csv and not partial.exists()

@@ -288,3 +288,30 @@ def test_a_checkpoint_never_chooses_paths_or_network_access(tmp_path):
                            energy_samples=4)
     assert not (tmp_path / "steered").exists() and not (tmp_path / "elsewhere").exists()
     assert metrics["test_samples"] == run_evaluate(result["checkpoint"], config, energy_samples=4)["test_samples"]
+
+
+def test_a_second_run_into_the_same_output_is_refused_naming_the_first(tmp_path):
+    """Two runs into one folder (or one result file) would both 'succeed' with one result left: while a run
+    holds its output, a second one is refused in one line, before any work, and may go once the first ended."""
+    import os
+
+    from lightsnn.core.atomic import claimed
+
+    out, found = tmp_path / "o" / "cc", tmp_path / "search.json"
+    small = ["--no-progress", "--no-tracking", "--config-json",
+             json.dumps({"device": "cpu", "networks": {"digits": {"channels": 4, "timesteps": 2}}})]
+    train = ["train", "--genotype", GENOTYPE, "--dataset", "digits", "--out", str(out), "--epochs", "1",
+             "--max-batches", "1", *small]
+    search = ["search", "--method", "random", "--dataset", "digits", "--out", str(found), *small]
+
+    def cli(args):
+        return subprocess.run([sys.executable, "-m", "lightsnn", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    for args, path, folder, kind, result in ((train, out, True, "folder", out / "train.json"),
+                                             (search, found, False, "output", found)):
+        with claimed(path, folder=folder):  # the first run, still writing
+            proc = cli(args)
+        assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+        assert f"{kind} '{path}' is being written by another run (pid {os.getpid()}: " in proc.stderr
+        assert not result.exists() and not (folder and (out / "checkpoint.pt").exists())  # before any work
+        assert cli(args).returncode == 0 and result.exists()  # the first has ended

@@ -19,6 +19,7 @@ from lightsnn.cli.flags import (
     _positive,
     _seed,
 )
+from lightsnn.core.atomic import claimed
 from lightsnn.core.layout import EVALUATE_FILE, TRAIN_FILE, file_name
 from lightsnn.data import DATASET_NAMES
 from lightsnn.search import COMPAT_FLAGS, METHODS
@@ -92,7 +93,7 @@ def _cmd_train(args) -> int:
         _announce(run)
         return {"tracking_key": key} if key else {}
 
-    with run:
+    with claimed(args.out, folder=True), run:
         result = run_train(args.dataset, args.seed, config, args.out, search=search, genotype=args.genotype,
                            overrides=overrides, progress=False if args.no_progress else None, fresh=args.fresh,
                            allow_disconnected=args.allow_disconnected, on_epoch=run.log_epoch, on_start=on_start)
@@ -155,7 +156,7 @@ def _cmd_search(args, table) -> int:
     overrides = _method_overrides(args, table)
     config = _config(args)
     run = _live_run(args, config, "search", {"method": args.method, "dataset": args.dataset, "seed": args.seed})
-    with run:
+    with claimed(args.out), run:
         run.start()
         _announce(run)
         result = run_search(args.method, args.dataset, args.seed, config, overrides,

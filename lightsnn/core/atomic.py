@@ -43,3 +43,36 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+class ClaimError(ValueError):
+    """An output another run is writing right now."""
+
+
+@contextlib.contextmanager
+def claimed(path: str | Path, folder: bool = False) -> Iterator[Path]:
+    """Hold ``path`` (a result file, or a folder when ``folder``) for this run: a second run that would write it
+    at the same time is refused in one line naming the holder, instead of both 'succeeding' into one place.
+
+    The claim is an exclusive ``flock`` on a small file beside the result (inside the folder), released when the
+    block ends or the process dies; the file itself stays (unlinking it would let two runs hold two inodes).
+    """
+    import fcntl
+    import sys
+
+    path = Path(path)
+    lock = path / ".claim" if folder else path.with_name(f".{path.name}.claim")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise ClaimError(f"{'folder' if folder else 'output'} {str(path)!r} is being written by another run "
+                             f"({holder}); wait for it to end or choose another output") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n")
+        handle.flush()
+        yield path

@@ -93,10 +93,7 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
 
     Each scored architecture is appended to ``<csv>.partial.jsonl`` at once, so a killed job resumes where it
     stopped; the CSV appears (atomically) when the shard is complete."""
-    from tqdm.auto import tqdm
-
-    from lightsnn.core.atomic import write_text_atomic
-    from lightsnn.pipeline.config import resolve_device
+    from lightsnn.core.atomic import claimed, write_text_atomic
 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     if not 0 <= shard < options.shards:
@@ -109,6 +106,17 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     target = Path(csv) if csv is not None else (
         folder / f"shard-{shard}-of-{options.shards}-sample{options.sample}-seed{options.sample_seed}"
                  f"{'' if options.exclude_seed is None else f'-minus{options.exclude_seed}'}.csv")
+    with claimed(target):  # two jobs on one shard would append to one partial file
+        return _score_into(target, bench, ids, options, config, progress, log, shard)
+
+
+def _score_into(target: Path, bench, ids: list[int], options: BenchmarkOptions, config: dict, progress, log,
+                shard: int) -> Path:
+    from tqdm.auto import tqdm
+
+    from lightsnn.core.atomic import write_text_atomic
+    from lightsnn.pipeline.config import resolve_device
+
     partial = target.with_suffix(".partial.jsonl")
     done: dict[int, dict] = {}
     if partial.exists():
