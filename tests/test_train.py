@@ -315,3 +315,18 @@ def test_a_second_run_into_the_same_output_is_refused_naming_the_first(tmp_path)
         assert f"{kind} '{path}' is being written by another run (pid {os.getpid()}: " in proc.stderr
         assert not result.exists() and not (folder and (out / "checkpoint.pt").exists())  # before any work
         assert cli(args).returncode == 0 and result.exists()  # the first has ended
+
+
+def test_ctrl_c_stops_a_training_with_one_line_saying_where_it_resumes(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lightsnn", "train", "--genotype", GENOTYPE, "--dataset", "digits", "--out", str(out),
+         "--epochs", "30", "--max-batches", "4", "--no-progress", "--no-tracking", "--config-json",
+         json.dumps({"device": "cpu", "networks": {"digits": {"channels": 4, "timesteps": 2}}})],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as from a terminal
+    wait_for((out / "checkpoint.pt").exists, "first epoch's checkpoint", process=proc)
+    proc.send_signal(signal.SIGINT)  # at once: 29 epochs are left
+    assert proc.wait(timeout=60) == 130
+    assert proc.stderr.read().splitlines() == [
+        f"interrupted; the same command resumes from {out / 'checkpoint.pt'} (its last epoch)"]

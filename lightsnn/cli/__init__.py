@@ -47,3 +47,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback, and the shell's code for SIGINT
+        print(f"interrupted{_resume_hint(args)}", file=sys.stderr)
+        return 130
+
+
+def _resume_hint(args) -> str:
+    """Where the same command picks up again, for the verbs that checkpoint."""
+    from pathlib import Path
+
+    from lightsnn.core.layout import CHECKPOINT_FILE, file_name
+
+    if args.command == "train":
+        return f"; the same command resumes from {Path(args.out) / file_name(CHECKPOINT_FILE)} (its last epoch)"
+    if args.command == "benchmark" and getattr(args, "benchmark_command", None) == "score":
+        return "; the same command resumes the shard where it stopped"
+    return ""
