@@ -54,14 +54,15 @@ def claimed(path: str | Path, folder: bool = False) -> Iterator[Path]:
     """Hold ``path`` (a result file, or a folder when ``folder``) for this run: a second run that would write it
     at the same time is refused in one line naming the holder, instead of both 'succeeding' into one place.
 
-    The claim is an exclusive ``flock`` on a small file beside the result (inside the folder), released when the
-    block ends or the process dies; the file itself stays (unlinking it would let two runs hold two inodes).
+    The claim is an exclusive ``flock`` on a small file beside the result (``.<name>.claim``; a folder is not
+    created for it), released when the block ends or the process dies; the file itself stays (unlinking it
+    would let two runs hold two inodes).
     """
     import fcntl
     import sys
 
     path = Path(path)
-    lock = path / ".claim" if folder else path.with_name(f".{path.name}.claim")
+    lock = path.with_name(f".{path.name}.claim")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as handle:
         try:
