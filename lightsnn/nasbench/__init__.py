@@ -11,7 +11,7 @@ May import: :mod:`lightsnn.core`, :mod:`lightsnn.space`, :mod:`lightsnn.search` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,11 +52,12 @@ class BenchmarkSpec:
     module: str  # the module of lightsnn.nasbench that reads it, imported when it is opened
     reader: str  # the class in it: ``reader.open(root, cache_dir)`` gives a TabularBenchmark
 
-    @property
-    def open(self) -> Callable:
+    def open(self, root: str | None = None, cache_dir=None) -> TabularBenchmark:
+        """The benchmark read from ``root`` (default: :attr:`default_root`); its reader is imported only now."""
         import importlib
 
-        return getattr(importlib.import_module(f"{__name__}.{self.module}"), self.reader).open
+        reader = getattr(importlib.import_module(f"{__name__}.{self.module}"), self.reader)
+        return reader.open(root or self.default_root, cache_dir)
 
 
 BENCHMARKS: dict[str, BenchmarkSpec] = {
@@ -74,5 +75,4 @@ def open_benchmark(name: str, root: str | None = None, cache_dir=None) -> Tabula
     """The benchmark ``name`` read from ``root`` (default: its spec's folder); one-line errors otherwise."""
     if name not in BENCHMARKS:
         raise ValueError(f"unknown benchmark {name!r}; known: {', '.join(BENCHMARK_NAMES)}")
-    spec = BENCHMARKS[name]
-    return spec.open(root or spec.default_root, cache_dir)
+    return BENCHMARKS[name].open(root, cache_dir)
