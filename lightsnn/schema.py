@@ -63,7 +63,7 @@ def _dataclass_schema(cls) -> dict:
         allowed = f.metadata.get("choices")
         if allowed:
             prop["enum"] = list(allowed)
-        for key, word in (("min", "minimum"), ("max", "maximum")):
+        for key, word in (("min", "minimum"), ("max", "maximum"), ("above", "exclusiveMinimum")):
             if f.metadata.get(key) is not None:
                 prop[word] = f.metadata[key]
         prop["default"] = list(default) if isinstance(default, list) else default
@@ -237,7 +237,8 @@ def _meaning(prop: dict) -> str:
     choices = [_value(v) for v in prop.get("enum", [])]
     if choices and not all(re.search(rf"\b{re.escape(c)}\b", text) for c in choices):
         text += "; one of " + ", ".join(f"`{c}`" for c in choices)
-    limits = [f"≥ {prop['minimum']}" if "minimum" in prop else "", f"≤ {prop['maximum']}" if "maximum" in prop else ""]
+    limits = [f"≥ {prop['minimum']}" if "minimum" in prop else "", f"≤ {prop['maximum']}" if "maximum" in prop else "",
+              f"> {prop['exclusiveMinimum']}" if "exclusiveMinimum" in prop else ""]
     if any(limits):
         text += " (" + ", ".join(x for x in limits if x) + ")"
     return text.replace("|", "\\|").replace("\n", " ")

@@ -1,6 +1,7 @@
 """SpikeNAS-Bench: the reader on the real logs, our network's fidelity to the benchmark's, scores in shards,
 correlation and search lookups (small samples, genuine CIFAR-10 images)."""
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_the_cache_of_the_table_is_read_back_equal(tmp_path, bench, bench_cache)
     shutil.copytree(BENCH_ROOT / "CIFAR10" / "10", tmp_path / "one" / "CIFAR10" / "10")
     with pytest.raises(FileNotFoundError, match="log .*CIFAR10/0/train_process.txt' is missing"):
         open_benchmark("spikenas-bench", str(tmp_path / "one"), tmp_path / "cache")
+
+
+def test_score_files_cut_off_or_of_another_kind_are_refused_in_one_line(tmp_path, bench):
+    from lightsnn.cli import main
+    from lightsnn.studies.nasbench import BenchmarkOptions, read_score_file, sample_ids, score_shard
+
+    good = "id,sahd,params,score_seconds\n3,1.5,100,0.2\n17,2.25,300,0.1\n"
+    cases = {
+        "cut.csv": (good[:-6], "is cut off or damaged at line 3 (a row with 3 of 4 fields, or no final newline)"),
+        "cutnumber.csv": (good[:-3], "is cut off or damaged at line 3"),  # every field there, the last one short
+        "noid.csv": ("sahd,score_seconds\n1.5,0.2\n", "has no 'id' and 'score_seconds' columns"),
+        "empty.csv": ("", "header missing: the file is empty"),
+        "floatid.csv": ("id,score_seconds\n3.5,0.2\n", "has a non-integer id '3.5' at line 2"),
+        "textid.csv": ("id,score_seconds\nabc,0.2\n", "has a non-integer id 'abc'"),
+    }
+    for name, (text, message) in cases.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ValueError, match=re.escape(message)):
+            read_score_file(tmp_path / name)
+    (tmp_path / "good.csv").write_text(good)
+    assert list(read_score_file(tmp_path / "good.csv")["id"]) == [3, 17]
+    # agree reads each file's width from its score folder: a CSV outside one is named
+    code = main(["benchmark", "agree", "--scores", str(tmp_path / "good.csv"), "--reference", str(tmp_path / "good.csv"),
+                 "--out", str(tmp_path / "agree.csv")])
+    assert code == 2 and not (tmp_path / "agree.csv").exists()
+    # a sample larger than the valid architectures is refused, not written as 'sample100000' holding 7,424
+    with pytest.raises(ValueError, match="benchmark.sample=100000 is more than the 7424 valid architectures; give "
+                                         "at most 7424, or 0 for all of them"):
+        sample_ids(bench, BenchmarkOptions(sample=100000))
+    assert len(sample_ids(bench, BenchmarkOptions(sample=7424))) == 7424
+    # a shard that fails before scoring (no such image dataset) leaves no score folder behind
+    config = _config(tmp_path, images="nosuch")
+    with pytest.raises(ValueError, match="unknown dataset 'nosuch'"):
+        score_shard(config, 0, tmp_path / "out", log=lambda line: None)
+    assert not (tmp_path / "out").exists()

@@ -8,13 +8,21 @@ import sys
 
 from lightsnn.cli.jobs import add_evaluate, add_prepare, add_relay, add_report, add_schema, add_search, add_train
 from lightsnn.cli.studies import add_bench, add_benchmark, add_correlate, add_evidence, add_replicate
+from lightsnn.core.paths import check_paths
 from lightsnn.core.runtime import keep_freed_memory
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad flag is one line (what is wrong, where the help is), not the whole usage before it."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """Every verb's parser; each sets ``func``, the function that runs it."""
-    parser = argparse.ArgumentParser(prog="python -m lightsnn",
-                                     description="Training-free architecture search for spiking networks.")
+    """Every verb's parser; each sets ``func``, the function that runs it, and ``paths``, its flags that name
+    files or folders and what kind each is (checked before any work, :mod:`lightsnn.core.paths`)."""
+    parser = _Parser(prog="python -m lightsnn", description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in (add_search, add_prepare, add_train, add_evaluate, add_schema, add_report, add_bench, add_correlate,
                 add_replicate, add_evidence, add_benchmark, add_relay):
@@ -43,13 +51,41 @@ def main(argv: list[str] | None = None) -> int:
         import torch
         torch.set_num_threads(args.threads)
     try:
+        check_paths({"--" + dest.replace("_", "-"): (kind, getattr(args, dest))
+                     for dest, kind in getattr(args, "paths", {}).items()})
         return args.func(args)
+    except MemoryError as err:
+        print(f"error: {_out_of_memory(err)}", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {_out_of_memory(err) if _is_out_of_memory(err) else err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback, and the shell's code for SIGINT
         print(f"interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """torch's allocation failures: ``torch.OutOfMemoryError`` on CUDA, a RuntimeError from the CPU allocator."""
+    text = str(err)
+    return type(err).__name__ == "OutOfMemoryError" or "can't allocate memory" in text or "out of memory" in text
+
+
+def _out_of_memory(err: BaseException) -> str:
+    """One line for an allocation that failed past the checks of :mod:`lightsnn.core.budget` (which see only a
+    floor of a run's memory): how much was asked, and which sizes to lower."""
+    import re
+
+    from lightsnn.core.budget import format_bytes
+
+    asked = re.search(r"allocate (\d+) bytes|allocate ([\d.]+) ([KMGT]i?B)", str(err))
+    size = ""
+    if asked and asked.group(1):
+        size = f" (an allocation of {format_bytes(int(asked.group(1)))})"
+    elif asked:
+        size = f" (an allocation of {asked.group(2)} {asked.group(3)})"
+    return (f"out of memory{size}: this run's sizes do not fit; lower the timesteps (network.timesteps, "
+            "--max-timesteps, a genotype's T), the channels (network.channels) or the batch size, or free memory")
 
 
 def _resume_hint(args) -> str:

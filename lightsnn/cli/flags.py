@@ -11,6 +11,7 @@ from dataclasses import fields
 
 import yaml
 
+from lightsnn.core.budget import max_threads
 from lightsnn.core.options import field_default
 from lightsnn.search import METHODS
 
@@ -53,6 +54,9 @@ def _seed(text: str) -> int:
 
 
 def _yaml_value(text: str):
+    if not text.strip():  # YAML reads '' as null, which would silently mean the default
+        raise argparse.ArgumentTypeError("got an empty value; give a YAML value such as [zero, skip], or leave the "
+                                         "flag out for the default")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError:
@@ -175,8 +179,8 @@ SHARED_FLAGS: dict[str, tuple[str, dict]] = {
     "device": ("--device", {"default": None, "help": "auto, cpu, cuda or cuda:N (overrides the config's device)"}),
     "no_progress": ("--no-progress", {"action": "store_true", "help": "no progress bar, even on a terminal"}),
     "no_tracking": ("--no-tracking", {"action": "store_true", "help": "do not log this run to MLflow"}),
-    "threads": ("--threads", {"type": _positive, "default": None,
-                              "help": "CPU threads for torch (default: torch's choice)"}),
+    "threads": ("--threads", {"type": _int_in(1, max_threads(), "a thread count (at most this machine's CPUs)"),
+                              "default": None, "help": "CPU threads for torch (default: torch's choice)"}),
     "group": ("--group", {"default": None, "help": "MLflow parent run this job's run nests under (the workflow "
                                                    "passes DATASET/RUN/seedS)"}),
 }

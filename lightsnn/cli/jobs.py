@@ -42,7 +42,7 @@ def add_search(sub) -> tuple[argparse.ArgumentParser, dict]:
     p.add_argument("--out", required=True, help="path of the result JSON (written atomically)")
     _common_job_flags(p)
     table = _method_option_flags(p)
-    p.set_defaults(func=lambda args: _cmd_search(args, table))
+    p.set_defaults(func=lambda args: _cmd_search(args, table), paths={"out": "output_file"})
     return p, table
 
 
@@ -71,7 +71,7 @@ def add_train(sub) -> None:
     p.add_argument("--allow-disconnected", action="store_true",
                    help="train a cell with no path from its input to its output (its output ignores the input)")
     _common_job_flags(p)
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, paths={"search": "input_file", "out": "output_folder"})
 
 
 def _cmd_train(args) -> int:
@@ -115,7 +115,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
     _evaluate_flags(p)
     _common_job_flags(p)
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=_cmd_evaluate, paths={"checkpoint": "input_file", "out": "output_file"})
 
 
 def _cmd_evaluate(args) -> int:
@@ -124,13 +124,16 @@ def _cmd_evaluate(args) -> int:
     from lightsnn.pipeline.jobs import run_evaluate
     from lightsnn.pipeline.results import write_json_atomic
 
+    from lightsnn.core.paths import output_file
+
     config = _config(args)
     evaluate = _evaluate_options(args, config)
+    out = output_file(args.out or Path(args.checkpoint).with_name(EVALUATE_FILE), "--out")
     run = _live_run(args, config, "evaluate", {})
     with run:
         result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,
                               progress=False if args.no_progress else None)
-        path = write_json_atomic(args.out or Path(args.checkpoint).with_name(EVALUATE_FILE), result)
+        path = write_json_atomic(out, result)
         run.tags.update({k: str(result.get(k)) for k in ("method", "dataset", "seed")})
         run.start()
         _announce(run)
@@ -182,7 +185,7 @@ def add_prepare(sub) -> None:
     p.add_argument("--timesteps", type=_positive, default=None, help="frames per sample (default: the network's T)")
     p.add_argument("--report", default=None, help="also write the report as JSON to this path")
     _common_job_flags(p, ("config", "config_json", "no_progress", "threads"))
-    p.set_defaults(func=_cmd_prepare)
+    p.set_defaults(func=_cmd_prepare, paths={"report": "output_file"})
 
 
 def _cmd_prepare(args) -> int:
@@ -220,7 +223,7 @@ def add_report(sub) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--table1", nargs=3, metavar=("DATASET", "RANDOM_RUN", "PRUNING_RUN"), default=None,
                    help="also write table 1: random search vs pruning on one dataset")
-    p.set_defaults(func=_cmd_report)
+    p.set_defaults(func=_cmd_report, paths={"runs": "input_folder", "out": "output_folder"})
 
 
 def _cmd_report(args) -> int:
@@ -243,7 +246,7 @@ def add_schema(sub) -> None:
                    help="config files to merge in order and validate, e.g. config/config.yaml my.yaml")
     p.add_argument("--docs", default=None, metavar="README",
                    help="regenerate the option tables of this file (config/README.md) in place")
-    p.set_defaults(func=_cmd_schema)
+    p.set_defaults(func=_cmd_schema, paths={"out": "output_file", "check": "input_file", "docs": "input_file"})
 
 
 def _cmd_schema(args) -> int:
@@ -283,7 +286,7 @@ def add_relay(sub) -> None:
                                                                  "process is gone (the workflow passes its own)")
     p.add_argument("--poll", type=float, default=0.5, help="seconds between looks at the journal (default 0.5)")
     _common_job_flags(p, ("config", "config_json"))
-    p.set_defaults(func=_cmd_relay)
+    p.set_defaults(func=_cmd_relay, paths={"journal": "input_folder"})
 
 
 def _cmd_relay(args) -> int:
@@ -293,8 +296,8 @@ def _cmd_relay(args) -> int:
     from lightsnn.pipeline.tracking import tracking_uri
 
     config = _config(args)
-    if args.poll <= 0:
-        raise ValueError(f"--poll must be > 0 seconds, got {args.poll}")
+    if not args.poll > 0 or args.poll == float("inf"):  # NaN compares false: refused too
+        raise ValueError(f"--poll must be a finite number of seconds > 0, got {args.poll}")
 
     def gone(pid: int) -> bool:
         try:

@@ -30,7 +30,7 @@ def add_bench(sub) -> None:
 
     _option_flags(p, BenchOptions, title="sizes (override the config's bench section)",
                   default_note=" [{default}]")
-    p.set_defaults(func=_cmd_bench)
+    p.set_defaults(func=_cmd_bench, paths={"json": "output_file"})
 
 
 def _cmd_bench(args) -> int:
@@ -61,15 +61,17 @@ def add_correlate(sub) -> None:
     p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
     p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
     _common_job_flags(p)
-    p.set_defaults(func=_cmd_correlate)
+    p.set_defaults(func=_cmd_correlate, paths={"out": "output_folder"})
 
 
 def _cmd_correlate(args) -> int:
     from lightsnn.studies.evidence import run_correlate
 
+    from lightsnn.core.paths import output_folder
+
     config = _config(args)
     overrides = {"space": args.space, "num_archs": args.n, "train_epochs": args.epochs}
-    out = args.out or f"results/evidence/{args.dataset}"
+    out = str(output_folder(args.out or f"results/evidence/{args.dataset}", "--out"))
     result = run_correlate(args.dataset, config, out, args.seed, overrides,
                            progress=False if args.no_progress else None)
     taus = {f"tau.{row['score']}": row["tau"] for row in result["correlations"]}
@@ -101,7 +103,7 @@ def add_replicate(sub) -> dict:
     _evaluate_flags(p)
     _common_job_flags(p)
     table = _method_option_flags(p)
-    p.set_defaults(func=lambda args: _cmd_replicate(args, table))
+    p.set_defaults(func=lambda args: _cmd_replicate(args, table), paths={"out": "output_folder"})
     return table
 
 
@@ -128,12 +130,15 @@ def add_evidence(sub) -> None:
     p.add_argument("--replicate", nargs="*", default=[], help="replicate.json files")
     p.add_argument("--baseline", default="random", help="run every method is paired with (default random)")
     p.add_argument("--out", required=True, help="output folder")
-    p.set_defaults(func=_cmd_evidence)
+    p.set_defaults(func=_cmd_evidence, paths={"correlate": "input_file", "replicate": "input_file", "out": "output_folder"})
 
 
 def _cmd_evidence(args) -> int:
     from lightsnn.studies.evidence_tables import write_evidence_tables
 
+    if not args.correlate and not args.replicate:
+        raise ValueError("nothing to tabulate: give correlate.json files (--correlate) or replicate.json files "
+                         "(--replicate), as written by 'correlate' and 'replicate'")
     written = write_evidence_tables(args.correlate, args.replicate, args.out, args.baseline)
     print("evidence tables -> " + ", ".join(written.values()))
     return 0
@@ -152,37 +157,41 @@ def add_benchmark(sub) -> None:
                                    "Defaults come from the config's benchmark section (config/README.md).")
     verbs = p.add_subparsers(dest="benchmark_command", required=True, metavar="STEP")
 
-    def step(name: str, help: str, func, flags=True):
+    def step(name: str, help: str, func, paths: dict, flags=True):
         q = verbs.add_parser(name, help=help, description=help)
         _common_job_flags(q, ("config", "config_json", "device", "no_progress", "no_tracking", "threads"))
         if flags:
             _option_flags(q, BenchmarkOptions, title="benchmark options (override the config's benchmark section)",
                           default_note=" (default: the config's {section}.{name}, else {default})")
-        q.set_defaults(func=func)
+        q.set_defaults(func=func, paths=paths)
         return q
 
     q = step("score", "score one shard of the sample with every proxy; writes OUT/scores-C<width>-<hash>/shard-*.csv "
-                      "(resumable: a killed run continues)", _cmd_benchmark_score)
+                      "(resumable: a killed run continues)", _cmd_benchmark_score,
+             {"out": "output_folder", "csv": "output_file"})
     q.add_argument("--shard", type=int, default=0, help="shard index, 0..shards-1 (default 0)")
     q.add_argument("--out", default="results/benchmark", help="output folder (default results/benchmark)")
     q.add_argument("--csv", default=None, help="write the shard here instead (the workflow names its files)")
     q = step("correlate", "Kendall tau / Spearman rho of every score with test accuracy, with intervals; writes "
-                          "correlation.{csv,md,json} and scatter.png", _cmd_benchmark_correlate)
+                          "correlation.{csv,md,json} and scatter.png", _cmd_benchmark_correlate,
+             {"scores": "input_file", "out": "output_folder"})
     q.add_argument("--scores", nargs="+", required=True, help="shard CSVs written by 'score'")
     q.add_argument("--out", required=True, help="output folder")
     q = step("agree", "rank agreement of each proxy between scores at a reduced width and at a reference width",
-             _cmd_benchmark_agree, flags=False)
+             _cmd_benchmark_agree, {"scores": "input_file", "reference": "input_file", "out": "output_file"},
+             flags=False)
     q.add_argument("--scores", nargs="+", required=True, help="shard CSVs at the reduced width")
     q.add_argument("--reference", nargs="+", required=True, help="shard CSVs at the reference width (same ids)")
     q.add_argument("--out", required=True, help="output CSV")
     q = step("search", "run a search method on the benchmark's space (forward cells, its 5 ops, its network at "
-                       "benchmark.width) and look its pick up; writes a JSON record", _cmd_benchmark_search)
+                       "benchmark.width) and look its pick up; writes a JSON record", _cmd_benchmark_search,
+             {"out": "output_file"})
     q.add_argument("--method", required=True, help="search method (snasnet, lightsnn, random; spikenas searches two "
                                                    "cells, which the benchmark never trained)")
     q.add_argument("--seed", type=_seed, default=0, help="search seed (default 0)")
     q.add_argument("--out", required=True, help="output JSON")
     q = step("quality", "tabulate search picks (paired by seed with random) and the top-by-score curve",
-             _cmd_benchmark_quality)
+             _cmd_benchmark_quality, {"picks": "input_file", "scores": "input_file", "out": "output_folder"})
     q.add_argument("--picks", nargs="+", required=True, help="JSON records written by 'search'")
     q.add_argument("--scores", nargs="*", default=[], help="shard CSVs for the top-by-score curve")
     q.add_argument("--out", required=True, help="output folder")

@@ -56,14 +56,39 @@ def claimed(path: str | Path, folder: bool = False) -> Iterator[Path]:
 
     The claim is an exclusive ``flock`` on a small file beside the result (``.<name>.claim``; a folder is not
     created for it), released when the block ends or the process dies; the file itself stays (unlinking it
-    would let two runs hold two inodes).
+    would let two runs hold two inodes), except after a failed run that had to create the folders it lies in.
     """
+    path = Path(path)
+    lock = path.with_name(f".{path.name}.claim")
+    created = [made for made in [lock.parent, *lock.parent.parents] if not made.exists()]
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with _held(lock, folder, path):
+        try:
+            yield path
+        except BaseException:
+            _remove_if_only_claims(lock, path, created)
+            raise
+
+
+def _remove_if_only_claims(lock: Path, path: Path, created: list[Path]) -> None:
+    """A run that failed leaves nothing behind where it made the folders: its claim and the empty folders
+    it created go (a folder that holds anything else stays)."""
+    if not created:
+        return
+    lock.unlink(missing_ok=True)
+    for folder in [path] + created if path.is_dir() else created:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another writer, or results), or already gone
+            if folder.exists():
+                return
+
+
+@contextlib.contextmanager
+def _held(lock: Path, folder: bool, path: Path) -> Iterator[None]:
     import fcntl
     import sys
 
-    path = Path(path)
-    lock = path.with_name(f".{path.name}.claim")
-    lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -76,4 +101,4 @@ def claimed(path: str | Path, folder: bool = False) -> Iterator[Path]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n")
         handle.flush()
-        yield path
+        yield

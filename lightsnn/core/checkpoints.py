@@ -42,13 +42,19 @@ class CheckpointError(ValueError):
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
     """Read a lightsnn checkpoint with ``weights_only=True``: a crafted pickle is refused, never run."""
+    import pickle
+
     path = Path(path)
     try:
         saved = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError for unsafe globals, RuntimeError/EOFError for damaged files
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be loaded safely as weights only "
-                              f"({type(err).__name__}: {reason[:200]})") from None
+    except pickle.UnpicklingError:  # torch's message would advise the unsafe load; we never do
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint: it holds Python objects "
+                              "other than weights and plain data, which lightsnn never loads (they could run "
+                              "code); give a checkpoint.pt or best.pt written by 'train'") from None
+    except Exception as err:  # RuntimeError/EOFError/KeyError for damaged or foreign files
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint or is damaged (torch cannot "
+                              f"read it: {type(err).__name__}); give a checkpoint.pt or best.pt written by "
+                              "'train'") from None
     if not isinstance(saved, dict) or not isinstance(saved.get("meta"), dict) or "model" not in saved:
         raise CheckpointError(f"checkpoint {str(path)!r} is not a lightsnn checkpoint (no model weights and meta)")
     return saved

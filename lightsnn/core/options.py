@@ -18,10 +18,10 @@ from typing import Any, ClassVar
 
 
 def opt(default: Any, help: str, choices: tuple | None = None, *, min: float | None = None,
-        max: float | None = None):
-    """An option field: its default, help text, allowed values and limits feed the checks, the CLI, the
-    schema and the docs."""
-    metadata = {"help": help, "choices": choices, "min": min, "max": max}
+        max: float | None = None, above: float | None = None):
+    """An option field: its default, help text, allowed values and limits (``min``/``max`` inclusive,
+    ``above`` exclusive) feed the checks, the CLI, the schema and the docs."""
+    metadata = {"help": help, "choices": choices, "min": min, "max": max, "above": above}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -76,6 +76,9 @@ def check_field(f, value: Any, section: str) -> None:
         raise ValueError(f"{section}.{f.name} must be >= {low}, got {value!r}")
     if high is not None and value > high:
         raise ValueError(f"{section}.{f.name} must be <= {high}, got {value!r}")
+    above = f.metadata.get("above")
+    if above is not None and not value > above:
+        raise ValueError(f"{section}.{f.name} must be > {above}, got {value!r}")
 
 
 def check_known(cls, values: dict, what: str, extra: tuple[str, ...] = ()) -> None:
@@ -108,9 +111,14 @@ def _describe(hint) -> str:
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
     if typing.get_origin(hint) in (list, tuple):
-        return f"a list of {_describe(args[0])}s" if args else "a list"
+        return f"a list of {_plural(args[0])} (YAML: [a, b])" if args else "a list (YAML: [a, b])"
     names = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", dict: "a mapping"}
     return names.get(hint, getattr(hint, "__name__", str(hint)))
+
+
+def _plural(hint) -> str:
+    names = {int: "integers", float: "finite numbers", str: "strings", bool: "trues or falses"}
+    return names.get(hint, _describe(hint))
 
 
 def _convert(value, hint):

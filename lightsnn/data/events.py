@@ -214,6 +214,12 @@ def frame_all(read: Callable[[int], tuple[np.ndarray, int]], count: int, framer:
     """Frame every recording ``read(i)``; returns frames, labels and statistics."""
     from tqdm.auto import tqdm
 
+    from lightsnn.core.budget import require_memory
+
+    width, height, polarities = framer.sensor_size
+    require_memory(2 * 4 * count * framer.n_frames * polarities * height * width,  # float32 frames, then stacked
+                   f"framing {count} recordings into T={framer.n_frames} frames of {polarities}x{height}x{width}",
+                   "the timesteps (prepare --timesteps, network.timesteps)")
     frames, labels, n_events = [], [], []
     for i in tqdm(range(count), desc=desc, disable=None if progress is None else not progress, leave=False):
         events, label = read(i)

@@ -163,6 +163,21 @@ class ArrayImageDataset(Dataset):
         return self.transform(self.images[index]), int(self.labels[index])
 
 
+def _check_subset_arrays(arrays: dict, path: Path, classes: int) -> None:
+    """Images as uint8 [N, 32, 32, 3] beside N integer labels in [0, classes): a file of another shape is named
+    here, not as a shape error inside the first batch."""
+    for split in ("train", "test"):
+        x, y = arrays[f"{split}_x"], arrays[f"{split}_y"]
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
+            raise ValueError(f"{path}: {split}_x has shape {list(x.shape)} and dtype {x.dtype}; expected uint8 "
+                             "images of shape [N, 32, 32, 3]")
+        if y.ndim != 1 or len(y) != len(x) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"{path}: {split}_y has shape {list(y.shape)} and dtype {y.dtype}; expected "
+                             f"{len(x)} integer labels (one per image of {split}_x)")
+        if len(y) and not (0 <= y.min() and y.max() < classes):
+            raise ValueError(f"{path}: {split}_y holds labels {int(y.min())}..{int(y.max())}; expected 0..{classes - 1}")
+
+
 def subset_loader(name: str):
     def load(options: DataOptions, timesteps: int, progress) -> Splits:
         path = Path(options.subsets) / f"{name}_subset.npz"
@@ -174,6 +189,7 @@ def subset_loader(name: str):
                 arrays = {k: data[k] for k in ("train_x", "train_y", "test_x", "test_y")}
         except Exception as err:
             raise ValueError(f"{name}-subset: cannot read {path}: {err}") from None
+        _check_subset_arrays(arrays, path, classes=100 if name == "cifar100" else 10)
         train_tf, test_tf = cifar_transforms(name)
         return Splits(ArrayImageDataset(arrays["train_x"], arrays["train_y"], train_tf),
                       ArrayImageDataset(arrays["test_x"], arrays["test_y"], test_tf), info={"path": str(path)})

@@ -81,6 +81,10 @@ def check_config(data, what: str, where: str) -> dict:
         raise ValueError(f"unknown config key(s) {unknown} {where}; allowed: {list(TOP_LEVEL_KEYS)}")
     if "name" in data:
         check_name(data["name"], where)
+    for section in set(TOP_LEVEL_KEYS) - {"name", "device"}:
+        if data.get(section) is not None and not isinstance(data[section], dict):
+            raise ValueError(f"config section {section!r} {where} must be a mapping of its options, got "
+                             f"{data[section]!r}"[:300])
     for section, allowed, kind in (("search", METHODS, "method"), ("networks", DATASET_NAMES, "dataset")):
         value = data.get(section)
         if value is None:

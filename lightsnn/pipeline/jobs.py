@@ -26,6 +26,8 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
     options = method_options(method, config, overrides, dataset)
     netcfg = net_config(dataset, config, options)
     device = resolve_device(config.get("device"))
+    require_network_memory(netcfg, getattr(options, "batch_size", None) or 1, device,
+                           training=getattr(options, "epochs", None) is not None, batch=f"search.{method}.batch_size")
     start = time.perf_counter()
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     load_seconds = time.perf_counter() - start
@@ -66,11 +68,27 @@ TRAIN_SCHEMA_VERSION = SCHEMA_VERSIONS["train"]
 EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
+def require_network_memory(netcfg, batch_size: int, device, training: bool, batch: str) -> None:
+    """Refuse a network too large for the device in one line naming its sizes, before anything is built."""
+    from lightsnn.core.budget import require_memory
+
+    require_memory(netcfg.memory_floor(batch_size, training),
+                   f"a batch of {batch_size} at T={netcfg.timesteps} on {netcfg.image_size}x{netcfg.image_size} inputs"
+                   f" ({'training' if training else 'inference'})", f"{netcfg.SIZE_OPTIONS} or {batch}", device)
+
+
 def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
     if search is not None:
         if search.get("dataset") != dataset:
             raise ValueError(f"the search result is for dataset {search.get('dataset')!r}, not {dataset!r}")
-        return get_family(search.get("family")).load(search["genotype"]["json"], search["network"])
+        family = get_family(search.get("family"))
+        arch, network = family.load(search["genotype"]["json"], search["network"])
+        written = search["genotype"].get("str")
+        if written is not None and (not isinstance(written, str) or arch.to_str() != written):
+            raise ValueError(f"the search result's genotype disagrees with itself: its string form is {written!r} "
+                             f"but its JSON form is {arch.to_str()!r}; the file was edited or damaged, so neither "
+                             "is trusted (fix one, or give --genotype)")
+        return arch, network
     if genotype is None:
         raise ValueError("give a search result (--search) or a genotype (--genotype)")
     family = family_of_text(genotype)
@@ -114,6 +132,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         except ValueError as err:
             raise ValueError(f"{err}; pass --allow-disconnected to train it anyway") from None
     device = resolve_device(config.get("device"))
+    require_network_memory(netcfg, options.batch_size, device, training=True, batch="train.batch_size")
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     loss = loss_kind(options, dataset)
     torch.manual_seed(seed)
@@ -151,6 +170,30 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
     }
 
 
+def _load_weights(model, weights: dict, path, arch) -> None:
+    """The checkpoint's weights into the network its genotype builds, or one line saying why not: weights of
+    another architecture (torch's own message lists every key, kilobytes of them) or non-finite weights (a
+    diverged training would otherwise be measured as 10 % accuracy and no spikes without a word)."""
+    import torch
+
+    if not isinstance(weights, dict) or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        raise ValueError(f"checkpoint {str(path)!r} holds no weights of a network (its 'model' is not a state dict)")
+    own = model.state_dict()
+    missing = [k for k in own if k not in weights]
+    unexpected = [k for k in weights if k not in own]
+    reshaped = [k for k in own if k in weights and weights[k].shape != own[k].shape]
+    if missing or unexpected or reshaped:
+        example = (missing or unexpected or reshaped)[0]
+        raise ValueError(f"checkpoint {str(path)!r}: its weights do not fit its genotype {arch.to_str()!r} "
+                         f"({len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} of another shape; "
+                         f"e.g. {example!r}); the file was edited or damaged")
+    bad = next((k for k, v in weights.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise ValueError(f"checkpoint {str(path)!r} holds non-finite weights (NaN or inf in {bad!r}): the training "
+                         "diverged or the file is damaged; nothing to evaluate (train again, e.g. with a lower lr)")
+    model.load_state_dict(weights)
+
+
 def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = EvaluateOptions.bits,
                  energy_samples: int = EvaluateOptions.energy_samples,
                  batch_size: int = 64, progress: bool | None = None) -> dict:
@@ -176,8 +219,9 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
     search = meta.get("search")
     if search is not None:
         search = {**search, "details": search.get("details") or {}}
+    require_network_memory(netcfg, batch_size, device, training=False, batch="the evaluation batch size")
     model, logits = build_model(netcfg, arch, search)
-    model.load_state_dict(saved["model"])
+    _load_weights(model, saved["model"], path, arch)
     if logits is not None:
         model.set_logits(saved["logits"])
     model.to(device)

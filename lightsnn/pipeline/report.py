@@ -194,17 +194,18 @@ def save_figure(fig, path: Path) -> None:
 def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | None = None) -> dict:
     out = Path(out_dir)
     frame = load_runs(run_dirs)
-    write_text_atomic(out / "runs.csv", frame.to_csv(index=False))
     t1_runs = set()
     if table1_spec:
         t1_runs = {table1_spec["random"], table1_spec["pruning"]}
     main = frame[~frame["run"].isin(t1_runs - set(frame["method"]))] if t1_runs else frame
     numeric, display = table2(main)
+    # every table is computed before any is written: a bad --table1 leaves no half of the report behind
+    first = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"]) if table1_spec else None
+    write_text_atomic(out / "runs.csv", frame.to_csv(index=False))
     write_table(numeric, display, out / "table2")
     written = {"table2": str(out / "table2.csv"), "runs": str(out / "runs.csv")}
-    if table1_spec:
-        n1, d1 = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"])
-        write_table(n1, d1, out / "table1")
+    if first is not None:
+        write_table(*first, out / "table1")
         written["table1"] = str(out / "table1.csv")
     plot_accuracy_vs_sar(main, out / "accuracy_vs_sar.png")
     plot_search_time(frame, out / "search_time.png")

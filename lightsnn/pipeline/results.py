@@ -9,13 +9,16 @@ from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.jsonfloats import encode_non_finite
 
 #: The schema version of each result kind this code writes and reads (docs/results.md).
-SCHEMA_VERSIONS = {"search": 1, "train": 1, "evaluate": 1, "correlate": 1, "replicate": 1}
+SCHEMA_VERSIONS = {"search": 1, "train": 1, "evaluate": 1, "correlate": 1, "replicate": 1,
+                   "benchmark-search": None}  # None: records that carry no version
 #: Keys a result of each kind must hold for the verbs that read it.
 REQUIRED_KEYS = {"search": ("method", "dataset", "seed", "genotype", "network", "options"),
                  "train": ("dataset", "seed", "genotype", "history"),
                  "evaluate": ("dataset", "seed", "top1"),
                  "correlate": ("dataset", "correlations", "architectures"),
-                 "replicate": ("name", "method", "dataset", "runs")}
+                 "replicate": ("name", "method", "dataset", "runs"),
+                 "benchmark-search": ("method", "seed", "id", "valid", "test_acc", "percentile", "search_seconds",
+                                      "num_scorings")}
 
 
 def read_result(path: str | Path, kind: str) -> dict:
@@ -32,8 +35,8 @@ def read_result(path: str | Path, kind: str) -> dict:
     found = data.get("kind") if isinstance(data, dict) else f"a JSON {type(data).__name__}"
     if found != kind:
         raise ValueError(f"{str(path)!r} is not a {kind} result (it holds {found!r}); "
-                         f"give the {kind} JSON written by 'python -m lightsnn {kind}'")
-    if data.get("schema_version") != SCHEMA_VERSIONS[kind]:
+                         f"give the {kind} JSON written by 'python -m lightsnn {kind.replace('-', ' ')}'")
+    if SCHEMA_VERSIONS[kind] is not None and data.get("schema_version") != SCHEMA_VERSIONS[kind]:
         raise ValueError(f"{kind} result {str(path)!r} has schema_version {data.get('schema_version')!r}; "
                          f"this lightsnn reads version {SCHEMA_VERSIONS[kind]}")
     missing = [key for key in REQUIRED_KEYS[kind] if key not in data]

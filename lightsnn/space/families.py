@@ -17,7 +17,6 @@ from lightsnn.space.genotype import Genotype
 from lightsnn.space.litesnn_genotype import LiteGenotype
 from lightsnn.space.litesnn_net import LiteNet, LiteNetConfig
 from lightsnn.space.network import NetConfig, SNASNetwork, SuperNet
-from lightsnn.space.neurons import LIFConfig
 from lightsnn.space.spaces import SearchSpace
 
 
@@ -43,9 +42,7 @@ class Family:
 
 
 def _snasnet_network(network: dict) -> NetConfig:
-    values = dict(network)
-    values["lif"] = LIFConfig(**values["lif"])
-    return NetConfig(**values)
+    return NetConfig.from_dict(network)
 
 
 def _snasnet_build(net_config: NetConfig, genotype: Genotype, search: dict | None):

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lightsnn.core.options import check_types, opt
+from lightsnn.core.options import check_known, check_types, opt
 from lightsnn.space.compconv import CompConv, QuantLinear, weights_cached
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, LiteGenotypeError, edge_index, edges_per_cell
 from lightsnn.space.neurons import make_lite_lif
@@ -61,13 +61,28 @@ class LiteNetConfig:
     def stem_channels(self) -> int:
         return self.filter_multiplier * self.steps
 
+    #: The options that set :meth:`memory_floor`, for the message that refuses a size.
+    SIZE_OPTIONS = "the timesteps (max_timesteps, a genotype's T), filter_multiplier, steps"
+
+    def memory_floor(self, batch_size: int, training: bool) -> int:
+        """Bytes a batch certainly needs (a floor): the input over T timesteps and the stem's output (every
+        timestep's kept when training)."""
+        pixels = self.image_size ** 2
+        activations = self.timesteps * batch_size * self.in_channels * pixels
+        activations += (self.timesteps if training else 1) * batch_size * self.stem_channels * pixels
+        return 4 * activations
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["level_path"] = list(self.level_path)
         return data
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LiteNetConfig":
+    def from_dict(cls, data: dict, where: str = "network") -> "LiteNetConfig":
+        """The config a result file or checkpoint stores: known keys, or one line naming the unknown ones."""
+        if not isinstance(data, dict):
+            raise ValueError(f"{where} must be a mapping of litesnn network options, got {data!r}"[:300])
+        check_known(cls, data, f"{where} option(s) of a litesnn network")
         return cls(**data)
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
-from lightsnn.core.options import check_known, check_types, opt
+from lightsnn.core.options import check_known, check_types, from_section, opt
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
@@ -60,14 +60,44 @@ class NetConfig:
     def with_overrides(self, overrides: dict | None) -> "NetConfig":
         if not overrides:
             return self
-        check_known(type(self), overrides, "network option(s)")
-        values = check_types(type(self), dict(overrides), "network")
+        values = self._checked(overrides, "network")
         if isinstance(values.get("lif"), dict):
-            values["lif"] = replace(self.lif, **values["lif"])
+            values["lif"] = from_section(LIFConfig, {**asdict(self.lif), **values["lif"]}, where="network.lif")
         return replace(self, **values)
+
+    @classmethod
+    def from_dict(cls, network: dict, where: str = "network") -> "NetConfig":
+        """The network config a result file or checkpoint stores: known keys, right types, or one line naming
+        the bad key or value (never a ``TypeError`` from ``__init__``)."""
+        values = cls._checked(network, where)
+        values["lif"] = from_section(LIFConfig, values.get("lif") if "lif" in values else {}, where=f"{where}.lif")
+        return cls(**values)
+
+    @classmethod
+    def _checked(cls, values: dict, where: str) -> dict:
+        if not isinstance(values, dict):
+            raise ValueError(f"{where} must be a mapping of network options, got {values!r}"[:300])
+        check_known(cls, values, f"{where} option(s)")
+        values = check_types(cls, dict(values), where)
+        if "lif" in values and not isinstance(values["lif"], (dict, LIFConfig)):
+            raise ValueError(f"{where}.lif must be a mapping, got {values['lif']!r}")
+        return values
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    #: The options that set :meth:`memory_floor`, for the message that refuses a size.
+    SIZE_OPTIONS = "network.timesteps, network.channels"
+
+    def memory_floor(self, batch_size: int, training: bool) -> int:
+        """Bytes a batch certainly needs (a floor, not the peak): the input over T timesteps, the stem's output
+        (every timestep's kept for backpropagation through time) and the resdown conv's C x 2C x 3 x 3 weights
+        (with gradients and momentum when training)."""
+        pixels = self.image_size ** 2
+        activations = self.timesteps * batch_size * self.in_channels * pixels
+        activations += (self.timesteps if training else 1) * batch_size * self.channels * pixels
+        weights = 18 * self.channels ** 2 * (3 if training else 1)
+        return 4 * (activations + weights)
 
 
 #: Network presets of the papers (methods.md §1.2-1.3) and of the offline datasets.

@@ -7,29 +7,34 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import functional, neuron, surrogate
 
-from lightsnn.core.options import opt
+from lightsnn.core.options import Options, opt
 
 #: Module types whose outputs are spikes; hooks for SAHD and SAR attach to these.
 SPIKING_TYPES: tuple[type, ...] = (neuron.BaseNode,)
 
 
 @dataclass(frozen=True)
-class LIFConfig:
-    """LIF parameters of SNASNet/LightSNN (methods.md §1.1): tau 4/3, V_th 1, hard reset to 0."""
+class LIFConfig(Options):
+    """LIF parameters of SNASNet/LightSNN (methods.md §1.1): tau 4/3, V_th 1, hard reset to 0. Checked when
+    built, so a config's ``network.lif`` is refused by the first command that reads it, not by a later one."""
 
-    tau: float = opt(4.0 / 3.0, "membrane time constant (> 1): v += (x - (v - v_reset)) / tau")
-    v_threshold: float = opt(1.0, "firing threshold")
+    section: ClassVar[str] = "network.lif"
+
+    tau: float = opt(4.0 / 3.0, "membrane time constant: v += (x - (v - v_reset)) / tau", above=1.0)
+    v_threshold: float = opt(1.0, "firing threshold", above=0.0)
     v_reset: float = opt(0.0, "hard-reset potential after a spike")
     detach_reset: bool = opt(True, "no gradient through the reset (both codes)")
 
-    def replace(self, **changes: float) -> "LIFConfig":
-        values = {**self.__dict__, **changes}
-        return LIFConfig(**values)
+    def check(self) -> None:
+        if not self.v_reset < self.v_threshold:
+            raise ValueError(f"network.lif.v_reset must be below v_threshold ({self.v_threshold}), "
+                             f"got {self.v_reset!r}")
 
 
 class LIFNode(neuron.LIFNode):

@@ -30,6 +30,14 @@ def sample_valid(rng: np.random.Generator, space: list[str], cell_type: str) -> 
     raise RuntimeError(f"no valid cell in {MAX_DRAWS} draws from space {space}: does it contain a non-zero op?")
 
 
+def raw_cell_count(space: list[str], cell_type: str) -> int:
+    """How many raw cells :func:`sample_uniform_canonical` draws from: an upper bound on the distinct valid
+    cells of a space (so a request for more is refused at once, not after millions of draws)."""
+    nonzero = len([op for op in space if op != "zero"])
+    per_pair = int("zero" in space) + nonzero * (2 if cell_type == "backward" else 1)
+    return per_pair ** len(FORWARD_EDGES)
+
+
 def sample_uniform_canonical(rng: np.random.Generator, space: list[str], cell_type: str) -> CellGenotype:
     """Uniform over distinct valid pruned cells: draw a raw cell uniformly, keep it only if already canonical.
 

@@ -116,6 +116,12 @@ BASELINES = {name: proxy.definition for name, proxy in PROXIES.items() if proxy.
 
 def sample_architectures(space: SearchSpace, n: int, seed: int) -> list[Genotype]:
     """``n`` distinct cells, uniform over canonical valid cells (sampling without replacement)."""
+    from lightsnn.space.sampling import raw_cell_count
+
+    bound = raw_cell_count(list(space.ops), space.cell_type)
+    if n > bound:
+        raise ValueError(f"{n} architectures (evidence.num_archs, correlate --n) is more than the {bound} cells of "
+                         f"space {list(space.ops)} with {space.cell_type} cells hold; ask for fewer")
     rng = np.random.default_rng(seed)
     seen: dict[Genotype, None] = {}
     for _ in range(100 * n):

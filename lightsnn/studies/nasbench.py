@@ -39,7 +39,11 @@ def sample_ids(bench, options: BenchmarkOptions) -> list[int]:
     if options.exclude_seed is not None:
         excluded = set(sample_ids(bench, replace(options, sample_seed=options.exclude_seed, exclude_seed=None)))
         valid = np.asarray([i for i in valid if int(i) not in excluded])
-    if options.sample == 0 or options.sample >= len(valid):
+    if options.sample > len(valid):  # the files are named by the sample size: never name 7,424 ids "sample100000"
+        where = "" if options.exclude_seed is None else f" outside the sample of seed {options.exclude_seed}"
+        raise ValueError(f"benchmark.sample={options.sample} is more than the {len(valid)} valid architectures"
+                         f"{where}; give at most {len(valid)}, or 0 for all of them")
+    if options.sample == 0 or options.sample == len(valid):
         return [int(i) for i in valid]
     rng = np.random.default_rng(options.sample_seed)
     return sorted(int(i) for i in rng.choice(valid, size=options.sample, replace=False))
@@ -101,13 +105,14 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     bench = open_from(options, config)
     ids = sample_ids(bench, options)[shard::options.shards]
     folder = options.score_folder(out) if csv is None else Path(csv).parent
-    folder.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(folder / "settings.json", json.dumps(options.score_settings(), indent=1))
     target = Path(csv) if csv is not None else (
         folder / f"shard-{shard}-of-{options.shards}-sample{options.sample}-seed{options.sample_seed}"
                  f"{'' if options.exclude_seed is None else f'-minus{options.exclude_seed}'}.csv")
     with claimed(target):  # two jobs on one shard would append to one partial file
-        return _score_into(target, bench, ids, options, config, progress, log, shard)
+        _score_into(target, bench, ids, options, config, progress, log, shard)
+    # written once a shard is whole: a run that fails (bad --images, say) leaves no folder that looks scored
+    write_text_atomic(folder / "settings.json", json.dumps(options.score_settings(), indent=1))
+    return target
 
 
 def _score_into(target: Path, bench, ids: list[int], options: BenchmarkOptions, config: dict, progress, log,
@@ -144,13 +149,42 @@ def _score_into(target: Path, bench, ids: list[int], options: BenchmarkOptions, 
     return target
 
 
+def read_score_file(path: str | Path) -> pd.DataFrame:
+    """One shard CSV written by ``benchmark score``, checked whole: a header with ``id`` and ``score_seconds``,
+    every row as long as the header (a copy cut off mid-row is refused, never read with a truncated number),
+    integer ids."""
+    import csv
+    import io
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"score file {str(path)!r} does not exist; run 'python -m lightsnn benchmark "
+                                "score' for its shard first")
+    expected = "a shard CSV written by 'python -m lightsnn benchmark score'"
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ValueError(f"score file {str(path)!r} cannot be read ({type(err).__name__}); expected {expected}") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not {"id", "score_seconds"} <= set(rows[0]):
+        raise ValueError(f"score file {str(path)!r} has no 'id' and 'score_seconds' columns (header "
+                         f"{rows[0][:6] if rows else 'missing: the file is empty'}); expected {expected}")
+    short = next((n for n, row in enumerate(rows[1:], 2) if len(row) != len(rows[0])), None)
+    if short is not None or not text.endswith("\n"):
+        line = short if short is not None else len(rows)
+        raise ValueError(f"score file {str(path)!r} is cut off or damaged at line {line} (a row with "
+                         f"{len(rows[line - 1])} of {len(rows[0])} fields, or no final newline); score the shard "
+                         "again or restore the file")
+    column = rows[0].index("id")
+    for n, row in enumerate(rows[1:], 2):
+        if not row[column].strip().lstrip("-").isdigit():
+            raise ValueError(f"score file {str(path)!r} has a non-integer id {row[column]!r} at line {n}; "
+                             f"expected {expected}")
+    return pd.read_csv(io.StringIO(text), dtype={"id": int})
+
+
 def read_scores(files: list[str | Path]) -> pd.DataFrame:
-    frames = []
-    for path in files:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"score file {str(path)!r} does not exist; run 'python -m lightsnn benchmark "
-                                    "score' for its shard first")
-        frames.append(pd.read_csv(path))
+    frames = [read_score_file(path) for path in files]
     if not frames:
         raise ValueError("no score files given")
     table = pd.concat(frames, ignore_index=True)
@@ -214,7 +248,13 @@ def width_agreement(scores: pd.DataFrame, reference: pd.DataFrame, width: int, r
 
 def score_width(files: list[str | Path]) -> int:
     """The width the shard files were scored at (their folder's settings.json); one-line error if mixed."""
-    widths = {json.loads((Path(f).parent / "settings.json").read_text())["width"] for f in files}
+    widths = set()
+    for f in files:
+        settings = Path(f).parent / "settings.json"
+        if not settings.is_file():
+            raise ValueError(f"score file {str(f)!r} is not in a score folder (no settings.json beside it, which "
+                             "says the width it was scored at); give shard CSVs where 'benchmark score' wrote them")
+        widths.add(json.loads(settings.read_text())["width"])
     if len(widths) != 1:
         raise ValueError(f"score files of widths {sorted(widths)} given together: {[str(f) for f in files]}")
     return widths.pop()

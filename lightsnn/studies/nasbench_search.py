@@ -3,7 +3,6 @@ table, paired by seed with random, and the top-by-score curve (the best of n arc
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -103,16 +102,19 @@ def write_search_quality(pick_files: list[str], score_files: list[str], config: 
     """``search_quality.csv``/``.md``, ``top_by_score.csv`` and ``search_quality.png`` in ``out_dir``."""
     from lightsnn.core.atomic import write_text_atomic
 
+    from lightsnn.pipeline.results import read_result
+
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
+    picks = pd.DataFrame([read_result(f, "benchmark-search") for f in pick_files])
+    scores = read_scores(score_files) if score_files else None  # every input checked before the benchmark is read
     bench = open_from(options, config)
-    picks = pd.DataFrame([json.loads(Path(f).read_text()) for f in pick_files])
     quality = search_quality(picks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "search_quality.csv", quality.to_csv(index=False))
     write_text_atomic(out / "search_quality.md", quality_markdown(quality, bench))
-    curve = top_by_score(read_scores(score_files), bench, options.proxy_names(), options.top_n,
-                         seed=options.sample_seed) if score_files else pd.DataFrame()
+    curve = top_by_score(scores, bench, options.proxy_names(), options.top_n,
+                         seed=options.sample_seed) if scores is not None else pd.DataFrame()
     write_text_atomic(out / "top_by_score.csv", curve.to_csv(index=False))
     plot_search_quality(picks, curve, out / "search_quality.png")
     return {"kind": "benchmark-search-quality", "methods": quality.to_dict("records")}
