@@ -12,7 +12,7 @@ import typing
 from dataclasses import fields
 
 from lightsnn.core.options import field_default
-from lightsnn.data import DATASET_NAMES, DataOptions
+from lightsnn.data import DATASET_NAMES, DATASETS, DataOptions
 from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.pipeline.tracking import TrackingOptions
@@ -179,7 +179,9 @@ def config_schema() -> dict:
             },
             "network": network_schema(),
             "networks": {"type": "object", "default": {}, "description": "network overrides per dataset",
-                         "propertyNames": {"enum": list(DATASET_NAMES)}, "additionalProperties": network_schema()},
+                         "propertyNames": {"enum": list(DATASET_NAMES)}, "additionalProperties": network_schema(),
+                         # an annotation validators ignore: the workflow reads which datasets are framed per T
+                         "x-event-datasets": [name for name, spec in DATASETS.items() if spec.events]},
             "data": _dataclass_schema(DataOptions),
             "search": {"type": "object", "additionalProperties": False, "default": {},
                        "description": "options per method", "properties": search},

@@ -208,6 +208,9 @@ def test_a_killed_search_resumes_and_ends_as_an_uninterrupted_one(tmp_path):
     assert resumed["genotype"]["str"] == whole["genotype"]["str"]
     assert resumed["details"]["final_alphas"] == whole["details"]["final_alphas"]
     assert [r["loss"] for r in resumed["details"]["curves"]] == [r["loss"] for r in whole["details"]["curves"]]
+    # the total counts the killed attempt's epochs, as the compute and data seconds do (it was smaller before)
+    times = resumed["times"]
+    assert times["search_seconds"] >= times["compute_seconds"] + times["data_seconds"] > 0
 
 
 def test_litesnn_options_refuse_bad_values():

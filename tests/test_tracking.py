@@ -280,3 +280,41 @@ def test_a_training_killed_and_resumed_continues_its_run_through_the_journal(tmp
     assert len(train) == 1 and train[0].info.status == "FINISHED"
     steps = [m.step for m in client.get_metric_history(train[0].info.run_id, "epoch.train_loss")]
     assert steps == list(range(1, 31))
+
+
+def test_a_training_killed_before_its_first_checkpoint_leaves_no_run_running(tmp_path):
+    """SIGKILL gives a job no chance to end its run; the next attempt in the same folder finds the key the dead
+    one left and ends that run as KILLED (before, it stayed RUNNING forever)."""
+    import signal
+
+    uri, out = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "train"
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LIGHTSNN_JOURNAL")}
+    env["LIGHTSNN_TRACKING"] = json.dumps({"name": "killed", "tracking": {"uri": uri}})
+    command = [sys.executable, "-m", "lightsnn", "train", "--genotype", "0302 0030 3003 0000", "--dataset", "digits",
+               "--out", str(out), "--no-progress", "--config-json", '{"network": {"channels": 16, "timesteps": 4}}']
+    first = subprocess.Popen(command + ["--epochs", "3", "--batch-size", "8"], env=env, cwd=tmp_path,
+                             stderr=subprocess.PIPE, text=True)
+    wait_for((out / ".tracking-key").exists, "the run's job key", process=first)
+    first.send_signal(signal.SIGKILL)  # at once: about 180 batches before the first checkpoint
+    first.wait(timeout=60)
+    assert not (out / "checkpoint.pt").exists(), "the first epoch ended before the kill; this test needs it not to"
+    stale = (out / ".tracking-key").read_text().strip()
+    runs, _ = _runs(uri, "killed")
+    assert [r.info.status for r in runs] == ["RUNNING"]
+    again = subprocess.run(command + ["--epochs", "1", "--max-batches", "1"], env=env, cwd=tmp_path,
+                           capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    runs, _ = _runs(uri, "killed")
+    status = {r.data.tags["job_key"]: r.info.status for r in runs}
+    assert status.pop(stale) == "KILLED" and list(status.values()) == ["FINISHED"], status
+    assert not (out / ".tracking-key").exists()  # a finished training leaves no open key
+
+
+def test_a_job_on_a_new_store_prints_no_mlflow_info_lines(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "LIGHTSNN_JOURNAL")}
+    env["LIGHTSNN_TRACKING"] = json.dumps({"tracking": {"uri": f"sqlite:///{tmp_path / 'new.db'}"}})
+    proc = subprocess.run([sys.executable, "-m", "lightsnn", "search", "--method", "random", "--dataset", "digits",
+                           "--out", str(tmp_path / "s.json")], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("MLflow run "), lines  # not the store's table migrations

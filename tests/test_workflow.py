@@ -220,6 +220,12 @@ def _only_what_a_change_affects_reruns(work, config):
     assert counts["search"] == counts["train"] == counts["evaluate"] == 4 and "prepare" not in counts, counts
     jobs = {line.split("python -m", 1)[1] for line in shell.splitlines() if "python -m lightsnn" in line}
     assert len([line for line in jobs if '"device":"cuda"' in line]) == 12
+    # a wider network reruns every search, training and evaluation on digits, but not its prepare: a static
+    # dataset reads nothing of the network (an event dataset's reads its timesteps)
+    wider = {**config, "networks": {"digits": {**config["networks"]["digits"], "channels": 6, "timesteps": 3}}}
+    (work / "wider.yaml").write_text(yaml.safe_dump(wider))
+    counts, _ = _scheduled(work, "spaced.yaml", "wider.yaml")
+    assert counts["search"] == counts["train"] == counts["evaluate"] == 4 and "prepare" not in counts, counts
     moved = {**config, "tracking": {"uri": "sqlite:///elsewhere.db"}, "name": "renamed"}
     (work / "moved.yaml").write_text(yaml.safe_dump(moved))
     counts, _ = _scheduled(work, "spaced.yaml", "moved.yaml")

@@ -19,8 +19,8 @@ from lightsnn.cli.flags import (
     _positive,
     _seed,
 )
-from lightsnn.core.atomic import claimed
-from lightsnn.core.layout import EVALUATE_FILE, TRAIN_FILE, file_name
+from lightsnn.core.atomic import claimed, write_text_atomic
+from lightsnn.core.layout import EVALUATE_FILE, TRACKING_KEY_FILE, TRAIN_FILE, file_name
 from lightsnn.data import DATASET_NAMES
 from lightsnn.search import COMPAT_FLAGS, METHODS
 
@@ -87,9 +87,18 @@ def _cmd_train(args) -> int:
     run = _live_run(args, config, "train", {"method": (search or {}).get("method"), "dataset": args.dataset,
                                             "seed": args.seed})
 
+    open_key = Path(args.out) / file_name(TRACKING_KEY_FILE)
+
     def on_start(extra: dict | None, epoch: int) -> dict:
-        """Open the run (a resumed training reopens its own) before the first epoch; keep its job key."""
-        key = run.start((extra or {}).get("tracking_key"))
+        """Open the run (a resumed training reopens its own) before the first epoch; keep its job key, in the
+        checkpoint and, until the run finishes, in OUT: an attempt killed before its first checkpoint leaves
+        that key, and the next attempt ends its RUNNING run as KILLED instead of leaving it open forever."""
+        resumed = (extra or {}).get("tracking_key")
+        key = run.start(resumed)
+        if key and open_key.is_file():
+            run.close_stale(open_key.read_text().strip())
+        if key:
+            write_text_atomic(open_key, key)
         _announce(run)
         return {"tracking_key": key} if key else {}
 
@@ -99,6 +108,7 @@ def _cmd_train(args) -> int:
                            allow_disconnected=args.allow_disconnected, on_epoch=run.log_epoch, on_start=on_start)
         path = write_json_atomic(Path(args.out) / file_name(TRAIN_FILE), result)
         run.finish(result, path)
+        open_key.unlink(missing_ok=True)
     print(f"trained {result['genotype']['str']} on {args.dataset}: final test acc {result['final_test_acc']:.4f}, "
           f"best epoch {result['best_epoch']} ({result['selection']}), "
           f"{result['seconds_per_epoch']:.1f}s/epoch -> {path}")

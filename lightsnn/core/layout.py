@@ -19,6 +19,8 @@ TRAIN_FILE = f"{TRAIN_DIR}/train.json"
 CHECKPOINT_FILE = f"{TRAIN_DIR}/checkpoint.pt"
 BEST_FILE = f"{TRAIN_DIR}/best.pt"
 EVALUATE_FILE = "evaluate.json"
+#: The MLflow job key of a training that has not finished yet (gone once it has).
+TRACKING_KEY_FILE = f"{TRAIN_DIR}/.tracking-key"
 #: The result file of each job kind in a run folder.
 RUN_FILES = {"search": SEARCH_FILE, "train": TRAIN_FILE, "evaluate": EVALUATE_FILE}
 

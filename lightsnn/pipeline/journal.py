@@ -43,18 +43,24 @@ class MlflowWriter:
     @property
     def client(self):
         if self._client is None:
+            import logging
+
             from mlflow.tracking import MlflowClient
 
+            # a new store announces its table migrations at INFO in every job's output; warnings still show
+            for name in ("mlflow", "alembic"):
+                logging.getLogger(name).setLevel(logging.WARNING)
             self._client = MlflowClient(tracking_uri=self.uri)
         return self._client
 
     def apply(self, key: str, event: dict) -> str:
         """Write one event of job ``key``; returns the job's run id."""
         kind = event.get("event")
-        handlers = {"start": self._start, "epoch": self._epoch, "finish": self._finish, "end": self._end}
+        handlers = {"start": self._start, "epoch": self._epoch, "finish": self._finish, "end": self._end,
+                    "stale": self._stale}
         if kind not in handlers:
             raise ValueError(f"unknown tracking event {kind!r}; known: {', '.join(handlers)}")
-        if kind != "start" and key not in self.runs:
+        if kind not in ("start", "stale") and key not in self.runs:
             raise ValueError(f"tracking event {kind!r} of job {key} before its start event")
         try:
             with _store_lock(self.uri):
@@ -64,7 +70,7 @@ class MlflowWriter:
                 raise
             first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
             raise ValueError(f"MLflow refused the {kind} event: {first}") from None
-        return self.runs[key]
+        return self.runs.get(key)
 
     def _start(self, key: str, event: dict) -> None:
         experiment_id = self._experiment(event["experiment"])
@@ -132,6 +138,16 @@ class MlflowWriter:
         run_id = self.runs[key]
         if self.client.get_run(run_id).info.status == "RUNNING":
             self.client.set_terminated(run_id, event["status"], end_time=event["time"])
+
+    def _stale(self, key: str, event: dict) -> None:
+        """The run of an earlier attempt of a job that died without a word (SIGKILL before its first
+        checkpoint): ended as KILLED if it is still RUNNING; nothing if it never reached the store."""
+        experiment = self.client.get_experiment_by_name(event["experiment"])
+        if experiment is None:
+            return
+        found = self.client.search_runs([experiment.experiment_id], f"tags.job_key = '{key}'", max_results=1)
+        if found and found[0].info.status == "RUNNING":
+            self.client.set_terminated(found[0].info.run_id, "KILLED", end_time=event["time"])
 
     def end_open_runs(self, keys, status: str = "KILLED") -> None:
         """End the runs of jobs that stopped without a word (SIGKILL, a lost node)."""

@@ -12,3 +12,7 @@ JOB_SECTIONS: dict[str, tuple[str, ...]] = {
     "correlate": ("device", "data", "network", "networks", "train", "evidence"),
     "replicate": ("device", "data", "network", "networks", "search", "train", "evaluate"),
 }
+
+#: job kind -> the only network keys it reads, where it reads few: ``prepare`` frames an event dataset into
+#: ``timesteps`` frames and reads nothing of the network for a static one (the workflow then passes none)
+NETWORK_KEYS: dict[str, tuple[str, ...]] = {"prepare": ("timesteps",)}

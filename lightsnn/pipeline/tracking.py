@@ -154,14 +154,25 @@ class LiveRun:
                       "this an error)")
             return None
 
-    def _emit(self, event: dict) -> None:
+    def _emit(self, event: dict, key: str | None = None) -> None:
         event = {"time": _now_ms(), **event}
+        key = key or self.key
         if self.journal is not None:
-            append_event(self.journal / f"{self.key}.jsonl", event)
+            append_event(self.journal / f"{key}.jsonl", event)
             return
         if self._writer is None:
             self._writer = MlflowWriter(self.uri)
-        self.run_id = self._writer.apply(self.key, event)
+        run_id = self._writer.apply(key, event)
+        if key == self.key:
+            self.run_id = run_id
+
+    def close_stale(self, key: str) -> None:
+        """End the run an earlier attempt of this job left RUNNING (killed before it could say so) as KILLED."""
+        from lightsnn.pipeline.config import check_name
+
+        if key and key != self.key:
+            experiment = check_name(self.config.get("name") or "lightsnn")
+            self._guard(self._emit, {"event": "stale", "experiment": experiment}, key)
 
     # --- the run's life -------------------------------------------------------------------------------
     def start(self, key: str | None = None) -> str | None:

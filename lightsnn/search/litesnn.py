@@ -253,6 +253,7 @@ def _epoch_metrics(row: dict, options: LiteSNNOptions) -> dict:
 
 @timed
 def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
+    started = time.perf_counter()
     flags = options.compat()
     device = ctx.device
     config = ctx.net_config
@@ -278,6 +279,8 @@ def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
         history = saved["state"]["history"]
         record.compute_seconds = saved["state"]["compute_seconds"]
         record.data_seconds = saved["state"]["data_seconds"]
+        # a checkpoint before this field: at least its compute and data time was spent
+        record.resumed_seconds = saved["state"].get("search_seconds", record.compute_seconds + record.data_seconds)
         start_epoch = len(history) + 1
         ctx.log(f"resuming the litesnn search from {ctx.checkpoint} after epoch {len(history)}")
     steps = halves.steps()
@@ -298,7 +301,9 @@ def run_litesnn(options: LiteSNNOptions, ctx: SearchContext) -> SearchResult:
                                      "schedulers": {k: s.state_dict() for k, s in schedulers.items()},
                                      "rng": rng_state(),
                                      "state": {"history": history, "compute_seconds": record.compute_seconds,
-                                               "data_seconds": record.data_seconds}}, ctx.checkpoint)
+                                               "data_seconds": record.data_seconds,
+                                               "search_seconds": record.resumed_seconds
+                                               + time.perf_counter() - started}}, ctx.checkpoint)
                 if ctx.on_epoch is not None:
                     ctx.on_epoch(_epoch_metrics(row, options))
     genotype = decode(net.alphas, net.betas, net.psi, tuple(options.bit_widths), options.keep, options.steps,

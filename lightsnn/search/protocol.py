@@ -50,6 +50,9 @@ class SearchRecord:
     compute_seconds: float = 0.0
     data_seconds: float = 0.0
     total_seconds: float = 0.0
+    #: Seconds earlier attempts of a resumed search spent up to their last checkpoint (counted in the total,
+    #: as their compute and data seconds are).
+    resumed_seconds: float = 0.0
     nonfinite_scores: int = 0
     details: dict = field(default_factory=dict)
 
@@ -73,7 +76,7 @@ def timed(run: Callable[..., SearchResult]) -> Callable[..., SearchResult]:
     def wrapper(options, context: SearchContext) -> SearchResult:
         start = time.perf_counter()
         result = run(options, context)
-        result.record.total_seconds = time.perf_counter() - start
+        result.record.total_seconds = time.perf_counter() - start + result.record.resumed_seconds
         return result
     wrapper.__name__ = run.__name__
     wrapper.__doc__ = run.__doc__

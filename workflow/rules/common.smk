@@ -14,7 +14,7 @@ except ImportError:  # a Snakemake of its own: the modules read here need only t
     sys.path.append(os.path.dirname(workflow.basedir))
 from lightsnn.core.layout import CHECKPOINT_FILE, EVALUATE_FILE, RUNS, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, run_id
 from lightsnn.nasbench.options import STEP_KEYS as BM_KEYS
-from lightsnn.pipeline.sections import JOB_SECTIONS
+from lightsnn.pipeline.sections import JOB_SECTIONS, NETWORK_KEYS
 
 WF = config["workflow"]
 RESULTS = WF["results"]
@@ -42,15 +42,16 @@ if RELAYED:
 KNOWN_RUNS = list(WF["methods"]) + list(VARIANTS)
 
 
-def _method_names():
-    """The registered methods, as the schema generated from the library's registry lists them (importing the
-    registry itself would cost every Snakemake start torch's import)."""
+def _schema():
+    """The schema generated from the library's registries (importing the registries themselves would cost every
+    Snakemake start torch's import)."""
     with open(os.path.join(workflow.basedir, "schemas", "config.schema.yaml")) as handle:
-        schema = yaml.safe_load(handle)
-    return schema["properties"]["workflow"]["properties"]["methods"]["items"]["enum"]
+        return yaml.safe_load(handle)
 
 
-METHOD_NAMES = _method_names()
+METHOD_NAMES = _schema()["properties"]["workflow"]["properties"]["methods"]["items"]["enum"]
+#: Datasets framed into T frames per sample (their prepare depends on the network's timesteps).
+EVENT_DATASETS = _schema()["properties"]["networks"]["x-event-datasets"]
 
 
 def _check_table1():
@@ -107,7 +108,14 @@ def job_settings(kind):
         dataset = wildcards.get("dataset") or wildcards.get("edataset")
         values = {}
         for section in JOB_SECTIONS[kind]:
-            if section == "networks":
+            if section in ("network", "networks") and kind in NETWORK_KEYS:
+                if kind == "prepare" and dataset not in EVENT_DATASETS:
+                    continue
+                network = (config.get(section) or {}).get(dataset) if section == "networks" else config.get(section)
+                narrowed = {k: v for k, v in (network or {}).items() if k in NETWORK_KEYS[kind]}
+                if narrowed:
+                    values[section] = {dataset: narrowed} if section == "networks" else narrowed
+            elif section == "networks":
                 per_dataset = (config.get("networks") or {}).get(dataset)
                 if per_dataset:
                     values["networks"] = {dataset: per_dataset}
