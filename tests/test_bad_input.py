@@ -73,12 +73,16 @@ def test_evidence_reads_only_its_own_inputs(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["search", "--method", "random", "--dataset", "digits", "--out", "x.json", "--threads", "-1"],
-     "expected an integer >= 1, got '-1'"),
+     "expected a thread count (at most this machine's CPUs) from 1 to"),
     (["search", "--method", "random", "--dataset", "digits", "--out", "x.json", "--seed", str(2**70)],
      "seed must be a non-negative integer up to 4294967295, got '1180591620717411303424'"),
     (["evaluate", "--checkpoint", "c.pt", "--energy-samples", "0"], "expected an integer >= 1, got '0'"),
     (["evaluate", "--checkpoint", "c.pt", "--bits", "64"], "argument --bits: expected an integer from 1 to 32, got '64'"),
     (["bench", "--channels", "0"], "argument --channels: expected an integer >= 1, got '0'"),
+    (["search", "--method", "lightsnn", "--dataset", "digits", "--out", "x.json", "--space", ""],
+     "argument --space: got an empty value; give a YAML value such as [zero, skip]"),
+    (["benchmark", "score", "--proxies", "sahd,hamming"],
+     "benchmark.proxies must be a list of strings (YAML: [a, b]) or null, got 'sahd,hamming'"),
     (["bench", "--batch-size", "1"], "argument --batch-size: expected an integer >= 2, got '1'"),
     (["train", "--genotype", GENOTYPE, "--dataset", "digits", "--out", "t", "--max-batches", "0"],
      "expected an integer >= 1, got '0'"),
