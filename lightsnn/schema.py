@@ -182,7 +182,10 @@ def config_schema() -> dict:
                          "propertyNames": {"enum": list(DATASET_NAMES)}, "additionalProperties": network_schema(),
                          # an annotation validators ignore: the workflow reads which datasets are framed per T
                          "x-event-datasets": [name for name, spec in DATASETS.items() if spec.events]},
-            "data": _dataclass_schema(DataOptions),
+            "data": {**_dataclass_schema(DataOptions),
+                     # annotations validators ignore: the files each dataset reads, for the workflow's prepare inputs
+                     "x-dataset-files": {name: list(spec.files) for name, spec in DATASETS.items() if spec.files},
+                     "x-downloadable": [name for name, spec in DATASETS.items() if spec.downloadable]},
             "search": {"type": "object", "additionalProperties": False, "default": {},
                        "description": "options per method", "properties": search},
             "train": {**train, "description": "training recipe and overrides"},

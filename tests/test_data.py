@@ -286,3 +286,20 @@ def test_prepared_digits_and_ndigits_load_without_scikit_learn(tmp_path):
     damaged.write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="digits cache .* is damaged .*delete it and run"):
         digits_split(cache)
+
+
+def test_the_files_a_dry_run_checks_are_the_files_the_loaders_read():
+    """The workflow makes each dataset's files the inputs of its prepare job (a dry run then names the missing
+    ones): they must be the files the loaders themselves require."""
+    import torchvision
+
+    from lightsnn.data import DATASETS
+    from lightsnn.data.static import _cifar_files
+
+    for name, cls in (("cifar10", torchvision.datasets.CIFAR10), ("cifar100", torchvision.datasets.CIFAR100)):
+        files = [t.format(root="R", subsets="S") for t in DATASETS[name].files]
+        assert files == [f"R/{cls.base_folder}/{f}" for f in _cifar_files(cls)] and DATASETS[name].downloadable
+    assert DATASETS["cifar10-subset"].files == ("{subsets}/cifar10_subset.npz",)
+    assert [t.format(root="R") for t in DATASETS["dvs128_gesture"].files] == [
+        "R/DVSGesture/ibmGestureTrain.tar.gz", "R/DVSGesture/ibmGestureTest.tar.gz"]  # dvs.GESTURE_LAYOUT's archives
+    assert not DATASETS["digits"].files and not DATASETS["ndigits"].files  # built offline

@@ -77,6 +77,9 @@ def test_paired_comparison_by_hand():
     from scipy import stats
     assert out["t_p"] == pytest.approx(2 * stats.t.sf(abs(t), df=4))
     assert 0 < out["wilcoxon_p"] <= 1
+    half = stats.t.ppf(0.975, 4) * diff.std(ddof=1) / math.sqrt(5)  # t(0.975, 4) = 2.776
+    assert out["diff_low"] == pytest.approx(diff.mean() - half) and out["diff_high"] == pytest.approx(diff.mean() + half)
+    assert out["diff_low"] < 0 < out["diff_high"] and out["t_p"] > 0.05  # the interval holds 0 where p > 0.05
     same = paired_comparison(a, a)
     assert same["mean_diff"] == 0 and math.isnan(same["t_p"]) and math.isnan(same["wilcoxon_p"])
 

@@ -318,3 +318,45 @@ def test_a_job_on_a_new_store_prints_no_mlflow_info_lines(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("MLflow run "), lines  # not the store's table migrations
+
+
+def test_mlflow_opens_as_a_training_experiment_with_parents_that_summarise_and_span_their_jobs(tmp_path, monkeypatch):
+    """A new user's first look: no stray "Default" experiment, the model-training view, parent runs that carry
+    the run's Table 2 columns and span their jobs, runs as long as their jobs, the candidates ranked."""
+    from lightsnn.pipeline.tracking import LiveRun, ranked_candidates
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("LIGHTSNN_JOURNAL", raising=False)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    config, group = {"name": "readable", "tracking": {"uri": uri}}, "digits/snasnet/seed0"
+    identity = {"method": "snasnet", "dataset": "digits", "seed": 0}
+    search = {"kind": "search", "method": "snasnet", "genotype": {"str": "0012 0000 0001 0000"},
+              "times": {"search_seconds": 12.5},
+              "candidates": [{"index": 0, "genotype": "0001 0000 1000 0040", "score": 386.5},
+                             {"index": 1, "genotype": "0004 0000 0000 0000", "score": float("nan")},
+                             {"index": 2, "genotype": "0012 0000 0001 0000", "score": 569.0}]}
+    job = LiveRun(config, "search", identity, group=group)
+    job.start()
+    job.finish(search, table=("candidates", ranked_candidates(search)))
+    evaluate = LiveRun(config, "evaluate", identity, group=group)  # opened when the job starts...
+    deadline = evaluate.created_ms + 50
+    while int(__import__("time").time() * 1000) < deadline:  # ...the evaluation's work (50 ms)...
+        pass
+    evaluate.start()  # ...and started after it, as the evaluate verb does
+    evaluate.finish({"kind": "evaluate", "top1": 0.5625, "sar": 0.125, "energy_pj_per_sample": 2.5e6,
+                     "parameters": 1000})
+    runs, client = _runs(uri, "readable")
+    experiment = client.get_experiment_by_name("readable")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert [e.name for e in client.search_experiments()] == ["readable"]  # "Default" is in the trash
+    by_kind = {r.data.tags["kind"]: r for r in runs}
+    parent = by_kind["group"]
+    assert parent.data.tags["method"] == "snasnet" and parent.data.tags["genotype"] == "0012 0000 0001 0000"
+    assert parent.data.metrics == {"search_s": 12.5, "acc": 56.25, "sar": 0.125, "energy_uj": 2.5, "params": 1000.0}
+    assert parent.info.status == "FINISHED"
+    for child in (by_kind["search"], by_kind["evaluate"]):
+        assert parent.info.start_time <= child.info.start_time and child.info.end_time <= parent.info.end_time
+    assert by_kind["evaluate"].info.end_time - by_kind["evaluate"].info.start_time >= 50  # ms: the whole job
+    table = ranked_candidates(search)
+    assert [(row["index"], row["rank"], row["picked"]) for row in table] == [(0, 2, False), (1, 3, False),
+                                                                             (2, 1, True)]

@@ -112,6 +112,18 @@ def test_lint_and_the_paper_dag(tmp_path):
     work = _workdir(tmp_path)
     lint = _smk(work, "--lint")
     assert lint.returncode == 0, lint.stdout + lint.stderr
+    # with data/ empty, the dry run stops before scheduling anything, naming the files and where they go
+    missing = _smk(work, "-n", "--quiet", "rules", "--configfile", "config/paper.yaml")
+    out = missing.stdout + missing.stderr
+    assert missing.returncode != 0 and "Missing input files for rule prepare" in out, out[-3000:]
+    assert "data/cifar-10-batches-py/data_batch_1" in out or "data/DVSGesture/ibmGestureTrain.tar.gz" in out, out
+    from lightsnn.data import DATASETS
+
+    for name in ("cifar10", "cifar100", "dvs128_gesture"):  # files in the datasets' layout, enough for a dry run
+        for template in DATASETS[name].files:
+            path = work / template.format(root="data", subsets="data/cifar-subsets")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(b"")
     dry = _smk(work, "-n", "--quiet", "rules", "--configfile", "config/paper.yaml")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
@@ -147,12 +159,14 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert by_run.loc["random", "size_kb_mean"] == pytest.approx(by_run.loc["random", "memory_mb_mean"] * 1e3)
     assert by_run.loc["litesnn", "structure"].startswith("4 cells 2 nodes")
     assert (table2["acc_mean"] > 0).all()
-    md = (tables / "table2.md").read_text().splitlines()
+    md = [line for line in (tables / "table2.md").read_text().splitlines() if line.startswith("|")]
     cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md]
-    assert cells[0][:6] == ["dataset", "run", "method", "structure", "timesteps", "seeds"]
+    assert cells[0][:6] == ["dataset", "run", "structure", "T", "seeds", "epochs"]  # run = method: shown once
     shown = {row[1]: row for row in cells[2:]}
     for _, row in table2.iterrows():  # one seed per run: the md shows the mean alone, to 2 decimals
-        assert shown[row["run"]][cells[0].index("acc")] == f"{row['acc_mean']:.2f}"
+        assert shown[row["run"]][cells[0].index("accuracy (%)")] == f"{row['acc_mean']:.2f}"
+        assert shown[row["run"]][cells[0].index("epochs")] == "2"
+    assert shown["lightsnn"][cells[0].index("vs random (pp, 95% CI)")] == "no test at n = 1"
     assert (tables / "table2.tex").read_text().startswith("\\begin{tabular}")
     table1 = pd.read_csv(tables / "table1.csv")
     assert list(table1["algorithm"]) == ["Random search", "Pruning-by-importance"]
@@ -185,7 +199,25 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert report.returncode == 0, report.stderr[-3000:]
     html = (results / "report.html").read_text(errors="replace")
     assert "Table 2: one row per dataset and search run" in html and "table2.csv" in html
+    assert "LitE-SNN" in html and "each network trained 2 epoch(s) of at most 5 batches" in html
+    # the table itself is in the report, as HTML: its headings, its rows and the caption with the budget
+    embedded = _embedded_html(html)
+    table = next(page for page in embedded if "vs random (pp, 95% CI)" in page)
+    assert "trained 2 epoch(s) of at most 5 batches" in table and all(f"<td>{run}</td>" in table
+                                                                       for run in ("lightsnn", "litesnn", "random"))
+    assert any("Pruning-by-importance" in page for page in embedded)  # table 1 too
     _only_what_a_change_affects_reruns(work, config)
+
+
+def _embedded_html(report: str) -> list[str]:
+    """The HTML pages a self-contained Snakemake report embeds (base64 data URIs)."""
+    import base64
+    import re
+
+    pages = []
+    for payload in re.findall(r"data:text/html[^,\"']*;base64,([A-Za-z0-9+/=]+)", report):
+        pages.append(base64.b64decode(payload).decode("utf-8", errors="replace"))
+    return pages
 
 
 def _scheduled(work, *configfiles, extra=()) -> tuple[dict, str]:

@@ -47,9 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _stop_on_sigterm()
     keep_freed_memory()
-    if getattr(args, "threads", None):
+    if "threads" in vars(args):  # the verbs that compute: --threads, else the idle CPUs (README, "Threads")
         import torch
-        torch.set_num_threads(args.threads)
+
+        from lightsnn.core.runtime import default_threads
+        torch.set_num_threads(args.threads or default_threads())
     try:
         check_paths({"--" + dest.replace("_", "-"): (kind, getattr(args, dest))
                      for dest, kind in getattr(args, "paths", {}).items()})

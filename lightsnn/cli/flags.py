@@ -180,7 +180,8 @@ SHARED_FLAGS: dict[str, tuple[str, dict]] = {
     "no_progress": ("--no-progress", {"action": "store_true", "help": "no progress bar, even on a terminal"}),
     "no_tracking": ("--no-tracking", {"action": "store_true", "help": "do not log this run to MLflow"}),
     "threads": ("--threads", {"type": _int_in(1, max_threads(), "a thread count (at most this machine's CPUs)"),
-                              "default": None, "help": "CPU threads for torch (default: torch's choice)"}),
+                              "default": None, "help": "CPU threads for torch (default: the idle CPUs, those of this "
+                                                               "process's CPU set less the load average)"}),
     "group": ("--group", {"default": None, "help": "MLflow parent run this job's run nests under (the workflow "
                                                    "passes DATASET/RUN/seedS)"}),
 }

@@ -165,6 +165,7 @@ def _cmd_search(args, table) -> int:
 
     from lightsnn.pipeline.jobs import run_search
     from lightsnn.pipeline.results import write_json_atomic
+    from lightsnn.pipeline.tracking import ranked_candidates
 
     overrides = _method_overrides(args, table)
     config = _config(args)
@@ -176,7 +177,7 @@ def _cmd_search(args, table) -> int:
                             progress=False if args.no_progress else None,
                             checkpoint=Path(args.out).with_suffix(".ckpt.pt"), on_epoch=run.log_epoch)
         path = write_json_atomic(args.out, result)
-        run.finish(result, path, table=("candidates", result["candidates"]))
+        run.finish(result, path, table=("candidates", ranked_candidates(result)))
     times = result["times"]
     score = result["score"]
     print(f"{args.method} on {args.dataset} (seed {args.seed}): genotype {result['genotype']['str']} "

@@ -86,6 +86,10 @@ class DatasetSpec:
     load: Callable[[DataOptions, int, bool | None], Splits]  # (options, timesteps, progress)
     loss: str = "ce"  # what training minimises under train.loss: auto (LightSNN: MSE on one-hot for DVS128)
     scale: str = "paper"
+    #: The files it reads, as templates over the data section ({root}, {subsets}): the workflow makes them the
+    #: prepare job's inputs, so a dry run stops before scheduling anything when one is missing.
+    files: tuple[str, ...] = ()
+    downloadable: bool = False  # data.download: true fetches the files instead (torchvision)
 
     def __post_init__(self):
         if self.loss not in LOSSES or self.scale not in SCALES:
@@ -111,15 +115,22 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("ndigits", "neuromorphic digits: load_digits through an event-camera emulator, framed",
                     "ndigits", True, _lazy("dvs", "load_ndigits"), scale="tiny"),
         DatasetSpec("cifar10", "CIFAR-10 from local files through torchvision", "cifar10", False,
-                    _lazy("static", "cifar_loader", "cifar10")),
+                    _lazy("static", "cifar_loader", "cifar10"), downloadable=True,
+                    files=tuple(f"{{root}}/cifar-10-batches-py/{name}" for name in
+                                ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+                                 "test_batch", "batches.meta"))),
         DatasetSpec("cifar100", "CIFAR-100 from local files through torchvision", "cifar100", False,
-                    _lazy("static", "cifar_loader", "cifar100")),
+                    _lazy("static", "cifar_loader", "cifar100"), downloadable=True,
+                    files=tuple(f"{{root}}/cifar-100-python/{name}" for name in ("train", "test", "meta"))),
         DatasetSpec("cifar10-subset", "real CIFAR-10 subset (.npz, about 5k train / 1k test), paper preprocessing",
-                    "cifar10", False, _lazy("static", "subset_loader", "cifar10")),
+                    "cifar10", False, _lazy("static", "subset_loader", "cifar10"),
+                    files=("{subsets}/cifar10_subset.npz",)),
         DatasetSpec("cifar100-subset", "real CIFAR-100 subset (.npz, 486 train / 916 test), paper preprocessing",
-                    "cifar100", False, _lazy("static", "subset_loader", "cifar100")),
+                    "cifar100", False, _lazy("static", "subset_loader", "cifar100"),
+                    files=("{subsets}/cifar100_subset.npz",)),
         DatasetSpec("dvs128_gesture", "DVS128 Gesture from local files through tonic, framed into T frames",
-                    "dvs128_gesture", True, _lazy("dvs", "load_dvs_gesture"), loss="mse"),
+                    "dvs128_gesture", True, _lazy("dvs", "load_dvs_gesture"), loss="mse",
+                    files=("{root}/DVSGesture/ibmGestureTrain.tar.gz", "{root}/DVSGesture/ibmGestureTest.tar.gz")),
     ]
 }
 DATASET_NAMES = tuple(DATASETS)

@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 
+#: Tags of the experiments we create: MLflow 3 opens an experiment in the view its kind names.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development",
+                   "mlflow.note.content": "lightsnn: one parent run per dataset x run x seed (its summary: method, "
+                                          "accuracy, SAR, energy, search time), its search, train and evaluate "
+                                          "jobs nested under it."}
+
+
 def _warn_line(line: str) -> None:
     import sys
 
@@ -35,9 +42,10 @@ class MlflowWriter:
     """Applies a job's events to MLflow: the one place that writes runs (used by a job writing directly
     and by the relay). ``runs`` maps job keys to MLflow run ids."""
 
-    def __init__(self, uri: str, runs: dict[str, str] | None = None):
+    def __init__(self, uri: str, runs: dict[str, str] | None = None, parents: dict[str, str] | None = None):
         self.uri = uri
         self.runs: dict[str, str] = dict(runs or {})
+        self.parents: dict[str, str] = dict(parents or {})  # job key -> its group's parent run
         self._client = None
 
     @property
@@ -78,34 +86,45 @@ class MlflowWriter:
         if run_id is None and event.get("resume"):
             found = self.client.search_runs([experiment_id], f"tags.job_key = '{key}'", max_results=1)
             run_id = found[0].info.run_id if found else None
+        if event.get("group"):  # the parent first: it spans its jobs, so it starts no later than this one
+            parent = self._parent(experiment_id, event["group"], event["tags"], event["time"])
+            self.parents[key] = parent
+            self.client.update_run(parent, status="RUNNING")
         if run_id is not None:  # a resumed job continues its run
             self.client.update_run(run_id, status="RUNNING")
             self.runs[key] = run_id
             return
         tags = {**event["tags"], "job_key": key}
         if event.get("group"):
-            tags["mlflow.parentRunId"] = self._parent(experiment_id, event["group"], event["tags"])
+            tags["mlflow.parentRunId"] = self.parents[key]
         run = self.client.create_run(experiment_id, start_time=event["time"], tags=tags, run_name=event["run_name"])
         self.runs[key] = run.info.run_id
 
     def _experiment(self, name: str) -> str:
+        """Our experiment, created as a model-training one (MLflow 3 would open it in its GenAI view); the store's
+        empty "Default" experiment is moved to the trash, so the list shows only what this pipeline wrote."""
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
             return experiment.experiment_id
         db = _sqlite_path(self.uri)
         location = (db.parent / "mlartifacts" / name).resolve().as_uri() if db else None
-        return self.client.create_experiment(name, artifact_location=location)
+        experiment_id = self.client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
+        default = self.client.get_experiment_by_name("Default")
+        if (name != "Default" and default is not None and default.lifecycle_stage == "active"
+                and not self.client.search_runs([default.experiment_id], max_results=1)):
+            self.client.delete_experiment(default.experiment_id)
+        return experiment_id
 
-    def _parent(self, experiment_id: str, group: str, tags: dict) -> str:
-        """The group's parent run, created by its first job (the group's jobs run one after another)."""
+    def _parent(self, experiment_id: str, group: str, tags: dict, start: int) -> str:
+        """The group's parent run (one dataset x run x seed), created by its first job at that job's start; the
+        group's jobs run one after another, each ending the parent again when it ends."""
         found = self.client.search_runs([experiment_id], f"tags.group = '{group}' and tags.kind = 'group'",
                                         max_results=1)
         if found:
             return found[0].info.run_id
-        parent = self.client.create_run(experiment_id, run_name=group,
+        parent = self.client.create_run(experiment_id, run_name=group, start_time=start,
                                         tags={"kind": "group", "group": group,
-                                              **{k: tags[k] for k in ("dataset", "seed")}})
-        self.client.set_terminated(parent.info.run_id)
+                                              **{k: tags[k] for k in ("method", "dataset", "seed")}})
         return parent.info.run_id
 
     def _epoch(self, key: str, event: dict) -> None:
@@ -121,7 +140,8 @@ class MlflowWriter:
         existing = self.client.get_run(run_id).data.params
         params = [Param(k, v) for k, v in event["params"].items() if k not in existing]
         metrics = [Metric(k, v, event["time"], 0) for k, v in event["metrics"].items()]
-        self.client.set_tag(run_id, "genotype", event["genotype"])
+        if event.get("genotype"):
+            self.client.set_tag(run_id, "genotype", event["genotype"])
         for start in range(0, max(len(params), len(metrics)), 100):
             self.client.log_batch(run_id, metrics=metrics[start:start + 100], params=params[start:start + 100])
         artifact = event.get("artifact")
@@ -133,11 +153,22 @@ class MlflowWriter:
             name, rows = event["table"]
             self.client.log_table(run_id, pd.DataFrame(rows), f"{name}.json")
         self.client.set_terminated(run_id, "FINISHED", end_time=event["time"])
+        parent = self.parents.get(key)
+        if parent is not None:  # the run's summary, on the row a reader sees first
+            summary = [Metric(k, v, event["time"], 0) for k, v in (event.get("summary") or {}).items()]
+            if summary:
+                self.client.log_batch(parent, metrics=summary)
+            if event.get("genotype"):
+                self.client.set_tag(parent, "genotype", event["genotype"])
+            self.client.set_terminated(parent, "FINISHED", end_time=event["time"])
 
     def _end(self, key: str, event: dict) -> None:
         run_id = self.runs[key]
         if self.client.get_run(run_id).info.status == "RUNNING":
             self.client.set_terminated(run_id, event["status"], end_time=event["time"])
+        parent = self.parents.get(key)
+        if parent is not None and self.client.get_run(parent).info.status == "RUNNING":
+            self.client.set_terminated(parent, event["status"], end_time=event["time"])
 
     def _stale(self, key: str, event: dict) -> None:
         """The run of an earlier attempt of a job that died without a word (SIGKILL before its first
@@ -175,11 +206,11 @@ def relay(journal: Path, uri: str, should_stop: Callable[[], bool], poll: float 
     with open(journal / RELAY_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = _relay_state(journal)
-        writer = MlflowWriter(uri, state["runs"])
+        writer = MlflowWriter(uri, state["runs"], state["parents"])
         written = 0
 
         def save():
-            state["runs"] = writer.runs
+            state["runs"], state["parents"] = writer.runs, writer.parents
             write_text_atomic(journal / RELAY_STATE, json.dumps(state, indent=1, sort_keys=True))
 
         try:
@@ -209,7 +240,8 @@ def relay(journal: Path, uri: str, should_stop: Callable[[], bool], poll: float 
 def _relay_state(journal: Path) -> dict:
     path = journal / RELAY_STATE
     state = json.loads(path.read_text()) if path.exists() else {}
-    return {"offsets": state.get("offsets", {}), "runs": state.get("runs", {}), "open": state.get("open", {})}
+    return {"offsets": state.get("offsets", {}), "runs": state.get("runs", {}), "open": state.get("open", {}),
+            "parents": state.get("parents", {})}
 
 
 def _drain(journal: Path, writer: MlflowWriter, state: dict, log, save) -> int:

@@ -15,3 +15,6 @@ TABLE2 = {
 }
 # CIFAR10, SNASNet 5-op space: search algorithm -> accuracy %, search time s
 TABLE1 = {"random": (91.83, 2 * 3600 + 49 * 60), "pruning": (92.59, 2 * 3600 + 16 * 60)}
+
+#: The papers' training budget (whole epochs of the whole training set): their numbers compare with ours only there.
+PAPER_EPOCHS = 300

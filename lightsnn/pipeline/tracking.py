@@ -129,6 +129,7 @@ class LiveRun:
         self.journal = journal_dir(config) if self.active else None
         self.pending: TrackingError | None = None
         self._writer: MlflowWriter | None = None
+        self.created_ms = _now_ms()  # the job's start: a run opened after the work (evaluate's) still spans it
 
     @property
     def where(self) -> str:
@@ -186,7 +187,8 @@ class LiveRun:
         label = self.group or f"{self.tags['method']}-{self.tags['dataset']}-s{self.tags['seed']}"
         experiment = check_name(self.config.get("name") or "lightsnn")
         self._guard(self._emit, {"event": "start", "experiment": experiment, "tags": self.tags, "group": self.group,
-                                 "run_name": f"{label} {self.kind}", "resume": key is not None})
+                                 "run_name": f"{label} {self.kind}", "resume": key is not None,
+                                 "time": self.created_ms})
         return self.key if self.active else None
 
     def log_epoch(self, row: dict) -> None:
@@ -215,11 +217,12 @@ class LiveRun:
                 metrics[f"time.{name}"] = float(value)
             metrics.update(extra_metrics or {})
             self._guard(self._emit, {
-                "event": "finish", "genotype": str(_genotype_str(result)),
+                "event": "finish", "genotype": _genotype_str(result),
                 "params": {k: str(v)[:6000] for k, v in params.items()},
                 "metrics": {k: v for k, v in metrics.items() if v == v},
                 "artifact": str(Path(artifact).resolve()) if artifact is not None else None,
-                "table": list(table) if table is not None and table[1] else None})
+                "table": list(table) if table is not None and table[1] else None,
+                "summary": group_summary(self.kind, result) if self.group else {}})
         if self.pending is not None:
             raise self.pending
         if not self.active:
@@ -238,6 +241,39 @@ class LiveRun:
         if kind is None:
             return
         self.end("KILLED" if issubclass(kind, (KeyboardInterrupt, SystemExit)) else "FAILED")
+
+
+def group_summary(kind: str, result: dict) -> dict:
+    """What a job adds to its group's parent run: Table 2's columns from this kind of result, in Table 2's
+    units (accuracy in %, energy in µJ), so the runs list reads like the table."""
+    from lightsnn.pipeline.report import METRICS, SCALE, _get
+
+    summary = {}
+    for column, (source, key) in METRICS.items():
+        value = _get(result, key) if source == kind else None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            summary[column] = float(value) * SCALE.get(column, 1.0)
+    return summary
+
+
+def ranked_candidates(result: dict) -> list[dict]:
+    """A search's candidates for MLflow's table: ranked by score (1 = best; non-finite scores last) and, where a
+    candidate is a genotype, the search's pick marked."""
+    import math
+
+    rows = [dict(row) for row in result.get("candidates", [])]
+
+    def score(row) -> float:
+        value = row.get("score")
+        return value if isinstance(value, (int, float)) and math.isfinite(value) else -math.inf
+
+    for rank, row in enumerate(sorted(rows, key=score, reverse=True), 1):
+        row["rank"] = rank
+    picked = (result.get("genotype") or {}).get("str")
+    if any("genotype" in row for row in rows):
+        for row in rows:
+            row["picked"] = row.get("genotype") == picked
+    return rows
 
 
 def _flat(prefix: str, value, out: dict) -> None:
@@ -261,4 +297,6 @@ def _raise(line: str) -> None:
 
 def _genotype_str(result: dict) -> str:
     g = result.get("genotype")
+    if g is None:
+        return None
     return g.get("str") if isinstance(g, dict) else str(g)

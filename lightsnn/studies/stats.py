@@ -108,6 +108,10 @@ def paired_comparison(a, b) -> dict:
            "std_diff": float(diff.std(ddof=1)) if len(diff) > 1 else math.nan,
            "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
            "t_p": math.nan, "wilcoxon_p": math.nan}
+    out["diff_low"] = out["diff_high"] = math.nan  # the 95 % t-interval of the mean difference
+    if len(diff) >= 2:
+        half = float(stats.t.ppf(0.975, len(diff) - 1) * out["std_diff"] / math.sqrt(len(diff)))
+        out["diff_low"], out["diff_high"] = out["mean_diff"] - half, out["mean_diff"] + half
     if len(diff) >= 2 and np.ptp(diff) > 0:
         out["t_p"] = float(stats.ttest_rel(a, b).pvalue)
     if len(diff) >= 1 and np.any(diff != 0):

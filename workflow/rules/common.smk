@@ -52,6 +52,17 @@ def _schema():
 METHOD_NAMES = _schema()["properties"]["workflow"]["properties"]["methods"]["items"]["enum"]
 #: Datasets framed into T frames per sample (their prepare depends on the network's timesteps).
 EVENT_DATASETS = _schema()["properties"]["networks"]["x-event-datasets"]
+_DATA = _schema()["properties"]["data"]
+
+
+def data_files(wildcards):
+    """The files a dataset's prepare job reads (its inputs): a dry run names the missing ones before scheduling
+    anything. None where ``data.download`` fetches them."""
+    dataset = wildcards.dataset
+    data = {k: (config.get("data") or {}).get(k, prop.get("default")) for k, prop in _DATA["properties"].items()}
+    if data["download"] and dataset in _DATA["x-downloadable"]:
+        return []
+    return [t.format(root=data["root"], subsets=data["subsets"]) for t in _DATA["x-dataset-files"].get(dataset, [])]
 
 
 def _check_table1():

@@ -1,4 +1,6 @@
 rule prepare:
+    input:
+        data_files,
     output:
         f"{RESULTS}/prepared/{{dataset}}.json",
     log:
