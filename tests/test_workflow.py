@@ -190,6 +190,19 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
             history = client.get_metric_history(r.info.run_id, "epoch.test_acc")
             assert [m.step for m in history] == [1, 2]
             assert history[0].timestamp < history[1].timestamp
+    # MLflow as its users read it: a model-training experiment and nothing else; parent runs that carry the run's
+    # Table 2 columns and span their jobs; every job's run as long as the job (evaluate's opens after its work)
+    assert client.get_experiment_by_name("test").tags["mlflow.experimentKind"] == "custom_model_development"
+    assert [e.name for e in client.search_experiments()] == ["test"]
+    for parent in (r for r in runs if r.data.tags["kind"] == "group"):
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert {"acc", "sar", "energy_uj", "search_s", "params"} <= set(parent.data.metrics), parent.data.metrics
+        assert parent.data.tags["method"] in ("lightsnn", "litesnn", "random") and len(children) == 3
+        assert parent.info.start_time <= min(c.info.start_time for c in children)
+        assert parent.info.end_time >= max(c.info.end_time for c in children) and parent.info.status == "FINISHED"
+        evaluate = next(c for c in children if c.data.tags["kind"] == "evaluate")
+        assert evaluate.info.end_time - evaluate.info.start_time >= 200  # ms: the job loads data and measures
+        assert parent.data.metrics["acc"] == pytest.approx(100 * evaluate.data.metrics["top1"])
     lightsnn_search = [r for r in runs if r.data.tags["kind"] == "search" and r.data.tags["group"].endswith("5op/seed0")]
     assert "candidates.json" in [a.path for a in client.list_artifacts(lightsnn_search[0].info.run_id)]
     litesnn_search = [r for r in runs if r.data.tags["kind"] == "search" and "/litesnn/" in r.data.tags["group"]]
