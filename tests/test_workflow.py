@@ -382,6 +382,7 @@ def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
     work = _workdir(tmp_path)
     tiny = {"benchmark": {"root": str(SHARED / "benchmarks" / "spikenas-bench"), "sample": 6, "width": 4,
                           "weight_seeds": 1, "batch_size": 8, "batches": 1, "shards": 2, "seeds": 2, "top_n": [1, 3],
+                          "budgets": [1.0, 10.0], "budget_seeds": 2,
                           "search": {"snasnet": {"num_search": 2, "batch_size": 8}, "lightsnn": {"batch_size": 8}}},
             "data": {"subsets": str(SHARED / "data" / "cifar-subsets")}}
     (work / "bench.yaml").write_text(yaml.safe_dump(tiny))
@@ -399,9 +400,22 @@ def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("test").experiment_id])
-    assert sorted(r.data.tags["kind"] for r in runs) == ["benchmark-correlate", "benchmark-search-quality"]
-    # more search seeds rerun the searches they add and the table, never the scores
+    assert sorted(r.data.tags["kind"] for r in runs) == ["benchmark-anytime", "benchmark-correlate",
+                                                         "benchmark-front", "benchmark-search-quality"]
+    # the cost study: training-based searches at equal GPU-hours beside the picks, and the energy plane
+    anytime = pd.read_csv(out / "anytime.csv")
+    assert {"successive halving", "Hyperband", "random pick (no training)", "snasnet (training-free)",
+            "sahd top 10% + successive halving"} <= set(anytime["method"])
+    assert set(anytime["budget_gpu_hours"]) == {1.0, 10.0} and (anytime["hours_mean"].dropna() <= 10.0).all()
+    plane = pd.read_csv(out / "plane.csv")
+    assert len(plane) == 7424 and plane["on_front"].sum() >= 1 and (plane["energy_uj"] > 0).all()
+    front_picks = pd.read_csv(out / "front_picks.csv")
+    assert (front_picks["method"] == "successive halving (10 h)").sum() == 2  # the replayed searches' picks too
+    assert len(front_picks) == 3 * 2 + 8 * 2  # an invalid pick (a tiny search may make one) has no energy
+    assert front_picks.loc[front_picks["valid"], "energy_uj"].notna().all() and front_picks["valid"].sum() >= 16
+    # more search seeds rerun the searches they add and the tables, never the scores
     more = {"benchmark": {**tiny["benchmark"], "seeds": 3}}
     (work / "more.yaml").write_text(yaml.safe_dump(more))
     counts, _ = _scheduled(work, "config/test.yaml", "bench.yaml", "more.yaml", extra=("benchmark",))
-    assert counts == {"benchmark_search": 3, "benchmark_quality": 1, "benchmark": 1}, counts
+    assert counts == {"benchmark_search": 3, "benchmark_quality": 1, "benchmark_anytime": 1, "benchmark_front": 1,
+                      "benchmark": 1}, counts

@@ -153,7 +153,9 @@ def add_benchmark(sub) -> None:
                                    "shard of a seeded sample of its valid architectures, 'correlate' rank-correlates "
                                    "the scores with the benchmark's test accuracy beside its early-stopping "
                                    "baselines, 'agree' compares scores at two widths, 'search' runs a search method "
-                                   "on the benchmark's space and looks its pick up, 'quality' tabulates the picks. "
+                                   "on the benchmark's space and looks its pick up, 'quality' tabulates the picks, 'anytime' "
+                                   "sets them against training-based searches at equal GPU-hours, 'front' places "
+                                   "them on the accuracy-energy plane. "
                                    "Defaults come from the config's benchmark section (config/README.md).")
     verbs = p.add_subparsers(dest="benchmark_command", required=True, metavar="STEP")
 
@@ -194,6 +196,20 @@ def add_benchmark(sub) -> None:
              _cmd_benchmark_quality, {"picks": "input_file", "scores": "input_file", "out": "output_folder"})
     q.add_argument("--picks", nargs="+", required=True, help="JSON records written by 'search'")
     q.add_argument("--scores", nargs="*", default=[], help="shard CSVs for the top-by-score curve")
+    q.add_argument("--out", required=True, help="output folder")
+    q = step("anytime", "the anytime table at equal GPU-hours: training-based searches (early stopping, successive "
+                        "halving, Hyperband, regularised evolution, a parameter-count prefilter) replayed on the "
+                        "benchmark's curves and timings, beside the training-free picks; writes anytime.{csv,md,png}",
+             _cmd_benchmark_anytime, {"picks": "input_file", "scores": "input_file", "out": "output_folder"})
+    q.add_argument("--picks", nargs="*", default=[], help="JSON records written by 'search' (the training-free "
+                                                          "searches, at their own search time)")
+    q.add_argument("--scores", nargs="*", default=[], help="shard CSVs: adds a SAHD-prefilter hybrid on the scored "
+                                                           "architectures")
+    q.add_argument("--out", required=True, help="output folder")
+    q = step("front", "the accuracy-energy plane of the trained networks (energy from their logged firing rates), "
+                      "its Pareto front and where each method's picks lie; writes plane.csv, front_picks.csv, "
+                      "front.md, front.png", _cmd_benchmark_front, {"picks": "input_file", "out": "output_folder"})
+    q.add_argument("--picks", nargs="*", default=[], help="JSON records written by 'search'")
     q.add_argument("--out", required=True, help="output folder")
 
 
@@ -261,5 +277,37 @@ def _cmd_benchmark_quality(args) -> int:
     _track(result, config, f"{args.out}/search_quality.csv", args, means)
     for row in result["methods"]:
         print(f"  {row['method']:9s} {row['acc_mean']:.2f} ± {row['acc_std']:.2f} % over {row['seeds']} seeds")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_anytime(args) -> int:
+    from lightsnn.studies.nasbench_cost import write_anytime
+
+    config = _config(args)
+    result = write_anytime(args.picks, args.scores, config, args.out, _benchmark_overrides(args))
+    largest = result[result["budget_gpu_hours"] == result["budget_gpu_hours"].max()]
+    _track({"kind": "benchmark-anytime", "rows": len(result)}, config, f"{args.out}/anytime.csv", args,
+           {f"acc.{r['method']}": r["acc_mean"] for r in largest.to_dict("records") if r["seeds"]})
+    for row in largest.to_dict("records"):
+        if row["seeds"]:
+            print(f"  {row['method']:45s} {row['acc_mean']:.2f} % at {row['budget_gpu_hours']:g} GPU-hours "
+                  f"(spent {row['hours_mean']:.1f})")
+    print(f"-> {args.out}")
+    return 0
+
+
+def _cmd_benchmark_front(args) -> int:
+    from lightsnn.studies.nasbench_cost import write_energy_plane
+
+    config = _config(args)
+    result = write_energy_plane(args.picks, config, args.out, _benchmark_overrides(args))
+    front = result["front"]
+    _track({"kind": "benchmark-front", **front}, config, f"{args.out}/front.md", args,
+           {f"on_front.{r['method']}": r["on_front"] / r["picks"] for r in result["summary"].to_dict("records")})
+    print(f"{front['networks']} valid networks, {front['front_size']} on the Pareto front")
+    for row in result["summary"].to_dict("records"):
+        print(f"  {row['method']:9s} {row['on_front']}/{row['picks']} picks on the front, {row['near_front']} within "
+              f"0.5 pp; firing {row['firing_mean']:.4f}")
     print(f"-> {args.out}")
     return 0

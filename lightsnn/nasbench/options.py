@@ -41,6 +41,9 @@ class BenchmarkOptions(Options):
     combine: list[str] | None = opt(None, "rank aggregations correlated beside the proxies, 'a+b' = mean of the "
                                     "scores' ranks (default: params + each data proxy)")
     top_n: list[int] = opt([1, 2, 5, 10, 20, 50, 100], "candidate counts of the top-by-score curve")
+    budgets: list[float] = opt([0.01, 0.1, 1.0, 3.0, 10.0, 30.0, 100.0], "GPU-hour budgets of the anytime table "
+                               "(training-based searches replayed on the benchmark's curves)")
+    budget_seeds: int = opt(20, "seeds of every replayed search in the anytime table", min=2)
 
     def check(self) -> None:
         from lightsnn.search import METHODS, SNASNET_METHODS
@@ -62,6 +65,8 @@ class BenchmarkOptions(Options):
             raise ValueError(f"benchmark.top_n must all be >= 1, got {self.top_n}")
         if any(not 1 <= e <= 200 for e in self.epochs):
             raise ValueError(f"benchmark.epochs must be in 1..200, got {self.epochs}")
+        if not self.budgets or any(not 0 < b <= 1e5 for b in self.budgets):
+            raise ValueError(f"benchmark.budgets must be GPU-hours in (0, 100000], got {self.budgets}")
         if self.exclude_seed is not None and self.exclude_seed == self.sample_seed:
             raise ValueError(f"benchmark.exclude_seed={self.exclude_seed} equals sample_seed: the sample would "
                              "exclude itself; give the development sample's seed")
@@ -115,3 +120,5 @@ STEP_KEYS: dict[str, tuple[str, ...]] = {
     "search": ("name", "root", "images", "width"),
 }
 STEP_KEYS["correlate"] = STEP_KEYS["score"] + ("epochs", "bootstrap", "combine")
+STEP_KEYS["anytime"] = ("name", "root", "budgets", "budget_seeds")
+STEP_KEYS["front"] = ("name", "root", "budgets", "budget_seeds")

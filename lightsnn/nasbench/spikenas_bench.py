@@ -155,7 +155,7 @@ class SpikeNASBench:
         cache = None
         if cache_dir is not None:  # keyed by the logs' sizes and times: an edited log is read again
             stats = [p.stat() for p in folder.glob(f"*/{LOG_NAME}")]
-            fingerprint = {"root": str(folder.resolve()), "version": 1, "count": len(stats),
+            fingerprint = {"root": str(folder.resolve()), "version": 2, "count": len(stats),
                            "bytes": sum(s.st_size for s in stats), "mtime": max((s.st_mtime for s in stats), default=0)}
             key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
             cache = Path(cache_dir) / f"spikenas-bench-{key}.npz"
@@ -189,7 +189,8 @@ class SpikeNASBench:
             rows.append({"id": arch_id, "valid": is_valid(arch_id), "params": record["params"],
                          "test_acc": record["test_acc"], "epochs": len(curve), "seconds": record["seconds"],
                          "final_val_acc": float(curve[-1, 2]),
-                         "mean_firing_rate": float(firing[firing >= 0].mean()) if (firing >= 0).any() else np.nan})
+                         "mean_firing_rate": float(firing[firing >= 0].mean()) if (firing >= 0).any() else np.nan,
+                         **{f"fr_{k}": float(rate) for k, rate in enumerate(firing)}})
         return pd.DataFrame(rows), curves
 
     # --- lookups ----------------------------------------------------------------------------------
@@ -212,3 +213,60 @@ class SpikeNASBench:
         """Share (%) of valid architectures whose test accuracy is at most ``test_acc``."""
         valid = self.table.loc[self.table["valid"], "test_acc"].to_numpy()
         return float(100.0 * np.mean(valid <= test_acc))
+
+    def hours_per_epoch(self) -> np.ndarray:
+        """GPU-hours of one epoch of each id's training: its logged elapsed time over its epochs (the time
+        includes each epoch's validation and the final test, as a real run's would)."""
+        return (self.table["seconds"] / self.table["epochs"]).to_numpy(dtype=np.float64) / 3600.0
+
+    def trained_costs(self) -> pd.DataFrame:
+        """Per id: SynOps, MACs and energy (pJ) of one inference of the trained network (:func:`trained_cost`)."""
+        rates = self.table[[f"fr_{k}" for k in range(NUM_FIRING_RATES)]].to_numpy()
+        rows = [trained_cost(int(i), np.maximum(rates[i], 0.0)) for i in self.table["id"]]
+        return pd.DataFrame(rows, index=self.table["id"])
+
+
+# --- the trained networks' cost -------------------------------------------------------------------------
+#: What each of a log's 16 firing rates measures, from the benchmark's training code (Train_all_networks/
+#: train_all_networks.py: spikingjelly's Monitor over ``module_name``, then the average over every LIF): the
+#: LIF before the conv of each edge of cell1 and then of cell2, in the cell's construction order (for col in
+#: 1..3, for row < col: (0,1), (0,2), (1,2), (0,3), (1,3), (2,3); -1 where the edge is no conv), the LIF of the
+#: downsampling block, the LIF after cell2, the classifier's hidden LIF, and the mean over all of them. Rates are
+#: spikes per neuron and timestep over the test set, measured after training.
+LOGGED_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (1, 2), (0, 3), (1, 3), (2, 3))
+FIRING_LAYERS: tuple[str, ...] = (*(f"cell1 {a}->{b}" for a, b in LOGGED_EDGES),
+                                  *(f"cell2 {a}->{b}" for a, b in LOGGED_EDGES),
+                                  "downconv", "last_act", "classifier", "all")
+
+
+def trained_cost(arch_id: int, rates, timesteps: int = 5, channels: int = 128, image: int = 32,
+                 hidden: int = 1024, outputs: int = 100) -> dict:
+    """Synaptic operations, MACs and energy of one inference of the *trained* network ``arch_id``, from its
+    logged firing rates, priced as ``evaluate`` prices our networks (spikingjelly's counters: a conv or linear
+    fed by spikes costs one accumulate per spike and fan-out, one fed by real values one MAC per weight and
+    position, every BatchNorm one MAC per element; E = 0.9 pJ x SynOps + 4.6 pJ x MACs).
+
+    The network (docs/evidence.md): the stem conv and BN run once on the image (the benchmark's code repeats
+    their output over T); each conv edge is LIF -> conv3x3 -> BN, C x C at image^2 in cell1, 2C x 2C at
+    (image/2)^2 in cell2; downconv BN -> LIF -> conv3x3 C -> 2C -> BN -> AvgPool2; BN -> LIF after cell2,
+    AvgPool2, Linear(2C (image/4)^2 -> hidden) on the pooled (real-valued) spikes, LIF, Linear(hidden ->
+    outputs). A spike-fed layer's SynOps are its dense MACs times its input's firing rate."""
+    from lightsnn.training.metrics import E_AC_PJ, E_MAC_PJ
+
+    rates = [float(r) for r in rates]
+    cell = genotype_of(arch_id).cells[0]
+    wide, small = 2 * channels, image // 2
+    conv1, conv2 = 9 * channels * channels * image ** 2, 9 * wide * wide * small ** 2
+    synops = macs = 0.0
+    macs += 9 * 3 * channels * image ** 2 + channels * image ** 2  # stem conv and BN, once
+    for position, (conv, bn) in enumerate(((conv1, channels * image ** 2), (conv2, wide * small ** 2))):
+        for k, edge in enumerate(LOGGED_EDGES):
+            if cell.op(edge).startswith("conv"):
+                synops += timesteps * rates[6 * position + k] * conv
+                macs += timesteps * bn
+    synops += timesteps * rates[12] * 9 * channels * wide * image ** 2  # downconv, at full resolution
+    macs += timesteps * (channels * image ** 2 + wide * image ** 2)  # its BN before the LIF and after the conv
+    macs += timesteps * wide * small ** 2  # BN after cell2
+    macs += timesteps * wide * (image // 4) ** 2 * hidden  # the first linear, fed by pooled spikes
+    synops += timesteps * rates[14] * hidden * outputs
+    return {"synops": synops, "macs": macs, "energy_pj": synops * E_AC_PJ + macs * E_MAC_PJ}

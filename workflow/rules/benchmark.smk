@@ -80,7 +80,55 @@ rule benchmark_quality:
         "--config-json {params.settings:q} --out {params.out_dir:q} > {log:q} 2>&1"
 
 
+rule benchmark_anytime:
+    input:
+        picks=benchmark_picks(),
+        scores=benchmark_shards(),
+    output:
+        report(f"{BM_DIR}/anytime.md", caption="../report/benchmark_cost.rst", category="Benchmark"),
+        f"{BM_DIR}/anytime.csv",
+        report(f"{BM_DIR}/anytime.png", caption="../report/benchmark_cost.rst", category="Benchmark"),
+    log:
+        f"{LOGS}/benchmark/anytime.log",
+    benchmark:
+        f"{BENCH}/benchmark/anytime.tsv"
+    threads: 1
+    params:
+        settings=benchmark_settings("anytime"),
+        out_dir=folder_of_first_output,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark anytime --picks {input.picks:q} --scores {input.scores:q} "
+        "--config-json {params.settings:q} --out {params.out_dir:q} > {log:q} 2>&1"
+
+
+rule benchmark_front:
+    input:
+        picks=benchmark_picks(),
+    output:
+        report(f"{BM_DIR}/front.md", caption="../report/benchmark_cost.rst", category="Benchmark"),
+        f"{BM_DIR}/plane.csv",
+        f"{BM_DIR}/front_picks.csv",
+        report(f"{BM_DIR}/front.png", caption="../report/benchmark_cost.rst", category="Benchmark"),
+    log:
+        f"{LOGS}/benchmark/front.log",
+    benchmark:
+        f"{BENCH}/benchmark/front.tsv"
+    threads: 1
+    params:
+        settings=benchmark_settings("front"),
+        out_dir=folder_of_first_output,
+    conda:
+        "../envs/lightsnn.yaml"
+    shell:
+        "python -m lightsnn benchmark front --picks {input.picks:q} --config-json {params.settings:q} "
+        "--out {params.out_dir:q} > {log:q} 2>&1"
+
+
 rule benchmark:
     input:
         f"{BM_DIR}/correlation.md",
         f"{BM_DIR}/search_quality.md",
+        f"{BM_DIR}/anytime.md",
+        f"{BM_DIR}/front.md",
