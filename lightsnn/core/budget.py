@@ -18,8 +18,9 @@ def format_bytes(n: float) -> str:
     return f"{n:.3g} TB"
 
 
-def available_bytes(device=None) -> int:
-    """Memory a job can still take: free CUDA memory on a CUDA device, else the host's MemAvailable."""
+def available_bytes(device=None, unknown: int = 1 << 62) -> int:
+    """Memory a job can still take: free CUDA memory on a CUDA device, else the host's MemAvailable; ``unknown``
+    where neither can be asked (by default so large that nothing is refused)."""
     if device is not None and getattr(device, "type", str(device)) == "cuda":
         import torch
 
@@ -35,7 +36,7 @@ def available_bytes(device=None) -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 1 << 62  # unknown: nothing is refused
+        return unknown
 
 
 def require_memory(needed: int, what: str, lower: str, device=None) -> None:

@@ -177,16 +177,9 @@ def _bytes_per_candidate(net, batch: torch.Tensor) -> int:
 
 
 def _free_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4 << 30  # no way to ask: assume a small machine
+    from lightsnn.core.budget import available_bytes
+
+    return available_bytes(device, unknown=4 << 30)  # no way to ask: assume a small machine
 
 
 def best_index(scores: list[float]) -> int:
