@@ -278,11 +278,11 @@ def plot_anytime(result: pd.DataFrame, best: float, path: Path) -> None:
         group = group[group["seeds"] > 0]
         if group.empty:
             continue
-        style = "-" if group["kind"].iloc[0] == "training" else "--"
-        ax.plot(group["budget_gpu_hours"], group["acc_mean"], style, marker="o", color=f"C{index % 10}",
-                label=method)
-        ax.fill_between(group["budget_gpu_hours"], group["acc_low"], group["acc_high"], color=f"C{index % 10}",
-                        alpha=0.12)
+        training = group["kind"].iloc[0] == "training"
+        color = plt.cm.tab20(index % 20)  # one colour per method: training-based solid, training-free dashed
+        ax.plot(group["budget_gpu_hours"], group["acc_mean"], "-" if training else "--",
+                marker="o" if training else "s", color=color, label=method)
+        ax.fill_between(group["budget_gpu_hours"], group["acc_low"], group["acc_high"], color=color, alpha=0.1)
     ax.axhline(best, color="black", linewidth=1, linestyle=":", label=f"best valid ({best:.2f} %)")
     ax.set_xscale("log")
     ax.set_xlabel("GPU-hours spent (log scale)")
@@ -345,8 +345,8 @@ def plot_plane(result: dict, path: Path) -> None:
     ax.step(front["energy_uj"], front["test_acc"], where="post", color="black", linewidth=1, label="Pareto front")
     if len(picks):
         for index, (method, group) in enumerate(picks.groupby("method", sort=False)):
-            ax.scatter(group["energy_uj"], group["test_acc"], s=25, color=f"C{index % 10}", label=f"{method} picks",
-                       edgecolor="black", linewidth=0.4)
+            ax.scatter(group["energy_uj"], group["test_acc"], s=25, color=plt.cm.tab20(index % 20),
+                       label=f"{method} picks", edgecolor="black", linewidth=0.4)
     ax.set_xlabel("energy per inference of the trained network (µJ)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(bottom=max(80.0, float(plane["test_acc"].min()) - 0.5))
