@@ -34,3 +34,46 @@ def test_bench_reports_the_search_conv_ratio():
     assert figures["training"]["samples_per_second"] > 0
     assert plain_conv_flops_per_second(Counter({((1, 1, 4, 4), (1, 1, 3, 3), 1): 1}), torch.device("cpu"),
                                        min_seconds=0.05) > 0
+
+
+def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_path, capsys):
+    """`bench --suite smoke` runs the paper suite's code at tiny sizes (the GPU run is the same command with
+    `--suite paper`); `plan` turns its JSON into an estimate per job of a config, linear in the work asked."""
+    import json
+
+    import yaml
+
+    from lightsnn.cli import main
+    from lightsnn.pipeline.plan import job_estimates, summarise
+
+    assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
+    bench = json.loads((tmp_path / "b.json").read_text())
+    work = bench["workloads"]
+    assert set(work) == {"lightsnn_search", "snasnet_search", "benchmark_scoring", "training", "litesnn_step"}
+    assert work["lightsnn_search"]["scorings"] == 60 and work["benchmark_scoring"]["architectures"] == 2
+    assert all(v > 0 for v in (work["training"]["samples_per_second"], work["litesnn_step"]["seconds_per_step"],
+                               work["snasnet_search"]["seconds_per_scoring"]))
+    config = {"workflow": {"datasets": ["digits"], "methods": ["snasnet", "lightsnn", "litesnn", "random"],
+                           "seeds": [0, 1], "variants": {"lightsnn-5op": {"method": "lightsnn",
+                                                                           "options": {"space": "snasnet"}}}},
+              "networks": {"digits": {"channels": 8, "timesteps": 4}}, "train": {"recipe": "quick", "epochs": 4},
+              "search": {"snasnet": {"num_search": 30}}}
+    jobs = job_estimates(config, bench)
+    assert len(jobs) == 1 * 5 * 2 * 3 and (jobs["seconds"] > 0).all()
+    longer = job_estimates({**config, "train": {"recipe": "quick", "epochs": 8}}, bench)
+    ratio = longer.loc[longer["rule"] == "train", "seconds"].sum() / jobs.loc[jobs["rule"] == "train", "seconds"].sum()
+    assert ratio == __import__("pytest").approx(2.0)  # twice the epochs, twice the time
+    more = job_estimates({**config, "search": {"snasnet": {"num_search": 60}}}, bench)
+    pick = lambda t: t[(t["rule"] == "search") & (t["run"] == "snasnet")]["seconds"].sum()  # noqa: E731
+    assert pick(more) == __import__("pytest").approx(2 * pick(jobs))
+    assert "168 scorings" in jobs[(jobs["rule"] == "search") & (jobs["run"] == "lightsnn-5op")]["work"].iloc[0]
+    table = summarise(jobs)
+    assert list(table["rule"]) == ["search", "train", "evaluate", "total"] and table["jobs"].iloc[-1] == 30
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["plan", "--bench", str(tmp_path / "b.json"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "plan.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "total" in out and "30 jobs" in out and (tmp_path / "plan.csv").exists()
+    (tmp_path / "not.json").write_text(json.dumps({"lightsnn": {}}))
+    assert main(["plan", "--bench", str(tmp_path / "not.json"), "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "is not a suite's" in capsys.readouterr().err

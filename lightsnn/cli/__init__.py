@@ -7,7 +7,7 @@ import argparse
 import sys
 
 from lightsnn.cli.jobs import add_evaluate, add_prepare, add_relay, add_report, add_schema, add_search, add_train
-from lightsnn.cli.studies import add_bench, add_benchmark, add_correlate, add_evidence, add_replicate
+from lightsnn.cli.studies import add_bench, add_benchmark, add_correlate, add_evidence, add_plan, add_replicate
 from lightsnn.core.paths import check_paths
 from lightsnn.core.runtime import keep_freed_memory
 
@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     files or folders and what kind each is (checked before any work, :mod:`lightsnn.core.paths`)."""
     parser = _Parser(prog="python -m lightsnn", description="Training-free architecture search for spiking networks.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (add_search, add_prepare, add_train, add_evaluate, add_schema, add_report, add_bench, add_correlate,
+    for add in (add_search, add_prepare, add_train, add_evaluate, add_schema, add_report, add_bench, add_plan,
+                add_correlate,
                 add_replicate, add_evidence, add_benchmark, add_relay):
         add(sub)
     return parser

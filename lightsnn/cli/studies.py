@@ -1,4 +1,4 @@
-"""The studies' verbs: bench, correlate, replicate, evidence, benchmark."""
+"""The studies' verbs: bench, plan, correlate, replicate, evidence, benchmark."""
 from __future__ import annotations
 
 import sys
@@ -26,6 +26,10 @@ def add_bench(sub) -> None:
                                    "and compares them with plain torch conv2d calls of the same shapes.")
     _common_job_flags(p, ("config", "config_json", "device", "threads"))
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
+    p.add_argument("--suite", default=None, choices=["paper", "smoke"],
+                   help="instead, the five workloads of a paper-size run (LightSNN and SNASNet searches, benchmark "
+                        "scoring, training, LitE-SNN steps) at fixed sizes: 'paper' on a GPU (about 8 min on an "
+                        "H200), 'smoke' the same code at tiny sizes; its JSON feeds 'plan'")
     from lightsnn.studies.bench import BenchOptions
 
     _option_flags(p, BenchOptions, title="sizes (override the config's bench section)",
@@ -39,10 +43,56 @@ def _cmd_bench(args) -> int:
     from lightsnn.studies.bench import BenchOptions, run_bench
 
     config = _config(args)
+    if args.suite:
+        from lightsnn.studies.bench import run_suite
+
+        figures = run_suite(args.suite, resolve_device(config.get("device")))
+        if args.json:
+            write_json_atomic(args.json, figures)
+        return 0
     opts = BenchOptions.from_config(config.get("bench"), _given(args, BenchOptions))
     figures = run_bench(opts, resolve_device(config.get("device")))
     if args.json:
         write_json_atomic(args.json, figures)
+    return 0
+
+
+def add_plan(sub) -> None:
+    p = sub.add_parser("plan", help="what a config will cost: the workflow's jobs with an estimated time each",
+                       description="Lists the jobs of the workflow's default target (search, train, evaluate per "
+                                   "dataset, run and seed) with an estimated time each and the total, from a bench "
+                                   "JSON of the device that will run them ('python -m lightsnn bench --suite paper "
+                                   "--json bench.json'). Give the config files as Snakemake merges them, e.g. "
+                                   "--config config/config.yaml --config config/paper.yaml. Estimates count each "
+                                   "job's FLOPs at the config's sizes over the rate the bench measured: +/- 50 %.")
+    _common_job_flags(p, ("config", "config_json"))
+    p.add_argument("--bench", required=True, help="bench JSON written by 'bench --suite'")
+    p.add_argument("--out", default=None, help="also write every job's estimate to this CSV")
+    p.set_defaults(func=_cmd_plan, paths={"bench": "input_file", "out": "output_file"})
+
+
+def _cmd_plan(args) -> int:
+    import json
+    from pathlib import Path
+
+    from lightsnn.core.atomic import write_text_atomic
+    from lightsnn.pipeline.plan import job_estimates, summarise
+
+    try:
+        bench = json.loads(Path(args.bench).read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ValueError(f"--bench {args.bench!r} is not a JSON file; write one with 'python -m lightsnn bench "
+                         "--suite paper --json bench.json'") from None
+    jobs = job_estimates(_config(args), bench)
+    table = summarise(jobs)
+    print(f"estimated on {bench.get('device_name', '?')} (bench suite {bench.get('suite')}, torch "
+          f"{bench.get('torch', '?')}), one job at a time:")
+    for row in table.to_dict("records"):
+        per = "" if row["rule"] == "total" else f"{row['mean'] / 60:10.1f} min per job"
+        print(f"  {row['rule']:9s} {row['jobs']:5d} jobs {per:>24s} {row['hours']:10.1f} h")
+    if args.out:
+        write_text_atomic(args.out, jobs.to_csv(index=False))
+        print(f"-> {args.out}")
     return 0
 
 

@@ -90,6 +90,7 @@ class DatasetSpec:
     #: prepare job's inputs, so a dry run stops before scheduling anything when one is missing.
     files: tuple[str, ...] = ()
     downloadable: bool = False  # data.download: true fetches the files instead (torchvision)
+    sizes: tuple[int, int] | None = None  # training and test samples, for 'plan' to cost a config before it runs
 
     def __post_init__(self):
         if self.loss not in LOSSES or self.scale not in SCALES:
@@ -111,26 +112,27 @@ DATASETS: dict[str, DatasetSpec] = {
     s.name: s
     for s in [
         DatasetSpec("digits", "scikit-learn load_digits: 1,797 real 8x8 grey digits, offline", "digits", False,
-                    _lazy("static", "load_digits"), scale="tiny"),
+                    _lazy("static", "load_digits"), scale="tiny", sizes=(1437, 360)),
         DatasetSpec("ndigits", "neuromorphic digits: load_digits through an event-camera emulator, framed",
-                    "ndigits", True, _lazy("dvs", "load_ndigits"), scale="tiny"),
+                    "ndigits", True, _lazy("dvs", "load_ndigits"), scale="tiny", sizes=(1437, 360)),
         DatasetSpec("cifar10", "CIFAR-10 from local files through torchvision", "cifar10", False,
-                    _lazy("static", "cifar_loader", "cifar10"), downloadable=True,
+                    _lazy("static", "cifar_loader", "cifar10"), downloadable=True, sizes=(50000, 10000),
                     files=tuple(f"{{root}}/cifar-10-batches-py/{name}" for name in
                                 ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                                  "test_batch", "batches.meta"))),
         DatasetSpec("cifar100", "CIFAR-100 from local files through torchvision", "cifar100", False,
-                    _lazy("static", "cifar_loader", "cifar100"), downloadable=True,
+                    _lazy("static", "cifar_loader", "cifar100"), downloadable=True, sizes=(50000, 10000),
                     files=tuple(f"{{root}}/cifar-100-python/{name}" for name in ("train", "test", "meta"))),
         DatasetSpec("cifar10-subset", "real CIFAR-10 subset (.npz, about 5k train / 1k test), paper preprocessing",
                     "cifar10", False, _lazy("static", "subset_loader", "cifar10"),
-                    files=("{subsets}/cifar10_subset.npz",)),
+                    files=("{subsets}/cifar10_subset.npz",), sizes=(5170, 1017)),
         DatasetSpec("cifar100-subset", "real CIFAR-100 subset (.npz, 486 train / 916 test), paper preprocessing",
                     "cifar100", False, _lazy("static", "subset_loader", "cifar100"),
-                    files=("{subsets}/cifar100_subset.npz",)),
+                    files=("{subsets}/cifar100_subset.npz",), sizes=(486, 916)),
         DatasetSpec("dvs128_gesture", "DVS128 Gesture from local files through tonic, framed into T frames",
                     "dvs128_gesture", True, _lazy("dvs", "load_dvs_gesture"), loss="mse",
-                    files=("{root}/DVSGesture/ibmGestureTrain.tar.gz", "{root}/DVSGesture/ibmGestureTest.tar.gz")),
+                    files=("{root}/DVSGesture/ibmGestureTrain.tar.gz", "{root}/DVSGesture/ibmGestureTest.tar.gz"),
+                    sizes=(1077, 264)),
     ]
 }
 DATASET_NAMES = tuple(DATASETS)

@@ -231,3 +231,126 @@ def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
     log(f"training: {train['samples_per_second']:.0f} samples/s, {train['flops_per_second'] / 1e9:.1f} GFLOP/s "
         f"(batch {opts.train_batch_size}, genotype {opts.genotype})")
     return figures
+
+
+# --- the suite: the five workloads a paper-size run pays for, each at the size users run ----------------------
+#: Sizes per suite. ``paper``: the papers' presets on CIFAR-10 (about 8 minutes on one H200, most of it the
+#: LightSNN search); ``smoke``: the same code at tiny sizes, for a CPU and the test suite.
+SUITES: dict[str, dict] = {
+    "paper": {"bench": {"channels": 256, "image_size": 32, "timesteps": 5, "batch_size": 32, "repeat": 2,
+                        "snasnet_candidates": 20, "train_batch_size": 64, "train_batches": 10,
+                        "genotype": "0313 3031 1303 3310"},  # a LightSNN pick: 10 conv edges per cell
+              "snasnet_batch": 256, "benchmark": {"width": 128, "batch_size": 64, "batches": 2, "archs": 20},
+              "litesnn": {"preset": "paper", "batch_size": 120, "steps": 6}},
+    "smoke": {"bench": {"channels": 4, "image_size": 8, "timesteps": 2, "batch_size": 4, "repeat": 1,
+                        "snasnet_candidates": 2, "train_batch_size": 4, "train_batches": 2,
+                        "genotype": "0313 3031 1303 3310"},
+              "snasnet_batch": 8, "benchmark": {"width": 4, "batch_size": 4, "batches": 1, "archs": 2},
+              "litesnn": {"preset": "tiny", "batch_size": 4, "steps": 2}},
+}
+
+
+def bench_benchmark_scoring(sizes: dict, timesteps: int, device: torch.device) -> dict:
+    """Kernel proxies (SAHD and its relatives, Hamming, the counts) of SpikeNAS-Bench architectures at the
+    benchmark's width, on random images (timing only: no benchmark files are needed)."""
+    import numpy as np
+
+    from lightsnn.nasbench.options import BenchmarkOptions
+    from lightsnn.nasbench.spikenas_bench import NUM_ARCHS, genotype_of, is_valid
+    from lightsnn.proxies.registry import PROXIES
+    from lightsnn.studies.nasbench import score_architecture
+
+    class Space:  # what score_architecture reads of a benchmark
+        preset = "spikenas-bench"
+        genotype = staticmethod(genotype_of)
+
+    kernel = [name for name, proxy in PROXIES.items() if proxy.kind in ("kernel", "count")]
+    options = BenchmarkOptions(width=sizes["width"], weight_seeds=1, batch_size=sizes["batch_size"],
+                               batches=sizes["batches"], proxies=kernel)
+    image_size = PRESETS[Space.preset].image_size  # the benchmark's network, at its own input size
+    rng = np.random.default_rng(0)
+    valid = [i for i in rng.permutation(NUM_ARCHS)[:4 * sizes["archs"]] if is_valid(int(i))][: sizes["archs"]]
+    g = torch.Generator().manual_seed(0)
+    batches = [torch.randn(sizes["batch_size"], 3, image_size, image_size, generator=g).to(device)
+               for _ in range(sizes["batches"])]
+    labels = [torch.randint(0, 10, (sizes["batch_size"],), generator=g).to(device) for _ in range(sizes["batches"])]
+    score_architecture(Space, int(valid[0]), options, batches, device, labels)  # warm-up (kernels, allocator)
+    _sync(device)
+    start = time.perf_counter()
+    for arch in valid:
+        score_architecture(Space, int(arch), options, batches, device, labels)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    return {"architectures": len(valid), "seconds": seconds, "seconds_per_architecture": seconds / len(valid),
+            "proxies": kernel, "width": sizes["width"], "timesteps": timesteps}
+
+
+def bench_litesnn(sizes: dict, image_size: int, device: torch.device) -> dict:
+    """Bi-level steps of LitE-SNN's search at its preset (weights on one half, architecture on the other)."""
+    from lightsnn.pipeline.config import method_options
+    from lightsnn.search import SearchContext, get_method
+    from lightsnn.search.litesnn import SIZE_PRESETS
+
+    options = method_options("litesnn", {}, {"preset": sizes["preset"], "epochs": 2, "warmup_epochs": 1,
+                                             "batch_size": sizes["batch_size"], "max_batches": sizes["steps"]}, "cifar10")
+    n = 2 * sizes["batch_size"] * sizes["steps"] + 2
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, image_size, image_size, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    preset = _net_config(BenchOptions(image_size=image_size, timesteps=SIZE_PRESETS[sizes["preset"]]["max_timesteps"]),
+                         "avg")
+    ctx = SearchContext(net_config=options.search_network(preset), splits=Splits(TensorDataset(x, y),
+                        TensorDataset(x[:8], y[:8])), device=device, seed=0, progress=False, log=lambda _: None)
+    _sync(device)
+    result = get_method("litesnn").run(options, ctx)
+    _sync(device)
+    steps = 2 * sizes["steps"]  # two epochs: the warm-up one and one with psi updates
+    return {"steps": steps, "seconds": result.record.total_seconds,
+            "seconds_per_step": result.record.compute_seconds / steps, "batch_size": sizes["batch_size"],
+            "preset": sizes["preset"]}
+
+
+def run_suite(name: str, device: torch.device, log=print) -> dict:
+    """The five workloads of ``SUITES[name]``: a table on the log and one JSON-able dict (``plan`` reads it)."""
+    if name not in SUITES:
+        raise ValueError(f"unknown bench suite {name!r}; known: {', '.join(SUITES)}")
+    suite = SUITES[name]
+    opts = BenchOptions(**suite["bench"])
+    figures: dict = {"suite": name, "device": str(device), "threads": torch.get_num_threads(),
+                     "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+                     "torch": torch.__version__, "options": asdict(opts), "workloads": {}}
+    work = figures["workloads"]
+    log(f"bench suite {name} on {figures['device_name']} ({figures['threads']} threads), torch {torch.__version__}")
+    started = time.perf_counter()
+    light = bench_search("lightsnn", opts, device, {})
+    light.pop("conv_shapes")
+    work["lightsnn_search"] = {**light, "seconds_per_scoring": light["seconds"] / light["scorings"]}
+    snas = bench_search("snasnet", opts, device, {"num_search": opts.snasnet_candidates,
+                                                   "batch_size": suite["snasnet_batch"]})
+    snas.pop("conv_shapes")
+    work["snasnet_search"] = {**snas, "seconds_per_scoring": snas["seconds"] / snas["scorings"],
+                              "batch_size": suite["snasnet_batch"]}
+    work["benchmark_scoring"] = bench_benchmark_scoring(suite["benchmark"], opts.timesteps, device)
+    work["training"] = bench_training(opts, device)
+    work["litesnn_step"] = bench_litesnn(suite["litesnn"], opts.image_size, device)
+    figures["seconds"] = time.perf_counter() - started
+    rows = [("LightSNN search", f"{light['scorings']} scorings in {light['seconds']:.1f} s",
+             _rate(light["flops_per_second"])),
+            ("SNASNet search", f"{snas['scorings']} candidates in {snas['seconds']:.1f} s",
+             _rate(snas["flops_per_second"])),
+            ("benchmark scoring", f"{work['benchmark_scoring']['seconds_per_architecture']:.3f} s per architecture",
+             f"C={suite['benchmark']['width']}"),
+            ("training", f"{work['training']['samples_per_second']:.0f} samples/s",
+             _rate(work["training"]["flops_per_second"])),
+            ("LitE-SNN search", f"{work['litesnn_step']['seconds_per_step']:.3f} s per bi-level step",
+             f"batch {suite['litesnn']['batch_size']}")]
+    width = max(len(r[0]) for r in rows)
+    for workload, speed, rate in rows:
+        log(f"  {workload:{width}s}  {speed:40s} {rate}")
+    log(f"suite {name}: {figures['seconds']:.0f} s")
+    return figures
+
+
+def _rate(flops_per_second: float) -> str:
+    return (f"{flops_per_second / 1e12:.2f} TFLOP/s" if flops_per_second >= 1e12
+            else f"{flops_per_second / 1e9:.2f} GFLOP/s")

@@ -1,0 +1,145 @@
+"""What a config will cost before it runs: the workflow's jobs with an estimated time each, from a bench JSON of
+the user's own device (``python -m lightsnn bench --suite paper --json bench.json``).
+
+Each estimate is the job's work counted analytically (FLOPs of its network's convs and linears at the config's
+sizes, times the samples, passes and scorings the job makes) divided by the rate the bench measured for that kind
+of work on that device (search scoring, training); LitE-SNN's bi-level steps are timed directly and scaled by
+their input size. Estimates assume the bench's device, one job at a time; they ignore data loading and start-up,
+and a searched genotype's own size (a typical genotype stands in for it), so read them as +/- 50 %.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from lightsnn.data import get_dataset_spec
+from lightsnn.pipeline.config import method_options, net_config
+from lightsnn.space.genotype import Genotype, edges_of
+
+#: A genotype that stands in for a search's pick when its training is costed (the bench suite trains it too).
+TYPICAL = "0313 3031 1303 3310"
+
+
+def forward_flops(netcfg, genotype: str = TYPICAL) -> float:
+    """FLOPs of one sample's forward pass (2 x MACs of every conv and linear call over the T timesteps)."""
+    import torch
+
+    from lightsnn.space.neurons import reset_state
+    from lightsnn.space.network import SNASNetwork
+    from lightsnn.studies.bench import ConvRecorder
+
+    net = SNASNetwork.from_genotype(netcfg, Genotype.from_str(genotype)).eval()
+    record = ConvRecorder(net)
+    with torch.no_grad():
+        reset_state(net)
+        net(torch.zeros(1, netcfg.in_channels, netcfg.image_size, netcfg.image_size))
+    record.close()
+    return float(record.flops)
+
+
+def lightsnn_scorings(options) -> int:
+    """Pruning by importance scores every remaining op of every edge each round until one is left:
+    edges x (2 + 3 + ... + k) for k ops, twice with separate cells."""
+    k = len(options.space)
+    edges = len(edges_of(options.cell_type))
+    return edges * (k * (k + 1) // 2 - 1) * (1 if not options.separate_cell_alphas else 2)
+
+
+def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
+    """One row per job of the workflow's default target (search, train, evaluate per dataset, run and seed):
+    its rule, dataset, run, the work it does and its estimated seconds."""
+    from lightsnn.training.train import TrainOptions
+
+    work = bench.get("workloads")
+    if not isinstance(work, dict) or not {"lightsnn_search", "snasnet_search", "training", "litesnn_step"} <= set(work):
+        raise ValueError("the bench JSON is not a suite's (it has no 'workloads'); write one with "
+                         "'python -m lightsnn bench --suite paper --json bench.json' on the device that will run")
+    wf = config.get("workflow") or {}
+    datasets, seeds = wf.get("datasets") or ["digits"], wf.get("seeds") or [0]
+    runs = {m: (m, {}) for m in wf.get("methods") or []}
+    runs.update({name: (spec["method"], spec.get("options") or {}) for name, spec in (wf.get("variants") or {}).items()})
+    train = TrainOptions.from_config(config.get("train"))
+    bench_flops = forward_flops(_bench_net(bench), bench["options"]["genotype"])
+    train_rate = work["training"]["flops_per_second"]
+    flops_cache: dict = {}
+    rows = []
+    for dataset in datasets:
+        spec = get_dataset_spec(dataset)
+        if spec.sizes is None:
+            raise ValueError(f"dataset {dataset!r} has no recorded size; plan cannot cost it")
+        n_train, n_test = spec.sizes
+        for run, (method, overrides) in runs.items():
+            options = method_options(method, config, overrides, dataset)
+            searched = net_config(dataset, config, options)
+            if method == "litesnn":
+                trained = None
+            else:
+                trained = searched
+            search_s, what = _search_seconds(method, options, searched, bench, bench_flops, flops_cache, n_train)
+            if trained is None:  # LitE-SNN trains its own decoded network: cost it as the dataset's SNASNet one
+                trained = net_config(dataset, config, None)
+            key = (dataset, trained.channels, trained.timesteps, trained.image_size)
+            if key not in flops_cache:
+                flops_cache[key] = forward_flops(trained)
+            fwd = flops_cache[key]
+            epochs = train.epochs
+            samples = n_train * (1 - train.val_fraction)
+            if train.max_batches is not None:
+                samples = min(samples, train.max_batches * train.batch_size)
+            train_s = epochs * (3 * samples + n_test) * fwd / train_rate
+            evaluate_s = 3 * n_test * fwd / train_rate
+            for seed in seeds:
+                rows.append({"rule": "search", "dataset": dataset, "run": run, "seed": seed, "work": what,
+                             "seconds": search_s})
+                rows.append({"rule": "train", "dataset": dataset, "run": run, "seed": seed,
+                             "work": f"{epochs} epochs x {int(samples)} samples, {fwd / 1e9:.1f} GFLOP per forward",
+                             "seconds": train_s})
+                rows.append({"rule": "evaluate", "dataset": dataset, "run": run, "seed": seed,
+                             "work": f"{n_test} test samples, about 3 passes", "seconds": evaluate_s})
+    return pd.DataFrame(rows)
+
+
+def _bench_net(bench: dict):
+    from lightsnn.studies.bench import BenchOptions, _net_config
+
+    return _net_config(BenchOptions(**bench["options"]), "avg")
+
+
+def _search_seconds(method, options, netcfg, bench, bench_flops, cache, n_train) -> tuple[float, str]:
+    work, sizes = bench["workloads"], bench["options"]
+    if method == "litesnn":
+        step = work["litesnn_step"]
+        per_epoch = math.ceil(n_train / 2 / options.batch_size)
+        if options.max_batches is not None:
+            per_epoch = min(per_epoch, options.max_batches)
+        steps = options.epochs * per_epoch
+        scale = (options.batch_size / step["batch_size"]) * (netcfg.image_size / 32) ** 2
+        scale *= netcfg.timesteps / 6 * (options.filter_multiplier / 12)  # the paper preset the bench steps
+        return steps * step["seconds_per_step"] * scale, f"{steps} bi-level steps"
+    if method == "random":
+        return 1.0, "no scoring"
+    key = (netcfg.channels, netcfg.timesteps, netcfg.image_size, netcfg.in_channels, netcfg.pooling)
+    if key not in cache:
+        cache[key] = forward_flops(netcfg)
+    fwd = cache[key]
+    if method == "lightsnn":
+        scorings = lightsnn_scorings(options)
+        rate = work["lightsnn_search"]
+        # the bench's seconds per scoring, scaled by the forward's FLOPs, the batch, the passes and the op count
+        per = rate["seconds_per_scoring"] * (fwd / bench_flops) * (options.batch_size / sizes["batch_size"])
+        per *= options.repeat / sizes["repeat"] * len(options.space) / 3  # the bench searched 3 ops
+        return scorings * per, f"{scorings} scorings (batch {options.batch_size}, repeat {options.repeat})"
+    scorings = options.num_search if method == "snasnet" else 2 * options.candidates_per_cell
+    rate = work["snasnet_search"]["flops_per_second"]
+    return (scorings * options.repeat * options.batch_size * fwd / rate,
+            f"{scorings} scorings (batch {options.batch_size}, repeat {options.repeat})")
+
+
+def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per rule: jobs, seconds per job (mean) and hours in all; the last row is the total."""
+    table = jobs.groupby("rule", sort=False)["seconds"].agg(jobs="count", mean="mean", total="sum").reset_index()
+    table["hours"] = table["total"] / 3600
+    total = pd.DataFrame([{"rule": "total", "jobs": int(table["jobs"].sum()), "mean": math.nan,
+                           "total": float(table["total"].sum()), "hours": float(table["total"].sum()) / 3600}])
+    return pd.concat([table, total], ignore_index=True)
