@@ -21,6 +21,8 @@ BEST_FILE = f"{TRAIN_DIR}/best.pt"
 EVALUATE_FILE = "evaluate.json"
 #: The MLflow job key of a training that has not finished yet (gone once it has).
 TRACKING_KEY_FILE = f"{TRAIN_DIR}/.tracking-key"
+#: The report's table of every run (one row per dataset, run and seed), beside table2.*.
+RUNS_TABLE = "runs.csv"
 #: The result file of each job kind in a run folder.
 RUN_FILES = {"search": SEARCH_FILE, "train": TRAIN_FILE, "evaluate": EVALUATE_FILE}
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from lightsnn.data import get_dataset_spec
 from lightsnn.pipeline.config import method_options, net_config
-from lightsnn.space.genotype import Genotype, edges_of
+from lightsnn.space.genotype import Genotype
 
 #: A genotype that stands in for a search's pick when its training is costed (the bench suite trains it too).
 TYPICAL = "0313 3031 1303 3310"
@@ -36,14 +36,6 @@ def forward_flops(netcfg, genotype: str = TYPICAL) -> float:
         net(torch.zeros(1, netcfg.in_channels, netcfg.image_size, netcfg.image_size))
     record.close()
     return float(record.flops)
-
-
-def lightsnn_scorings(options) -> int:
-    """Pruning by importance scores every remaining op of every edge each round until one is left:
-    edges x (2 + 3 + ... + k) for k ops, twice with separate cells."""
-    k = len(options.space)
-    edges = len(edges_of(options.cell_type))
-    return edges * (k * (k + 1) // 2 - 1) * (1 if not options.separate_cell_alphas else 2)
 
 
 def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
@@ -72,13 +64,10 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
         for run, (method, overrides) in runs.items():
             options = method_options(method, config, overrides, dataset)
             searched = net_config(dataset, config, options)
-            if method == "litesnn":
-                trained = None
-            else:
-                trained = searched
-            search_s, what = _search_seconds(method, options, searched, bench, bench_flops, flops_cache, n_train)
-            if trained is None:  # LitE-SNN trains its own decoded network: cost it as the dataset's SNASNet one
-                trained = net_config(dataset, config, None)
+            search_s, what = _search_seconds(options, searched, n_train, bench, bench_flops, flops_cache)
+            # the network trained: a searched genotype's own size is unknown until the search ends, so the dataset's
+            # SNASNet-family network with a typical genotype stands in for every method's (LitE-SNN's included)
+            trained = net_config(dataset, config, None)
             key = (dataset, trained.channels, trained.timesteps, trained.image_size)
             if key not in flops_cache:
                 flops_cache[key] = forward_flops(trained)
@@ -106,34 +95,29 @@ def _bench_net(bench: dict):
     return _net_config(BenchOptions(**bench["options"]), "avg")
 
 
-def _search_seconds(method, options, netcfg, bench, bench_flops, cache, n_train) -> tuple[float, str]:
+def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: float, cache: dict
+                    ) -> tuple[float, str]:
+    """A search job's time: the work its method declares (``planned_work``) at the rate the bench measured for
+    that kind of work, scaled from the bench's sizes to the config's."""
     work, sizes = bench["workloads"], bench["options"]
-    if method == "litesnn":
-        step = work["litesnn_step"]
-        per_epoch = math.ceil(n_train / 2 / options.batch_size)
-        if options.max_batches is not None:
-            per_epoch = min(per_epoch, options.max_batches)
-        steps = options.epochs * per_epoch
+    kind, units = options.planned_work(n_train)
+    if kind == "none":
+        return 1.0, "no scoring"
+    if kind == "litesnn_step":
+        step = work[kind]
         scale = (options.batch_size / step["batch_size"]) * (netcfg.image_size / 32) ** 2
         scale *= netcfg.timesteps / 6 * (options.filter_multiplier / 12)  # the paper preset the bench steps
-        return steps * step["seconds_per_step"] * scale, f"{steps} bi-level steps"
-    if method == "random":
-        return 1.0, "no scoring"
+        return units * step["seconds_per_step"] * scale, f"{units} bi-level steps"
     key = (netcfg.channels, netcfg.timesteps, netcfg.image_size, netcfg.in_channels, netcfg.pooling)
     if key not in cache:
         cache[key] = forward_flops(netcfg)
     fwd = cache[key]
-    if method == "lightsnn":
-        scorings = lightsnn_scorings(options)
-        rate = work["lightsnn_search"]
-        # the bench's seconds per scoring, scaled by the forward's FLOPs, the batch, the passes and the op count
-        per = rate["seconds_per_scoring"] * (fwd / bench_flops) * (options.batch_size / sizes["batch_size"])
-        per *= options.repeat / sizes["repeat"] * len(options.space) / 3  # the bench searched 3 ops
-        return scorings * per, f"{scorings} scorings (batch {options.batch_size}, repeat {options.repeat})"
-    scorings = options.num_search if method == "snasnet" else 2 * options.candidates_per_cell
-    rate = work["snasnet_search"]["flops_per_second"]
-    return (scorings * options.repeat * options.batch_size * fwd / rate,
-            f"{scorings} scorings (batch {options.batch_size}, repeat {options.repeat})")
+    what = f"{units} scorings (batch {options.batch_size}, repeat {options.repeat})"
+    if kind == "lightsnn_search":  # the bench's seconds per scoring of the 3-op supernet, scaled
+        per = work[kind]["seconds_per_scoring"] * (fwd / bench_flops) * (options.batch_size / sizes["batch_size"])
+        per *= options.repeat / sizes["repeat"] * len(options.space) / 3
+        return units * per, what
+    return units * options.repeat * options.batch_size * fwd / work[kind]["flops_per_second"], what
 
 
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:

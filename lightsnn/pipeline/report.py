@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.core.atomic import atomic_path, write_text_atomic
-from lightsnn.core.layout import RUN_FILES
+from lightsnn.core.layout import RUN_FILES, RUNS_TABLE
 from lightsnn.pipeline.paper import TABLE1, TABLE2
 from lightsnn.pipeline.results import read_result
 from lightsnn.space.families import get_family
@@ -307,9 +307,9 @@ def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | N
     numeric, display = table2(main)
     # every table is computed before any is written: a bad --table1 leaves no half of the report behind
     first = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"]) if table1_spec else None
-    write_text_atomic(out / "runs.csv", frame.to_csv(index=False))
+    write_text_atomic(out / RUNS_TABLE, frame.to_csv(index=False))
     write_table(numeric, display, out / "table2", table2_caption(main))
-    written = {"table2": str(out / "table2.csv"), "runs": str(out / "runs.csv")}
+    written = {"table2": str(out / "table2.csv"), "runs": str(out / RUNS_TABLE)}
     if first is not None:
         write_table(*first, out / "table1", TABLE1_CAPTION)
         written["table1"] = str(out / "table1.csv")

@@ -33,6 +33,12 @@ class LightSNNOptions(ScoringOptions):
     compat_flags: ClassVar[tuple[str, ...]] = ("dead_backward", "carry_state", "count_normalize",
                                                "fresh_batches", "trained_logits")
 
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        from lightsnn.space.genotype import edges_of
+
+        return "lightsnn_search", expected_scorings(len(edges_of(self.cell_type)), len(self.space),
+                                                    2 if self.separate_cell_alphas else 1)
+
 
 def expected_scorings(num_edges: int, num_ops: int, num_alpha_cells: int = 1) -> int:
     """Each round scores every remaining op of every edge, then prunes one op per edge."""

@@ -127,6 +127,11 @@ class LiteSNNOptions(MethodOptions):
     def network_to_train(self, searched: LiteNetConfig, genotype: LiteGenotype) -> LiteNetConfig:
         return retrain_net_config(searched, self, genotype)
 
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        per_epoch = math.ceil(train_samples / 2 / self.batch_size)  # weights and architecture halves
+        return "litesnn_step", self.epochs * (per_epoch if self.max_batches is None else min(per_epoch,
+                                                                                           self.max_batches))
+
     def for_dataset(self, dataset: str) -> "LiteSNNOptions":
         """Every null option filled from the preset (``auto``: the dataset's)."""
         name = get_dataset_spec(dataset).scale if self.preset == "auto" else self.preset  # SIZE_PRESETS has both

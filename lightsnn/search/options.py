@@ -49,6 +49,12 @@ class MethodOptions(Options):
         """The options a search on ``dataset`` runs with (a method with per-dataset presets fills them in)."""
         return self
 
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        """What a search with these options does, for ``plan``: the bench suite's workload that prices it
+        (``lightsnn_search``, ``snasnet_search``, ``litesnn_step``) and how many units (scorings, steps); a
+        method that scores nothing says ``("none", 0)``."""
+        return "none", 0
+
     def search_network(self, preset: NetConfig):
         """The network this method searches: the dataset's preset (with the config's overrides) as it is, or
         the method's own network sized from it."""

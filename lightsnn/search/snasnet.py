@@ -26,6 +26,9 @@ class SNASNetOptions(ScoringOptions):
                                     "(duplicates get no fresh weights or batch)")
     compat_flags: ClassVar[tuple[str, ...]] = ("carry_state", "count_normalize", "fresh_batches")
 
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        return "snasnet_search", self.num_search
+
 
 @timed
 def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:

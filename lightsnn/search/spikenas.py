@@ -31,6 +31,9 @@ class SpikeNASOptions(ScoringOptions):
     weight_bits: int = opt(32, "bits per weight in the memory model", (1, 2, 4, 8, 16, 32))
     compat_flags: ClassVar[tuple[str, ...]] = ("carry_state", "count_normalize", "fresh_batches")
 
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        return "snasnet_search", 2 * self.candidates_per_cell  # one cell, then the other
+
     def check(self) -> None:
         super().check()
         if self.mem_budget_mb is not None and self.mem_budget_mb <= 0:
