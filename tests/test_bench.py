@@ -44,7 +44,7 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     import yaml
 
     from lightsnn.cli import main
-    from lightsnn.pipeline.plan import job_estimates, summarise
+    from lightsnn.studies.plan import job_estimates, summarise
 
     assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     bench = json.loads((tmp_path / "b.json").read_text())

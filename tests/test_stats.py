@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from lightsnn.studies.stats import (
+from lightsnn.core.stats import (
     _kendall_rows,
     _spearman_rows,
     bootstrap_interval,

@@ -76,7 +76,7 @@ def _cmd_plan(args) -> int:
     from pathlib import Path
 
     from lightsnn.core.atomic import write_text_atomic
-    from lightsnn.pipeline.plan import job_estimates, summarise
+    from lightsnn.studies.plan import job_estimates, summarise
 
     try:
         bench = json.loads(Path(args.bench).read_text())

@@ -251,7 +251,7 @@ def trained_cost(arch_id: int, rates, timesteps: int = 5, channels: int = 128, i
     (image/2)^2 in cell2; downconv BN -> LIF -> conv3x3 C -> 2C -> BN -> AvgPool2; BN -> LIF after cell2,
     AvgPool2, Linear(2C (image/4)^2 -> hidden) on the pooled (real-valued) spikes, LIF, Linear(hidden ->
     outputs). A spike-fed layer's SynOps are its dense MACs times its input's firing rate."""
-    from lightsnn.training.metrics import E_AC_PJ, E_MAC_PJ
+    from lightsnn.core.energy import energy_pj
 
     rates = [float(r) for r in rates]
     cell = genotype_of(arch_id).cells[0]
@@ -269,4 +269,4 @@ def trained_cost(arch_id: int, rates, timesteps: int = 5, channels: int = 128, i
     macs += timesteps * wide * small ** 2  # BN after cell2
     macs += timesteps * wide * (image // 4) ** 2 * hidden  # the first linear, fed by pooled spikes
     synops += timesteps * rates[14] * hidden * outputs
-    return {"synops": synops, "macs": macs, "energy_pj": synops * E_AC_PJ + macs * E_MAC_PJ}
+    return {"synops": synops, "macs": macs, "energy_pj": energy_pj(synops, macs)}

@@ -95,7 +95,7 @@ BASELINE = "random"
 
 def _paired_with_baseline(part: pd.DataFrame, base: pd.DataFrame | None) -> dict:
     """Accuracy of one run against the baseline run of its dataset, matched by seed (percentage points)."""
-    from lightsnn.studies.stats import paired_comparison
+    from lightsnn.core.stats import paired_comparison
 
     if base is None:
         return {}

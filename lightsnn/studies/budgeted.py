@@ -11,7 +11,7 @@ each evaluation, with the cost spent so far, and :func:`incumbent_at` reads the 
 candidate a search returns is decided by what it saw (validation accuracy, at the highest fidelity it reached);
 how good that choice is, by the benchmark's test accuracy, which no search sees.
 
-May import: numpy, pandas, :mod:`lightsnn.studies.stats`.
+May import: numpy, pandas, :mod:`lightsnn.core.stats`.
 """
 from __future__ import annotations
 

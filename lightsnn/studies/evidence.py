@@ -39,7 +39,7 @@ from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.ops import SPACES, parse_space
 from lightsnn.space.spaces import SearchSpace
-from lightsnn.studies.stats import correlation_summary
+from lightsnn.core.stats import correlation_summary
 
 CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
 REPLICATE_SCHEMA_VERSION = SCHEMA_VERSIONS["replicate"]

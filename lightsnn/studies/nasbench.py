@@ -6,7 +6,7 @@ Scores are computed once per architecture and kept in shard files (``score_shard
 every setting a score depends on: changing the width or the batch starts a new folder, never mixes.
 
 May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`,
-:mod:`lightsnn.nasbench`, :mod:`lightsnn.studies.stats`, numpy, pandas, matplotlib.
+:mod:`lightsnn.nasbench`, :mod:`lightsnn.core.stats`, numpy, pandas, matplotlib.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import pandas as pd
 from lightsnn.nasbench import open_benchmark
 from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.proxies.registry import PROXIES, get_proxy
-from lightsnn.studies.stats import correlation_summary
+from lightsnn.core.stats import correlation_summary
 
 
 def open_from(options: BenchmarkOptions, config: dict):

@@ -18,7 +18,7 @@ from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.studies import budgeted
 from lightsnn.studies.nasbench import open_from
 from lightsnn.studies.nasbench_search import pick_label
-from lightsnn.studies.stats import paired_comparison
+from lightsnn.core.stats import paired_comparison
 
 #: Hyperparameters of the simulated searches (the budgets and the seed count are options).
 ETA = 3

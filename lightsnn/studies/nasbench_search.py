@@ -52,7 +52,7 @@ def pick_label(pick: dict) -> str:
 def search_quality(picks: pd.DataFrame, baseline: str = "random") -> pd.DataFrame:
     """Per method (and proxy, when not SAHD: ``snasnet[patterns]``): the benchmark accuracy of its picks over
     seeds, and paired by seed with ``baseline``."""
-    from lightsnn.studies.stats import paired_comparison
+    from lightsnn.core.stats import paired_comparison
 
     picks = picks.assign(label=[pick_label(p) for p in picks.to_dict("records")])
     base = picks[picks["label"] == baseline].set_index("seed")["test_acc"]

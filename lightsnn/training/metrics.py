@@ -9,6 +9,7 @@ from typing import ClassVar
 
 import torch
 
+from lightsnn.core.energy import ENERGY_MODEL, energy_pj
 from lightsnn.core.options import Options, opt
 from lightsnn.space.compconv import QUANTISED_TYPES
 from lightsnn.space.neurons import reset_state, spiking_modules
@@ -23,9 +24,6 @@ class EvaluateOptions(Options):
     energy_samples: int = opt(256, "test samples for synaptic-operation counting", min=1)
 
 
-#: Per-operation energies: Horowitz, ISSCC 2014, 45 nm, 32-bit float (spikingjelly's SimpleEnergyCostConfig.fp32).
-E_MAC_PJ = 4.6
-E_AC_PJ = 0.9
 
 
 @torch.no_grad()
@@ -118,8 +116,7 @@ def operation_counts(model, loader, device, max_samples: int) -> dict:
                      for name, (bits, kept, total) in weight_layers(model).items())
     return {"samples": seen, "synops_per_sample": per_sample_synops, "macs_per_sample": per_sample_macs,
             "bit_synops_per_sample": bit_synops / max(seen, 1),
-            "energy_pj_per_sample": per_sample_synops * E_AC_PJ + per_sample_macs * E_MAC_PJ,
-            "energy_model": f"E = {E_AC_PJ} pJ x SynOps + {E_MAC_PJ} pJ x MACs (Horowitz, ISSCC 2014, 45 nm fp32)"}
+            "energy_pj_per_sample": energy_pj(per_sample_synops, per_sample_macs), "energy_model": ENERGY_MODEL}
 
 
 def model_parameters(model) -> int:
