@@ -82,6 +82,9 @@ class TrainOptions(Options):
     val_fraction: float = opt(0.0, "share of the training set held out for model selection", min=0.0)
     amp: bool = opt(False, "bf16 autocast (CUDA only)")
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
+    device_data: bool = opt(False, "CIFAR training batches made on the device (uint8 images kept there, crop, flip "
+                                   "and normalise batch-wise) instead of per image on the host; other datasets "
+                                   "ignore it")
     max_batches: int | None = opt(None, "cap batches per epoch (smoke runs); null: whole epochs", min=1)
 
     @classmethod
@@ -288,6 +291,16 @@ class Trainer:
     def _train_epoch(self, epoch: int) -> dict:
         self.model.train()
         loader = self._loader(self.train_set, shuffle=True, epoch=epoch)
+        if self.options.device_data:
+            from lightsnn.data.device import device_batches_of
+
+            on_device = device_batches_of(self.train_set, self.options.batch_size, self.device,
+                                          self.seed * 100_003 + epoch)
+            if on_device is not None:
+                loader = on_device
+            elif epoch == 1:
+                self.log("train.device_data: this training set is not CIFAR-style images in memory; batches are "
+                         "made on the host")
         total = len(loader) if self.options.max_batches is None else min(len(loader), self.options.max_batches)
         seen = correct = 0
         loss_sum = 0.0
