@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.layout import EVALUATE_FILE, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, seed_folder
 from lightsnn.core.options import Options, opt
+from lightsnn.core.stats import correlation_summary
 from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import save_figure, write_table
@@ -39,7 +40,6 @@ from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.ops import SPACES, parse_space
 from lightsnn.space.spaces import SearchSpace
-from lightsnn.core.stats import correlation_summary
 
 CORRELATE_SCHEMA_VERSION = SCHEMA_VERSIONS["correlate"]
 REPLICATE_SCHEMA_VERSION = SCHEMA_VERSIONS["replicate"]

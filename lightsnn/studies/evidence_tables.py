@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.core.jsonfloats import decode_non_finite
+from lightsnn.core.stats import paired_comparison
 from lightsnn.pipeline.report import mean_std, save_figure, write_table
 from lightsnn.pipeline.results import read_result
 from lightsnn.studies.evidence import correlation_display, interval_text
-from lightsnn.core.stats import paired_comparison
 
 
 def _by_seed(run: dict, key: str) -> dict[int, float]:

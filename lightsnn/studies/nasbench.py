@@ -10,6 +10,7 @@ May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -19,10 +20,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lightsnn.core.stats import correlation_summary
 from lightsnn.nasbench import open_benchmark
 from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.proxies.registry import PROXIES, get_proxy
-from lightsnn.core.stats import correlation_summary
 
 
 def open_from(options: BenchmarkOptions, config: dict):
@@ -72,9 +73,14 @@ def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: 
     row: dict = {"id": arch_id}
     start = time.perf_counter()
     per_seed: dict[str, list[float]] = {p: [] for p in options.proxy_names()}
+    # On a GPU the network is built there (no host initialisation and copy: at C=128 that cost more than its two
+    # scoring passes); its weights then come from the GPU's generator. On the CPU nothing changes.
+    where = torch.device(device) if torch.device(device).type == "cuda" else contextlib.nullcontext()
     for w in range(options.weight_seeds):
         torch.manual_seed(1_000_003 * w + arch_id)
-        net = SNASNetwork.from_genotype(netcfg, genotype).to(device)
+        with where:
+            net = SNASNetwork.from_genotype(netcfg, genotype)
+        net = net.to(device)
         net.train(options.bn_mode == "train")
         values = score_proxies(net, genotype, batches, options.proxy_names(),  # the same dropout draws for every proxy
                                before_forward=lambda w=w: torch.manual_seed(7919 * (w + 1) + arch_id), labels=labels)

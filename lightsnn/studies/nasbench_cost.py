@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lightsnn.core.stats import paired_comparison
 from lightsnn.nasbench.options import BenchmarkOptions
 from lightsnn.studies import budgeted
 from lightsnn.studies.nasbench import open_from
 from lightsnn.studies.nasbench_search import pick_label
-from lightsnn.core.stats import paired_comparison
 
 #: Hyperparameters of the simulated searches (the budgets and the seed count are options).
 ETA = 3
