@@ -82,3 +82,31 @@ def test_identical_samples_give_a_singular_kernel_reported_as_minus_infinity(tin
     with SAHDScorer(net) as scorer:
         score = scorer.score(torch.ones(4, 1, 8, 8))
     assert not math.isfinite(score)
+
+
+def test_a_bf16_scoring_pass_keeps_the_kernel_exact():
+    """Under bf16 autocast the network runs in bf16, but K's spike counts (here up to 3,000, beyond bf16's 8-bit
+    mantissa) are summed in fp32 and float64 as without it."""
+    import torch
+
+    from lightsnn.proxies.sahd import sahd_kernels
+
+    spikes = (torch.rand(1, 6, 3000, generator=torch.Generator().manual_seed(0)) < 0.7).float()
+    plain = sahd_kernels(spikes, binary=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        cast = sahd_kernels(spikes, binary=True)
+    assert torch.equal(plain, cast)
+
+
+def test_bf16_scoring_is_an_option_of_kernel_proxies_only(tiny_config):
+    import math
+
+    import pytest
+
+    from lightsnn.pipeline.config import method_options
+    from lightsnn.pipeline.jobs import run_search
+
+    with pytest.raises(ValueError, match="search.snasnet.bf16 applies to the kernel proxies only, not to proxy 'snip'"):
+        method_options("snasnet", {}, {"bf16": True, "proxy": "snip"})
+    result = run_search("snasnet", "digits", 0, tiny_config, {"bf16": True, "num_search": 3}, progress=False)
+    assert result["options"]["bf16"] is True and all(math.isfinite(c["score"]) for c in result["candidates"])

@@ -43,7 +43,8 @@ def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False,
         x = (x > 0).to(torch.float32)
     n = x.shape[2]
     counts = x.sum(2).to(torch.float64)
-    gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
+    with torch.autocast(x.device.type, enabled=False):  # a bf16 scoring pass must not round the spike counts
+        gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
     pair = counts[:, :, None] + counts[:, None, :]
     hamming = pair - 2.0 * gram
     if not sparsity_aware:

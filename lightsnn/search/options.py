@@ -113,10 +113,14 @@ class ScoringOptions(BaseOptions):
     bn_mode: str = opt("train", "BatchNorm/Dropout mode while scoring", BN_MODES)
     proxy: str = opt("sahd", "training-free score the candidates are ranked by (docs/evidence.md); sahd is the "
                              "papers'", SEARCH_PROXIES)
+    bf16: bool = opt(False, "score under bf16 autocast (tensor cores on a GPU); spikes near a threshold can differ "
+                            "from fp32's, so ranks can too (measured in docs/benchmarks.md); kernel proxies only")
 
     def check(self) -> None:
         super().check()
         kernel = PROXIES[self.proxy].kernel
+        if self.bf16 and PROXIES[self.proxy].kind != "kernel":
+            raise ValueError(f"{self.section}.bf16 applies to the kernel proxies only, not to proxy {self.proxy!r}")
         if PROXIES[self.proxy].kind != "kernel" and self.compat() & set(_KERNEL_ONLY_FLAGS):
             raise ValueError(f"{self.section}: reference_compat {sorted(self.compat() & set(_KERNEL_ONLY_FLAGS))} "
                              f"applies to the kernel proxies only, not to proxy {self.proxy!r}")

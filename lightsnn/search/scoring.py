@@ -70,7 +70,8 @@ class Scorer:
             batch = self.batches.get(r)
             if self.reset:
                 reset_state(net)
-            values.append(scorer.score(batch))
+            with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
+                values.append(scorer.score(batch))
         return values
 
 
@@ -139,7 +140,8 @@ class CandidateScorer:
                 batch = self.scorer.batches.get(r)
                 stacked = batch.repeat(1, len(part), 1, 1, 1) if batch.dim() == 5 else batch.repeat(len(part), 1, 1, 1)
                 reset_state(self.net)
-                values.append(sahd.score(stacked, len(part)))
+                with torch.autocast(stacked.device.type, dtype=torch.bfloat16, enabled=self.scorer.options.bf16):
+                    values.append(sahd.score(stacked, len(part)))
             scores.extend(float(np.mean(per_candidate)) for per_candidate in zip(*values))
             if on_chunk is not None:
                 on_chunk(len(part))

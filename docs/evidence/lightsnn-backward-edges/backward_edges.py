@@ -1,7 +1,11 @@
 # Run from the repository root: .venv/bin/python docs/evidence/lightsnn-backward-edges/backward_edges.py digits
 """Backward edges: the LightSNN pick without them, with them dead (the released code), and random picks by their
 number of live backward edges."""
-import copy, json, sys, time
+import copy
+import json
+import sys
+import time
+
 import torch
 from lightsnn.pipeline.config import load_config
 from lightsnn.pipeline.jobs import run_search, run_train
@@ -36,7 +40,8 @@ def train(label, search, seed, genotype=None, epochs=4):
 for seed in (0, 1):
     light = run_search("lightsnn", dataset, seed, config)
     g = light["genotype"]["str"]
-    dead = copy.deepcopy(light); dead["compat_flags"] = sorted(set(dead["compat_flags"]) | {"dead_backward"})
+    dead = copy.deepcopy(light)
+    dead["compat_flags"] = sorted(set(dead["compat_flags"]) | {"dead_backward"})
     train("lightsnn-dead-backward", dead, seed)
     fwd = copy.deepcopy(light)
     fg = Genotype.from_str(forward_only(g))

@@ -1,6 +1,10 @@
 # Run from the repository root: .venv/bin/python docs/evidence/lightsnn-backward-edges/retrain_variants.py digits
 """Why does LightSNN's pick train worst in the default run? Variants of the training of each pick on digits."""
-import copy, json, sys, time
+import copy
+import json
+import sys
+import time
+
 import torch
 from lightsnn.pipeline.config import load_config
 from lightsnn.pipeline.jobs import run_search, run_train
@@ -25,9 +29,11 @@ for seed in (0, 1):
     rand = run_search("random", dataset, seed, config)
     train("lightsnn", light, seed)
     train("random", rand, seed)
-    avg = copy.deepcopy(light); avg["network"]["pooling"] = "avg"
+    avg = copy.deepcopy(light)
+    avg["network"]["pooling"] = "avg"
     train("lightsnn-avgpool", avg, seed)
-    mx = copy.deepcopy(rand); mx["network"]["pooling"] = "max"
+    mx = copy.deepcopy(rand)
+    mx["network"]["pooling"] = "max"
     train("random-maxpool", mx, seed)
     train("lightsnn-16ep", light, seed, epochs=16)
     train("random-16ep", rand, seed, epochs=16)
