@@ -226,9 +226,10 @@ def _cmd_prepare(args) -> int:
 
 
 def add_report(sub) -> None:
-    p = sub.add_parser("report", help="aggregate run folders into tables (csv, md, tex) and plots",
+    p = sub.add_parser("report", help="aggregate run folders into tables (csv, md, tex, html) and plots",
                        description="Each run folder holds search.json, train/train.json and evaluate.json of one "
-                                   "dataset, run and seed (the workflow's layout). Writes table2.*, runs.csv, "
+                                   "dataset, run and seed (the workflow's layout). Writes table2.{csv,md,tex,html} "
+                                   "(each run against the 'random' run, paired by seed), runs.csv, "
                                    "accuracy_vs_sar.png, search_time.png and, with --table1, table1.*.")
     p.add_argument("--runs", nargs="+", required=True, help="run folders")
     p.add_argument("--out", required=True, help="output folder")
