@@ -63,3 +63,33 @@ def test_a_training_runs_on_device_batches(tmp_path):
                        log=lines.append)
     assert result["history"][0]["samples_per_second"] > 0 and result["options"]["device_data"] is True
     assert not any("made on the host" in line for line in lines)
+
+
+def test_device_frame_batches_are_the_host_loaders_frames_in_its_layout():
+    from lightsnn.data import collate
+    from lightsnn.data.device import DeviceFrameBatches
+    from lightsnn.data.events import FramesDataset
+
+    frames = np.random.default_rng(0).integers(0, 5, (7, 3, 2, 4, 4)).astype(np.uint8)  # [N, T, P, H, W]
+    dataset = FramesDataset(frames, np.arange(7))  # labels = indices: each batch says which samples it holds
+    batches = device_batches_of(dataset, 3, torch.device("cpu"), seed=0)
+    assert isinstance(batches, DeviceFrameBatches) and len(batches) == 3
+    seen = []
+    for x, y in batches:
+        host, _ = collate(True)([dataset[int(i)] for i in y])
+        assert x.dtype == torch.float32 and x.shape == (3, len(y), 2, 4, 4) and torch.equal(x, host)
+        seen += y.tolist()
+    assert sorted(seen) == list(range(7))
+
+
+def test_an_event_training_runs_on_device_frames(tmp_path):
+    from lightsnn.pipeline.jobs import run_train
+
+    config = {"device": "cpu", "data": {"cache": str(tmp_path / "cache"), "ndigits": {"max_samples": 40}},
+              "networks": {"ndigits": {"channels": 4, "timesteps": 2, "classifier_width": 16}},
+              "train": {"recipe": "quick", "epochs": 1, "batch_size": 8, "max_batches": 2, "device_data": True}}
+    lines = []
+    result = run_train("ndigits", 0, config, tmp_path / "t", genotype="0302 0030 3003 0000", progress=False,
+                       log=lines.append)
+    assert result["history"][0]["samples_per_second"] > 0
+    assert not any("made on the host" in line for line in lines)

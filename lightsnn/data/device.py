@@ -1,5 +1,6 @@
-"""CIFAR training batches made on the device: the images stay there as uint8, and each batch is cropped, flipped
-and normalised there in a few tensor ops, instead of per image on the host (PIL or numpy, ``num_workers=0``).
+"""Training batches made on the device: CIFAR's images stay there as uint8 and each batch is cropped, flipped and
+normalised there in a few tensor ops, instead of per image on the host (PIL or numpy, ``num_workers=0``); cached
+event frames stay there in their compact dtype and each batch is only indexed and cast.
 
 The transform is the papers' (:func:`lightsnn.data.static.cifar_transforms`): ToTensor, RandomCrop(32,
 padding=4) with zero fill, RandomHorizontalFlip, Normalize. Given the same draws (crop offsets and flips) it gives
@@ -72,10 +73,36 @@ class DeviceImageBatches:
             yield self.transform(self.images[picked], offsets[part], flips[part]), self.labels[picked]
 
 
-def device_batches_of(dataset, batch_size: int, device: torch.device, seed: int) -> DeviceImageBatches | None:
+class DeviceFrameBatches:
+    """An epoch's batches of cached event frames ([N, T, P, H, W] in their compact dtype) held on ``device``:
+    shuffled by a seeded generator, cast to float32 and laid out ``[T, B, P, H, W]`` there, as the host
+    loader's collate lays them out."""
+
+    def __init__(self, frames, labels, batch_size: int, device: torch.device, seed: int):
+        self.frames = torch.as_tensor(frames).to(device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
+        self.batch_size = batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return (len(self.labels) + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(len(self.labels), generator=self.generator)
+        for start in range(0, len(order), self.batch_size):
+            index = order[start:start + self.batch_size].to(self.frames.device)
+            yield self.frames[index].float().transpose(0, 1).contiguous(), self.labels[index]
+
+
+def device_batches_of(dataset, batch_size: int, device: torch.device, seed: int):
     """Device batches for a CIFAR-style training set (uint8 HWC images and labels in memory, the papers'
-    augmentation), or None where the dataset is of another kind (events, digits, a validation subset)."""
+    augmentation) or for cached event frames; None where the dataset is of another kind (digits, a validation
+    subset)."""
+    from lightsnn.data.events import FramesDataset
     from lightsnn.data.static import ArrayImageDataset
+
+    if isinstance(dataset, FramesDataset):
+        return DeviceFrameBatches(dataset.frames, dataset.labels, batch_size, device, seed)
 
     images = getattr(dataset, "images", None) if isinstance(dataset, ArrayImageDataset) else getattr(dataset, "data", None)
     labels = getattr(dataset, "labels", None) if isinstance(dataset, ArrayImageDataset) else getattr(dataset, "targets", None)

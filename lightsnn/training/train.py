@@ -82,9 +82,9 @@ class TrainOptions(Options):
     val_fraction: float = opt(0.0, "share of the training set held out for model selection", min=0.0)
     amp: bool = opt(False, "bf16 autocast (CUDA only)")
     channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
-    device_data: bool = opt(False, "CIFAR training batches made on the device (uint8 images kept there, crop, flip "
-                                   "and normalise batch-wise) instead of per image on the host; other datasets "
-                                   "ignore it")
+    device_data: bool = opt(False, "training batches made on the device instead of per sample on the host: CIFAR's "
+                                   "uint8 images kept there (crop, flip and normalise batch-wise), cached event "
+                                   "frames kept there in their compact dtype; other datasets ignore it")
     max_batches: int | None = opt(None, "cap batches per epoch (smoke runs); null: whole epochs", min=1)
 
     @classmethod
@@ -299,8 +299,8 @@ class Trainer:
             if on_device is not None:
                 loader = on_device
             elif epoch == 1:
-                self.log("train.device_data: this training set is not CIFAR-style images in memory; batches are "
-                         "made on the host")
+                self.log("train.device_data: this training set is neither CIFAR-style images nor cached event "
+                         "frames in memory; batches are made on the host")
         total = len(loader) if self.options.max_batches is None else min(len(loader), self.options.max_batches)
         seen = correct = 0
         loss_sum = 0.0
