@@ -28,8 +28,8 @@ def add_bench(sub) -> None:
     p.add_argument("--json", default=None, help="write the figures to this JSON file")
     p.add_argument("--suite", default=None, choices=["paper", "smoke"],
                    help="instead, the five workloads of a paper-size run (LightSNN and SNASNet searches, benchmark "
-                        "scoring, training, LitE-SNN steps) at fixed sizes: 'paper' on a GPU (about 8 min on an "
-                        "H200), 'smoke' the same code at tiny sizes; its JSON feeds 'plan'")
+                        "scoring, training, LitE-SNN steps) at fixed sizes: 'paper' on a GPU (minutes), 'smoke' the "
+                        "same code at tiny sizes; its JSON feeds 'plan'")
     from lightsnn.studies.bench import BenchOptions
 
     _option_flags(p, BenchOptions, title="sizes (override the config's bench section)",
