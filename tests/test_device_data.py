@@ -7,7 +7,7 @@ import torch
 import torchvision.transforms as T
 import torchvision.transforms.functional as TF
 
-from lightsnn.data.device import CropFlipNormalize, DeviceImageBatches, device_batches_of
+from lightsnn.data.device import CropFlipNormalize, DeviceBatches, device_batches_of
 from lightsnn.data.static import CIFAR_STATS, ArrayImageDataset, cifar_transforms
 
 
@@ -39,7 +39,8 @@ def test_device_batches_cover_the_epoch_once_and_only_for_the_papers_cifar_trans
     train_tf, test_tf = cifar_transforms("cifar10")
     dataset = ArrayImageDataset(images, np.arange(10) % 3, train_tf)
     batches = device_batches_of(dataset, 4, torch.device("cpu"), seed=1)
-    assert isinstance(batches, DeviceImageBatches) and len(batches) == 3
+    assert isinstance(batches, DeviceBatches) and isinstance(batches.transform, CropFlipNormalize)
+    assert len(batches) == 3
     seen = [y for _, y in batches]
     assert sorted(torch.cat(seen).tolist()) == sorted((np.arange(10) % 3).tolist())
     x, _ = next(iter(batches))
@@ -67,13 +68,14 @@ def test_a_training_runs_on_device_batches(tmp_path):
 
 def test_device_frame_batches_are_the_host_loaders_frames_in_its_layout():
     from lightsnn.data import collate
-    from lightsnn.data.device import DeviceFrameBatches
+    from lightsnn.data.device import FramesToFloat
     from lightsnn.data.events import FramesDataset
 
     frames = np.random.default_rng(0).integers(0, 5, (7, 3, 2, 4, 4)).astype(np.uint8)  # [N, T, P, H, W]
     dataset = FramesDataset(frames, np.arange(7))  # labels = indices: each batch says which samples it holds
     batches = device_batches_of(dataset, 3, torch.device("cpu"), seed=0)
-    assert isinstance(batches, DeviceFrameBatches) and len(batches) == 3
+    assert isinstance(batches, DeviceBatches) and isinstance(batches.transform, FramesToFloat)
+    assert len(batches) == 3
     seen = []
     for x, y in batches:
         host, _ = collate(True)([dataset[int(i)] for i in y])

@@ -48,13 +48,25 @@ class CropFlipNormalize:
         return (x - mean) / std
 
 
-class DeviceImageBatches:
-    """An epoch's training batches of uint8 HWC images held on ``device``: shuffled by a seeded generator,
-    augmented with :class:`CropFlipNormalize` there. Iterates like a DataLoader of (images, labels)."""
+@dataclass(frozen=True)
+class FramesToFloat:
+    """Cached event frames ``[B, T, P, H, W]`` (any compact dtype) -> float32 ``[T, B, P, H, W]``, the host
+    loader's layout; nothing random to draw."""
 
-    def __init__(self, images, labels, transform: CropFlipNormalize, batch_size: int, device: torch.device,
-                 seed: int):
-        self.images = torch.as_tensor(images, dtype=torch.uint8).to(device)
+    def draw(self, n: int, generator: torch.Generator) -> tuple:
+        return ()
+
+    def __call__(self, frames: torch.Tensor) -> torch.Tensor:
+        return frames.float().transpose(0, 1).contiguous()
+
+
+class DeviceBatches:
+    """An epoch's training batches of samples held on ``device`` as stored (uint8 images, compact frames):
+    shuffled by a seeded generator, each batch turned into the model's input by ``transform`` there (its random
+    draws made once per epoch). Iterates like a DataLoader of (inputs, labels)."""
+
+    def __init__(self, samples, labels, transform, batch_size: int, device: torch.device, seed: int):
+        self.samples = torch.as_tensor(samples).to(device)
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
         self.transform = transform
         self.batch_size = batch_size
@@ -65,33 +77,12 @@ class DeviceImageBatches:
 
     def __iter__(self):
         order = torch.randperm(len(self.labels), generator=self.generator)
-        offsets, flips = self.transform.draw(len(order), self.generator)
+        draws = self.transform.draw(len(order), self.generator)
         for start in range(0, len(order), self.batch_size):
             index = order[start:start + self.batch_size]
-            picked = index.to(self.images.device)
+            picked = index.to(self.samples.device)
             part = slice(start, start + len(index))
-            yield self.transform(self.images[picked], offsets[part], flips[part]), self.labels[picked]
-
-
-class DeviceFrameBatches:
-    """An epoch's batches of cached event frames ([N, T, P, H, W] in their compact dtype) held on ``device``:
-    shuffled by a seeded generator, cast to float32 and laid out ``[T, B, P, H, W]`` there, as the host
-    loader's collate lays them out."""
-
-    def __init__(self, frames, labels, batch_size: int, device: torch.device, seed: int):
-        self.frames = torch.as_tensor(frames).to(device)
-        self.labels = torch.as_tensor(labels, dtype=torch.long).to(device)
-        self.batch_size = batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return (len(self.labels) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        order = torch.randperm(len(self.labels), generator=self.generator)
-        for start in range(0, len(order), self.batch_size):
-            index = order[start:start + self.batch_size].to(self.frames.device)
-            yield self.frames[index].float().transpose(0, 1).contiguous(), self.labels[index]
+            yield self.transform(self.samples[picked], *(d[part] for d in draws)), self.labels[picked]
 
 
 def device_batches_of(dataset, batch_size: int, device: torch.device, seed: int):
@@ -102,14 +93,14 @@ def device_batches_of(dataset, batch_size: int, device: torch.device, seed: int)
     from lightsnn.data.static import ArrayImageDataset
 
     if isinstance(dataset, FramesDataset):
-        return DeviceFrameBatches(dataset.frames, dataset.labels, batch_size, device, seed)
+        return DeviceBatches(dataset.frames, dataset.labels, FramesToFloat(), batch_size, device, seed)
 
     images = getattr(dataset, "images", None) if isinstance(dataset, ArrayImageDataset) else getattr(dataset, "data", None)
     labels = getattr(dataset, "labels", None) if isinstance(dataset, ArrayImageDataset) else getattr(dataset, "targets", None)
     stats = _normalisation(getattr(dataset, "transform", None))
     if images is None or labels is None or stats is None or getattr(images, "ndim", 0) != 4 or images.shape[1:] != (32, 32, 3):
         return None
-    return DeviceImageBatches(images, labels, CropFlipNormalize(*stats), batch_size, device, seed)
+    return DeviceBatches(images, labels, CropFlipNormalize(*stats), batch_size, device, seed)
 
 
 def _normalisation(transform) -> tuple | None:
