@@ -125,7 +125,7 @@ def add_evaluate(sub) -> None:
     p.add_argument("--out", default=None, help="result JSON (default: evaluate.json beside the checkpoint)")
     _evaluate_flags(p)
     _common_job_flags(p)
-    p.set_defaults(func=_cmd_evaluate, paths={"checkpoint": "input_file", "out": "output_file"})
+    p.set_defaults(func=_cmd_evaluate, paths={"checkpoint": "input_file"})  # --out: checked with its default
 
 
 def _cmd_evaluate(args) -> int:

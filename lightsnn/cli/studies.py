@@ -111,7 +111,7 @@ def add_correlate(sub) -> None:
     p.add_argument("--epochs", type=_positive, default=None, help="epochs of each short training")
     p.add_argument("--out", default=None, help="output folder (default results/evidence/<dataset>)")
     _common_job_flags(p)
-    p.set_defaults(func=_cmd_correlate, paths={"out": "output_folder"})
+    p.set_defaults(func=_cmd_correlate, paths={})  # --out: checked in the command, with its default
 
 
 def _cmd_correlate(args) -> int:

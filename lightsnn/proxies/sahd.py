@@ -14,6 +14,7 @@ network's device, a single scalar copied to the host per forward.
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import torch
 import torch.nn as nn
@@ -43,7 +44,9 @@ def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False,
         x = (x > 0).to(torch.float32)
     n = x.shape[2]
     counts = x.sum(2).to(torch.float64)
-    with torch.autocast(x.device.type, enabled=False):  # a bf16 scoring pass must not round the spike counts
+    # a bf16 scoring pass must not round the spike counts; no context at all on the usual fp32 hot path
+    exact = torch.autocast(x.device.type, enabled=False) if torch.is_autocast_enabled(x.device.type) else nullcontext()
+    with exact:
         gram = torch.bmm(x, x.transpose(1, 2)).to(torch.float64)  # exact: 0/1 products summed in fp32 below 2**24
     pair = counts[:, :, None] + counts[:, None, :]
     hamming = pair - 2.0 * gram

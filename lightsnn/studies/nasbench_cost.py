@@ -34,7 +34,7 @@ FRONT_BUDGET = 10.0  # GPU-hours at which the training-based searches' picks joi
 def curve_table(bench) -> budgeted.CurveTable:
     """The benchmark's valid architectures as candidates: curves, cost per epoch, test accuracy, and
     neighbours one edge-op change away that stay valid (evolution's mutations)."""
-    from lightsnn.space.genotype import CellGenotype, Genotype
+    from lightsnn.space.genotype import FORWARD_EDGES, CellGenotype, Genotype
 
     table = bench.table
     valid = table["valid"].to_numpy()
@@ -46,7 +46,7 @@ def curve_table(bench) -> budgeted.CurveTable:
     def neighbours(p: int) -> list[int]:
         if p not in cache:
             cell = bench.genotype(int(ids[p])).cells[0]
-            edges = {edge: cell.op(edge) for edge in _forward_edges()}
+            edges = {edge: cell.op(edge) for edge in FORWARD_EDGES}
             found = []
             for edge, current in edges.items():
                 for op in ops:
@@ -63,12 +63,6 @@ def curve_table(bench) -> budgeted.CurveTable:
                                test=table.loc[valid, "test_acc"].to_numpy(dtype=np.float64),
                                epochs=table.loc[valid, "epochs"].to_numpy(), neighbours=neighbours,
                                extra={"params": table.loc[valid, "params"].to_numpy(dtype=np.float64)})
-
-
-def _forward_edges():
-    from lightsnn.space.genotype import FORWARD_EDGES
-
-    return FORWARD_EDGES
 
 
 def training_searches(table: budgeted.CurveTable, scores: dict[str, np.ndarray] | None = None) -> dict:
