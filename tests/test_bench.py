@@ -1,5 +1,6 @@
 from collections import Counter
 
+import pytest
 import torch
 
 from lightsnn.space.genotype import Genotype
@@ -62,10 +63,10 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     assert len(jobs) == 1 * 5 * 2 * 3 and (jobs["seconds"] > 0).all()
     longer = job_estimates({**config, "train": {"recipe": "quick", "epochs": 8}}, bench)
     ratio = longer.loc[longer["rule"] == "train", "seconds"].sum() / jobs.loc[jobs["rule"] == "train", "seconds"].sum()
-    assert ratio == __import__("pytest").approx(2.0)  # twice the epochs, twice the time
+    assert ratio == pytest.approx(2.0)  # twice the epochs, twice the time
     more = job_estimates({**config, "search": {"snasnet": {"num_search": 60}}}, bench)
     pick = lambda t: t[(t["rule"] == "search") & (t["run"] == "snasnet")]["seconds"].sum()  # noqa: E731
-    assert pick(more) == __import__("pytest").approx(2 * pick(jobs))
+    assert pick(more) == pytest.approx(2 * pick(jobs))
     assert "168 scorings" in jobs[(jobs["rule"] == "search") & (jobs["run"] == "lightsnn-5op")]["work"].iloc[0]
     table = summarise(jobs)
     assert list(table["rule"]) == ["search", "train", "evaluate", "total"] and table["jobs"].iloc[-1] == 30

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -340,7 +341,7 @@ def test_mlflow_opens_as_a_training_experiment_with_parents_that_summarise_and_s
     job.finish(search, table=("candidates", ranked_candidates(search)))
     evaluate = LiveRun(config, "evaluate", identity, group=group)  # opened when the job starts...
     deadline = evaluate.created_ms + 50
-    while int(__import__("time").time() * 1000) < deadline:  # ...the evaluation's work (50 ms)...
+    while int(time.time() * 1000) < deadline:  # ...the evaluation's work (50 ms)...
         pass
     evaluate.start()  # ...and started after it, as the evaluate verb does
     evaluate.finish({"kind": "evaluate", "top1": 0.5625, "sar": 0.125, "energy_pj_per_sample": 2.5e6,
