@@ -5,7 +5,8 @@ import torch
 
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork
-from lightsnn.studies.bench import BenchOptions, ConvRecorder, plain_conv_flops_per_second, run_bench
+from lightsnn.studies.bench import (TRAINING_VARIANTS, BenchOptions, ConvRecorder, plain_conv_flops_per_second,
+                                    run_bench)
 
 
 def test_flop_count_is_analytic_two_macs_per_conv_and_linear():
@@ -50,7 +51,11 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     bench = json.loads((tmp_path / "b.json").read_text())
     work = bench["workloads"]
-    assert set(work) == {"lightsnn_search", "snasnet_search", "benchmark_scoring", "training", "litesnn_step"}
+    assert set(work) == {"lightsnn_search", "snasnet_search", "snasnet_search_bf16", "benchmark_scoring", "training",
+                         "training_variants", "litesnn_step"}
+    variants = work["training_variants"]
+    assert [v["options"] for v in variants.values()] == list(TRAINING_VARIANTS.values())
+    assert work["training"] == variants["fp32"] and all(v["samples_per_second"] > 0 for v in variants.values())
     assert work["lightsnn_search"]["scorings"] == 60 and work["benchmark_scoring"]["architectures"] == 2
     assert all(v > 0 for v in (work["training"]["samples_per_second"], work["litesnn_step"]["seconds_per_step"],
                                work["snasnet_search"]["seconds_per_scoring"]))
@@ -67,6 +72,15 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     more = job_estimates({**config, "search": {"snasnet": {"num_search": 60}}}, bench)
     pick = lambda t: t[(t["rule"] == "search") & (t["run"] == "snasnet")]["seconds"].sum()  # noqa: E731
     assert pick(more) == pytest.approx(2 * pick(jobs))
+    fast = job_estimates({**config, "train": {**config["train"], "bf16": True, "channels_last": True,
+                                               "device_data": True}}, bench)
+    rates = variants["fp32"]["flops_per_second"] / variants["bf16_channels_last_device_data"]["flops_per_second"]
+    on = lambda t: t[t["rule"] == "train"]  # noqa: E731
+    assert on(fast)["seconds"].sum() == pytest.approx(on(jobs)["seconds"].sum() * rates)
+    assert "bf16_channels_last_device_data rate" in on(fast)["work"].iloc[0] and "fp32 rate" in on(jobs)["work"].iloc[0]
+    half = job_estimates({**config, "train": {**config["train"], "bf16": True}}, bench)  # a variant not measured
+    assert on(half)["seconds"].sum() == pytest.approx(on(jobs)["seconds"].sum())
+    assert "it measured none with bf16" in on(half)["work"].iloc[0]
     assert "168 scorings" in jobs[(jobs["rule"] == "search") & (jobs["run"] == "lightsnn-5op")]["work"].iloc[0]
     table = summarise(jobs)
     assert list(table["rule"]) == ["search", "train", "evaluate", "total"] and table["jobs"].iloc[-1] == 30

@@ -56,6 +56,21 @@ def test_a_killed_training_resumes_and_ends_exactly_as_an_uninterrupted_one(tmp_
     assert not list(out.glob(".*.tmp"))
 
 
+def test_bf16_and_channels_last_apply_on_the_device_that_trains_and_their_weights_evaluate_in_fp32(tmp_path):
+    """``train.bf16`` autocasts the step on whatever device trains (here avx512-bf16 or emulated on the CPU), so its
+    numerics can be measured without a GPU; channels-last weights save and load as any others."""
+    base = {**TRAIN_CONFIG, "train": {**TRAIN_CONFIG["train"], "epochs": 1, "max_batches": 3}}
+    runs = {}
+    for name, extra in (("fp32", {}), ("bf16", {"bf16": True, "channels_last": True})):
+        config = {**base, "train": {**base["train"], **extra}}
+        runs[name] = run_train("digits", 3, config, tmp_path / name, genotype=GENOTYPE, progress=False,
+                               log=lambda _: None)
+    fp32, bf16 = runs["fp32"]["history"][0]["train_loss"], runs["bf16"]["history"][0]["train_loss"]
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.1 * fp32  # rounded differently, trained alike
+    metrics = run_evaluate(runs["bf16"]["checkpoint"], {"device": "cpu"}, energy_samples=8)
+    assert metrics["top1"] == pytest.approx(runs["bf16"]["final_test_acc"])
+
+
 def test_training_on_digits_beats_chance_and_evaluate_reports_every_metric(tmp_path):
     config = {"device": "cpu", "train": {"recipe": "quick", "epochs": 3, "batch_size": 32}}  # digits preset
     lines = []

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import ClassVar
 
 import torch
@@ -170,40 +171,56 @@ def _replay_flops(method, result, options, cfg, opts, device):
     return total, first_shapes
 
 
-def bench_training(opts: BenchOptions, device: torch.device) -> dict:
+#: Training variants the suite measures side by side (before/after in one run): the train options each sets. The
+#: first is what a config gets by default; ``plan`` costs a config's trainings with the variant of its options.
+TRAINING_VARIANTS: dict[str, dict] = {
+    "fp32": {},
+    "fp32_device_data": {"device_data": True},
+    "bf16_channels_last_device_data": {"bf16": True, "channels_last": True, "device_data": True},
+}
+
+
+def bench_training(opts: BenchOptions, device: torch.device, variant: dict | None = None) -> dict:
+    """Training epochs of ``opts.train_batches`` batches through the real :class:`Trainer` (its loader, its step,
+    its precision and memory format) on CIFAR-shaped uint8 images with the papers' augmentation, so a
+    ``device_data`` variant measures the device pipeline a CIFAR training gets; one warm-up epoch first. The
+    network is CIFAR's (32 x 32 inputs) whatever ``opts.image_size`` says: that is the data path measured."""
+    import tempfile
+
+    import numpy as np
+
+    from lightsnn.data.static import ArrayImageDataset, cifar_transforms
+    from lightsnn.training.train import Trainer, TrainOptions
+
+    variant = variant or {}
+    opts = replace(opts, image_size=32)
     cfg = _net_config(opts, "max")
     torch.manual_seed(0)
-    net = SNASNetwork.from_genotype(cfg, Genotype.from_str(opts.genotype)).to(device)
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(opts.train_batch_size, 3, opts.image_size, opts.image_size, generator=g).to(device)
-    y = torch.randint(0, 10, (opts.train_batch_size,), generator=g).to(device)
+    net = SNASNetwork.from_genotype(cfg, Genotype.from_str(opts.genotype))
     rec = ConvRecorder(net)
     with torch.no_grad():
         reset_state(net)
-        net(x)
+        net(torch.zeros(1, 3, opts.image_size, opts.image_size))
     rec.close()
-    forward_flops = rec.flops
-    net.train()
-
-    def step():
-        reset_state(net)
-        loss = F.cross_entropy(net(x), y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step()
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(opts.train_batches):
-        step()
-    _sync(device)
-    seconds = time.perf_counter() - start
-    samples = opts.train_batches * opts.train_batch_size
-    flops = 3.0 * forward_flops * opts.train_batches  # backward ~ 2x forward
-    return {"samples_per_second": samples / seconds, "seconds": seconds, "batches": opts.train_batches,
-            "flops_per_second": flops / seconds, "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
+    rng = np.random.default_rng(0)
+    n = opts.train_batches * opts.train_batch_size
+    images = rng.integers(0, 256, (n, opts.image_size, opts.image_size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 10, n)
+    train = ArrayImageDataset(images, labels, cifar_transforms("cifar10")[0])
+    options = TrainOptions(epochs=2, batch_size=opts.train_batch_size, max_batches=opts.train_batches, **variant)
+    with tempfile.TemporaryDirectory() as folder:
+        trainer = Trainer(net, options, Splits(train, train), device, seed=0, out_dir=Path(folder), num_classes=10,
+                          loss_kind="ce", progress=False, log=lambda _: None)
+        trainer._train_epoch(1)  # warm-up: kernels, cuDNN's algorithm choice, the allocator
+        _sync(device)
+        start = time.perf_counter()
+        epoch = trainer._train_epoch(2)
+        _sync(device)
+        seconds = time.perf_counter() - start
+    flops = 3.0 * rec.flops * epoch["samples"]  # backward ~ 2x forward
+    return {"samples_per_second": epoch["samples"] / seconds, "seconds": seconds, "batches": opts.train_batches,
+            "options": variant, "flops_per_second": flops / seconds,
+            "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
 
 
 def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
@@ -332,7 +349,12 @@ def run_suite(name: str, device: torch.device, log=print) -> dict:
     work["snasnet_search"] = {**snas, "seconds_per_scoring": snas["seconds"] / snas["scorings"],
                               "batch_size": suite["snasnet_batch"]}
     work["benchmark_scoring"] = bench_benchmark_scoring(suite["benchmark"], opts.timesteps, device)
-    work["training"] = bench_training(opts, device)
+    work["snasnet_search_bf16"] = _without_shapes(bench_search(
+        "snasnet", opts, device, {"num_search": opts.snasnet_candidates, "batch_size": suite["snasnet_batch"],
+                                  "bf16": True}))
+    variants = {name: bench_training(opts, device, variant) for name, variant in TRAINING_VARIANTS.items()}
+    work["training"] = variants[next(iter(TRAINING_VARIANTS))]
+    work["training_variants"] = variants
     work["litesnn_step"] = bench_litesnn(suite["litesnn"], opts.image_size, device)
     figures["seconds"] = time.perf_counter() - started
     rows = [("LightSNN search", f"{light['scorings']} scorings in {light['seconds']:.1f} s",
@@ -341,14 +363,21 @@ def run_suite(name: str, device: torch.device, log=print) -> dict:
              _rate(snas["flops_per_second"])),
             ("benchmark scoring", f"{work['benchmark_scoring']['seconds_per_architecture']:.3f} s per architecture",
              f"C={suite['benchmark']['width']}"),
-            ("training", f"{work['training']['samples_per_second']:.0f} samples/s",
-             _rate(work["training"]["flops_per_second"])),
+            ("SNASNet search, bf16", f"{work['snasnet_search_bf16']['scorings']} candidates in "
+             f"{work['snasnet_search_bf16']['seconds']:.1f} s", _rate(work["snasnet_search_bf16"]["flops_per_second"])),
+            *((f"training, {name.replace('_', ' ')}", f"{v['samples_per_second']:.0f} samples/s",
+               _rate(v["flops_per_second"])) for name, v in variants.items()),
             ("LitE-SNN search", f"{work['litesnn_step']['seconds_per_step']:.3f} s per bi-level step",
              f"batch {suite['litesnn']['batch_size']}")]
     width = max(len(r[0]) for r in rows)
     for workload, speed, rate in rows:
         log(f"  {workload:{width}s}  {speed:40s} {rate}")
     log(f"suite {name}: {figures['seconds']:.0f} s")
+    return figures
+
+
+def _without_shapes(figures: dict) -> dict:
+    figures.pop("conv_shapes")
     return figures
 
 

@@ -53,7 +53,7 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     runs.update({name: (spec["method"], spec.get("options") or {}) for name, spec in (wf.get("variants") or {}).items()})
     train = TrainOptions.from_config(config.get("train"))
     bench_flops = forward_flops(_bench_net(bench), bench["options"]["genotype"])
-    train_rate = work["training"]["flops_per_second"]
+    train_rate, variant = training_rate(work, train)
     flops_cache: dict = {}
     rows = []
     for dataset in datasets:
@@ -82,11 +82,27 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
                 rows.append({"rule": "search", "dataset": dataset, "run": run, "seed": seed, "work": what,
                              "seconds": search_s})
                 rows.append({"rule": "train", "dataset": dataset, "run": run, "seed": seed,
-                             "work": f"{epochs} epochs x {int(samples)} samples, {fwd / 1e9:.1f} GFLOP per forward",
+                             "work": f"{epochs} epochs x {int(samples)} samples, {fwd / 1e9:.1f} GFLOP per forward, "
+                                     f"at the bench's {variant} rate",
                              "seconds": train_s})
                 rows.append({"rule": "evaluate", "dataset": dataset, "run": run, "seed": seed,
                              "work": f"{n_test} test samples, about 3 passes", "seconds": evaluate_s})
     return pd.DataFrame(rows)
+
+
+#: The train options whose speed the bench measures per variant (``bench.TRAINING_VARIANTS``).
+SPEED_OPTIONS = ("bf16", "channels_last", "device_data")
+
+
+def training_rate(work: dict, train) -> tuple[float, str]:
+    """FLOP/s of the bench's training variant with exactly the config's speed options (bf16, channels-last, device
+    data), and its name; a bench without that variant (an older suite JSON) gives its plain fp32 rate."""
+    wanted = {key: True for key in SPEED_OPTIONS if getattr(train, key)}
+    for name, figures in (work.get("training_variants") or {}).items():
+        if figures.get("options") == wanted:
+            return figures["flops_per_second"], name
+    missed = f" (it measured none with {', '.join(wanted)})" if wanted else ""
+    return work["training"]["flops_per_second"], "fp32" + missed
 
 
 def _bench_net(bench: dict):

@@ -80,8 +80,10 @@ class TrainOptions(Options):
     eta_min_ratio: float | None = opt(None, "cosine floor as a share of lr")
     loss: str = opt("auto", f"auto (the dataset's own: {_AUTO_LOSSES}), ce or mse", LOSSES)
     val_fraction: float = opt(0.0, "share of the training set held out for model selection", min=0.0)
-    amp: bool = opt(False, "bf16 autocast (CUDA only)")
-    channels_last: bool = opt(False, "channels-last memory format (CUDA only)")
+    bf16: bool = opt(False, "train under bf16 autocast (tensor cores on a GPU; avx512-bf16 on a CPU): convolutions "
+                            "and the LIF membrane in bf16, the loss in fp32; measured in docs/benchmarks.md")
+    channels_last: bool = opt(False, "channels-last memory format for the network and its 4-D inputs (no NCHW<->NHWC "
+                                     "conversions around cuDNN's bf16 convolutions)")
     device_data: bool = opt(False, "training batches made on the device instead of per sample on the host: CIFAR's "
                                    "uint8 images kept there (crop, flip and normalise batch-wise), cached event "
                                    "frames kept there in their compact dtype; other datasets ignore it")
@@ -190,8 +192,7 @@ class Trainer:
                                          weight_decay=options.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=options.epochs,
                                                                     eta_min=options.floor())
-        self.use_amp = options.amp and device.type == "cuda"
-        if options.channels_last and device.type == "cuda":
+        if options.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
 
     def _loader(self, dataset, shuffle: bool, epoch: int = 0) -> DataLoader:
@@ -311,10 +312,10 @@ class Trainer:
             if index >= total:
                 break
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if self.options.channels_last and self.device.type == "cuda" and x.dim() == 4:
+            if self.options.channels_last and x.dim() == 4:
                 x = x.contiguous(memory_format=torch.channels_last)
             reset_state(self.model)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
                 out = self.model(x)
             loss = self.loss(out.float(), y)
             self.optimizer.zero_grad(set_to_none=True)
