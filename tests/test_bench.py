@@ -92,3 +92,19 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     (tmp_path / "not.json").write_text(json.dumps({"lightsnn": {}}))
     assert main(["plan", "--bench", str(tmp_path / "not.json"), "--config", str(tmp_path / "c.yaml")]) == 2
     assert "is not a suite's" in capsys.readouterr().err
+
+
+def test_plan_counts_flops_without_computing_and_runs_an_event_stem_at_every_timestep():
+    """Counted on the meta device (a paper-size network costs no compute), equal to a real forward's count; event
+    input passes the stem T times where a static image passes it once."""
+    from lightsnn.studies.plan import TYPICAL, forward_flops
+
+    cfg = PRESETS["ndigits"].with_overrides({"channels": 3, "timesteps": 4, "classifier_width": 8})
+    net = SNASNetwork.from_genotype(cfg, Genotype.from_str(TYPICAL)).eval()
+    rec = ConvRecorder(net)
+    with torch.no_grad():
+        net(torch.zeros(4, 1, 2, 32, 32))
+    rec.close()
+    assert forward_flops(cfg, events=True) == rec.flops
+    stem = 2 * 2 * 3 * 9 * 32 * 32  # 2 x MACs of the 3x3 stem, 2 -> 3 channels on 32 x 32
+    assert forward_flops(cfg, events=True) - forward_flops(cfg) == (4 - 1) * stem

@@ -21,19 +21,23 @@ from lightsnn.space.genotype import Genotype
 TYPICAL = "0313 3031 1303 3310"
 
 
-def forward_flops(netcfg, genotype: str = TYPICAL) -> float:
-    """FLOPs of one sample's forward pass (2 x MACs of every conv and linear call over the T timesteps)."""
+def forward_flops(netcfg, genotype: str = TYPICAL, events: bool = False) -> float:
+    """FLOPs of one sample's forward pass (2 x MACs of every conv and linear call over the T timesteps), counted on
+    the meta device: shapes only, so a paper-size network costs no compute. ``events``: the input is T frames and
+    the stem runs at every timestep (a static image passes the stem once)."""
     import torch
 
     from lightsnn.space.neurons import reset_state
     from lightsnn.space.network import SNASNetwork
     from lightsnn.studies.bench import ConvRecorder
 
-    net = SNASNetwork.from_genotype(netcfg, Genotype.from_str(genotype)).eval()
+    with torch.device("meta"):
+        net = SNASNetwork.from_genotype(netcfg, Genotype.from_str(genotype)).eval()
     record = ConvRecorder(net)
+    shape = (1, netcfg.in_channels, netcfg.image_size, netcfg.image_size)
     with torch.no_grad():
         reset_state(net)
-        net(torch.zeros(1, netcfg.in_channels, netcfg.image_size, netcfg.image_size))
+        net(torch.zeros((netcfg.timesteps, *shape) if events else shape, device="meta"))
     record.close()
     return float(record.flops)
 
@@ -64,13 +68,13 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
         for run, (method, overrides) in runs.items():
             options = method_options(method, config, overrides, dataset)
             searched = net_config(dataset, config, options)
-            search_s, what = _search_seconds(options, searched, n_train, bench, bench_flops, flops_cache)
+            search_s, what = _search_seconds(options, searched, n_train, bench, bench_flops, flops_cache, spec.events)
             # the network trained: a searched genotype's own size is unknown until the search ends, so the dataset's
             # SNASNet-family network with a typical genotype stands in for every method's (LitE-SNN's included)
             trained = net_config(dataset, config, None)
             key = (dataset, trained.channels, trained.timesteps, trained.image_size)
             if key not in flops_cache:
-                flops_cache[key] = forward_flops(trained)
+                flops_cache[key] = forward_flops(trained, events=spec.events)
             fwd = flops_cache[key]
             epochs = train.epochs
             samples = n_train * (1 - train.val_fraction)
@@ -111,8 +115,8 @@ def _bench_net(bench: dict):
     return _net_config(BenchOptions(**bench["options"]), "avg")
 
 
-def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: float, cache: dict
-                    ) -> tuple[float, str]:
+def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: float, cache: dict,
+                    events: bool = False) -> tuple[float, str]:
     """A search job's time: the work its method declares (``planned_work``) at the rate the bench measured for
     that kind of work, scaled from the bench's sizes to the config's."""
     work, sizes = bench["workloads"], bench["options"]
@@ -124,9 +128,9 @@ def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: flo
         scale = (options.batch_size / step["batch_size"]) * (netcfg.image_size / 32) ** 2
         scale *= netcfg.timesteps / 6 * (options.filter_multiplier / 12)  # the paper preset the bench steps
         return units * step["seconds_per_step"] * scale, f"{units} bi-level steps"
-    key = (netcfg.channels, netcfg.timesteps, netcfg.image_size, netcfg.in_channels, netcfg.pooling)
+    key = (netcfg.channels, netcfg.timesteps, netcfg.image_size, netcfg.in_channels, netcfg.pooling, events)
     if key not in cache:
-        cache[key] = forward_flops(netcfg)
+        cache[key] = forward_flops(netcfg, events=events)
     fwd = cache[key]
     what = f"{units} scorings (batch {options.batch_size}, repeat {options.repeat})"
     if kind == "lightsnn_search":  # the bench's seconds per scoring of the 3-op supernet, scaled
