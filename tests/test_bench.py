@@ -108,3 +108,41 @@ def test_plan_counts_flops_without_computing_and_runs_an_event_stem_at_every_tim
     assert forward_flops(cfg, events=True) == rec.flops
     stem = 2 * 2 * 3 * 9 * 32 * 32  # 2 x MACs of the 3x3 stem, 2 -> 3 channels on 32 x 32
     assert forward_flops(cfg, events=True) - forward_flops(cfg) == (4 - 1) * stem
+
+
+def test_plan_names_the_jobs_a_profiles_runtime_would_kill(tmp_path, capsys):
+    """`plan --profile` compares each job's estimate with the runtime the Snakemake profile grants its rule
+    (set-resources, else default-resources, in minutes or as '2h'): over it exits 1, within the estimates' error
+    it warns; the shipped SLURM profile's own runtimes parse."""
+    import json
+
+    import yaml
+
+    from lightsnn.cli import main
+    from lightsnn.studies.plan import job_estimates, over_runtime, profile_runtimes
+
+    assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
+    config = {"workflow": {"datasets": ["digits"], "methods": ["snasnet", "random"], "seeds": [0, 1]},
+              "networks": {"digits": {"channels": 4, "timesteps": 2}}, "train": {"recipe": "quick", "epochs": 2}}
+    jobs = job_estimates(config, json.loads((tmp_path / "b.json").read_text()))
+    train_min = jobs.loc[jobs["rule"] == "train", "seconds"].max() / 60
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    (profile / "config.yaml").write_text(yaml.safe_dump({
+        "default-resources": [f"runtime={train_min * 1.2 * 60:.3f}s"],  # within the x1.5 error of the training
+        "set-resources": {"search": {"runtime": 0}, "evaluate": {"runtime": "2h"}}}))
+    limits = profile_runtimes(profile)
+    assert limits["search"] == 0 and limits["evaluate"] == 120 and limits["*"] == pytest.approx(train_min * 1.2, rel=1e-3)
+    flagged = over_runtime(jobs, limits)
+    assert sorted(zip(flagged["rule"], flagged["run"], flagged["over"])) == [
+        ("search", "random", True), ("search", "snasnet", True), ("train", "random", False), ("train", "snasnet", False)]
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    args = ["plan", "--bench", str(tmp_path / "b.json"), "--config", str(tmp_path / "c.yaml"), "--profile"]
+    assert main(args + [str(profile)]) == 1
+    out = capsys.readouterr().out
+    assert "over the profile's runtime: search digits snasnet" in out and "set-resources.search.runtime" in out
+    assert "within the estimate error (x1.5) of the profile's runtime: train digits random" in out
+    assert set(profile_runtimes("workflow/profiles/slurm")) >= {"*", "search", "train", "evaluate"}
+    (profile / "config.yaml").write_text(yaml.safe_dump({"set-resources": {"train": {"runtime": "soon"}}}))
+    assert main(args + [str(profile)]) == 2
+    assert "runtime 'soon' is neither minutes nor a time like '4h'" in capsys.readouterr().err

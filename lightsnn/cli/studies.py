@@ -68,7 +68,11 @@ def add_plan(sub) -> None:
     _common_job_flags(p, ("config", "config_json"))
     p.add_argument("--bench", required=True, help="bench JSON written by 'bench --suite'")
     p.add_argument("--out", default=None, help="also write every job's estimate to this CSV")
-    p.set_defaults(func=_cmd_plan, paths={"bench": "input_file", "out": "output_file"})
+    p.add_argument("--profile", default=None,
+                   help="a Snakemake profile folder (e.g. workflow/profiles/slurm): name every job whose estimate "
+                        "(or 1.5 x it, the estimates' error) exceeds the runtime it grants the job's rule; exit 1 "
+                        "if an estimate itself does")
+    p.set_defaults(func=_cmd_plan, paths={"bench": "input_file", "out": "output_file", "profile": "input_folder"})
 
 
 def _cmd_plan(args) -> int:
@@ -76,7 +80,7 @@ def _cmd_plan(args) -> int:
     from pathlib import Path
 
     from lightsnn.core.atomic import write_text_atomic
-    from lightsnn.studies.plan import job_estimates, summarise
+    from lightsnn.studies.plan import MARGIN, job_estimates, over_runtime, profile_runtimes, summarise
 
     try:
         bench = json.loads(Path(args.bench).read_text())
@@ -93,6 +97,17 @@ def _cmd_plan(args) -> int:
     if args.out:
         write_text_atomic(args.out, jobs.to_csv(index=False))
         print(f"-> {args.out}")
+    if args.profile:
+        over = over_runtime(jobs, profile_runtimes(args.profile))
+        for row in over.to_dict("records"):
+            print(f"{'over' if row['over'] else 'within the estimate error (x' + str(MARGIN) + ') of'} the "
+                  f"profile's runtime: {row['rule']} {row['dataset']} {row['run']}: about {row['estimate_min']:.0f} "
+                  f"min estimated, {row['runtime_min']:.0f} min granted; raise set-resources.{row['rule']}.runtime "
+                  f"in {args.profile}/config.yaml")
+        if over["over"].any():
+            return 1
+        if not len(over):
+            print(f"every job fits the runtimes of {args.profile} (with a margin of x{MARGIN})")
     return 0
 
 

@@ -147,3 +147,59 @@ def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     total = pd.DataFrame([{"rule": "total", "jobs": int(table["jobs"].sum()), "mean": math.nan,
                            "total": float(table["total"].sum()), "hours": float(table["total"].sum()) / 3600}])
     return pd.concat([table, total], ignore_index=True)
+
+
+_UNITS = {"s": 1 / 60, "m": 1, "min": 1, "h": 60, "d": 1440}
+
+
+def profile_runtimes(folder) -> dict[str, float]:
+    """Minutes of ``runtime`` a Snakemake profile grants each rule: its ``set-resources``, else its
+    ``default-resources`` (key ``"*"``). Runtimes are minutes, or strings such as ``"4h"`` or ``"90m"``."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        raise ValueError(f"--profile {str(folder)!r} has no config.yaml; give a Snakemake profile folder such as "
+                         "workflow/profiles/slurm")
+    data = yaml.safe_load(path.read_text()) or {}
+
+    def resources(value) -> dict:  # a mapping, or Snakemake's list of "key=value" strings
+        if isinstance(value, list):
+            return dict(item.split("=", 1) for item in value if isinstance(item, str) and "=" in item)
+        return value if isinstance(value, dict) else {}
+
+    limits = {}
+    if "runtime" in resources(data.get("default-resources")):
+        limits["*"] = _minutes(resources(data["default-resources"])["runtime"], path)
+    for rule, res in (data.get("set-resources") or {}).items():
+        if "runtime" in resources(res):
+            limits[rule] = _minutes(resources(res)["runtime"], path)
+    return limits
+
+
+def _minutes(value, path) -> float:
+    import re
+
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"\s*([\d.]+)\s*(s|m|min|h|d)?\s*", str(value))
+    if not match:
+        raise ValueError(f"{path}: runtime {value!r} is neither minutes nor a time like '4h' or '90m'")
+    return float(match.group(1)) * _UNITS[match.group(2) or "m"]
+
+
+#: The estimates' error: a job whose estimate is within this factor of its runtime limit may still exceed it.
+MARGIN = 1.5
+
+
+def over_runtime(jobs: pd.DataFrame, limits: dict[str, float]) -> pd.DataFrame:
+    """The distinct (rule, dataset, run) jobs whose estimate, or the estimate times :data:`MARGIN`, exceeds the
+    runtime the profile grants their rule (column ``over``: True for the estimate itself). On a cluster such a
+    job is killed at its limit; searches and trainings resume when rerun, at the cost of a queue slot."""
+    limit = jobs["rule"].map(lambda rule: limits.get(rule, limits.get("*", math.inf)))
+    minutes = jobs["seconds"] / 60
+    flagged = jobs.assign(estimate_min=minutes, runtime_min=limit, over=minutes > limit)[minutes * MARGIN > limit]
+    return flagged.drop_duplicates(["rule", "dataset", "run"])[["rule", "dataset", "run", "estimate_min",
+                                                                 "runtime_min", "over"]]
