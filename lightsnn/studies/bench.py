@@ -251,9 +251,9 @@ def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
 
 
 # --- the suite: the five workloads a paper-size run pays for, each at the size users run ----------------------
-#: Sizes per suite. ``paper``: the papers' presets on CIFAR-10 (by issue 27's per-workload H200 figures about a
-#: minute, most of it the LightSNN search and the LitE-SNN steps; not yet run there); ``smoke``: the same code at
-#: tiny sizes, for a CPU and the test suite.
+#: Sizes per suite. ``paper``: the papers' presets on CIFAR-10 (by the H200 figures of 2026-12-04 in
+#: docs/benchmarks.md about a minute, most of it the LightSNN search and the LitE-SNN steps; the suite itself has not
+#: run there yet); ``smoke``: the same code at tiny sizes, for a CPU and the test suite.
 SUITES: dict[str, dict] = {
     "paper": {"bench": {"channels": 256, "image_size": 32, "timesteps": 5, "batch_size": 32, "repeat": 2,
                         "snasnet_candidates": 20, "train_batch_size": 64, "train_batches": 10,

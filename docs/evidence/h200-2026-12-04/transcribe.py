@@ -1,6 +1,6 @@
 # Run from the repository root: .venv/bin/python docs/evidence/h200-2026-12-04/transcribe.py
-"""A bench JSON for 'plan' from the H200 figures issue 27 quotes (2026-12-04, one H200, torch 2.11 + CUDA 13, the
-code of that day, paper sizes), until 'scripts/gpu-check.sh' measures a GPU itself. Each rate is one quoted
+"""A bench JSON for 'plan' from the first H200 figures (2026-12-04, one H200, torch 2.11 + CUDA 13, the code of that
+day, paper sizes; docs/benchmarks.md, section GPU), until 'scripts/gpu-check.sh' measures a GPU itself. Each rate is one quoted
 figure; FLOP rates are those figures times the FLOPs this repository counts for the same network, so 'plan'
 gives back exactly the quoted times at the quoted sizes (checked below)."""
 import json
@@ -19,8 +19,8 @@ quoted = {
 }
 scorings, seconds = quoted["snasnet_search"]
 bench = {
-    "suite": "paper, transcribed from issue 27 (not measured by this script)", "device": "cuda",
-    "device_name": "NVIDIA H200 (issue 27's figures, 2026-12-04)", "torch": "2.11 + CUDA 13",
+    "suite": "paper, transcribed from the H200 figures of 2026-12-04 (docs/benchmarks.md)", "device": "cuda",
+    "device_name": "NVIDIA H200", "torch": "2.11 + CUDA 13",
     "options": {**options.__dict__, "genotype": TYPICAL},
     "workloads": {
         "lightsnn_search": {"scorings": 60, "seconds": 16.7, "seconds_per_scoring": 16.7 / 60},
