@@ -211,10 +211,10 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer(net, options, Splits(train, train), device, seed=0, out_dir=Path(folder), num_classes=10,
                           loss_kind="ce", progress=False, log=lambda _: None)
-        trainer._train_epoch(1)  # warm-up: kernels, cuDNN's algorithm choice, the allocator
+        trainer.train_epoch(1)  # warm-up: kernels, cuDNN's algorithm choice, the allocator
         _sync(device)
         start = time.perf_counter()
-        epoch = trainer._train_epoch(2)
+        epoch = trainer.train_epoch(2)
         _sync(device)
         seconds = time.perf_counter() - start
     flops = 3.0 * rec.flops * epoch["samples"]  # backward ~ 2x forward

@@ -255,7 +255,7 @@ class Trainer:
         val_loader = self._loader(self.val, shuffle=False) if self.val is not None else None
         for epoch in range(state["epoch"] + 1, self.options.epochs + 1):
             start = time.perf_counter()
-            train_stats = self._train_epoch(epoch)
+            train_stats = self.train_epoch(epoch)
             lr = self.optimizer.param_groups[0]["lr"]
             self.scheduler.step()
             test = evaluate_accuracy(self.model, test_loader, self.device, self.loss)
@@ -289,7 +289,9 @@ class Trainer:
         save_checkpoint({"format": CHECKPOINT_FORMAT, "model": self.model.state_dict(), "meta": self.meta,
                       "logits": None if self.logits_param is None else self.logits_param.detach().clone()}, path)
 
-    def _train_epoch(self, epoch: int) -> dict:
+    def train_epoch(self, epoch: int) -> dict:
+        """One pass over the training set (at most ``max_batches``), its batches drawn from ``epoch``'s seed: the
+        mean loss, accuracy, samples and seconds. No checkpoint, no scheduler step (``run`` does those)."""
         self.model.train()
         loader = self._loader(self.train_set, shuffle=True, epoch=epoch)
         if self.options.device_data:
