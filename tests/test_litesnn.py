@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lightsnn.search.litesnn import decode, lite_loss, psi_weights
-from lightsnn.space.compconv import CompConv, kept_count, quantize, top_k_mask
+from lightsnn.space.compconv import CompConv, effective_weights, kept_count, quantize, top_k_mask
 from lightsnn.space.litesnn_genotype import LiteGenotype, LiteGenotypeError, edge_index
 from lightsnn.space.litesnn_net import LiteNet, LiteNetConfig, LiteSearchNet
 from lightsnn.space.neurons import make_lite_lif, reset_state
@@ -110,6 +110,27 @@ def test_cost_terms_of_one_conv_by_hand():
     assert conv.bit_synops(x.repeat(8, 1, 1, 1), beta).item() == pytest.approx(synops.item())
     (size + synops).backward()
     assert torch.allclose(beta.grad, torch.tensor([1.0, 2.0, 4.0]) * (27 + 27 * 16 * 0.25))
+
+
+def test_many_convs_quantised_and_masked_at_once_equal_each_on_its_own():
+    """``effective_weights`` quantises and masks the stacked weights of all ops reading one input in one set of
+    tensor ops (the search step is bound by op count on a GPU); each conv keeps its own std and top-k mask, and
+    the values and straight-through gradients equal those of each conv done on its own."""
+    torch.manual_seed(5)
+    convs = [CompConv(3, 4, 3, 1, 1, bits=(1, 2, 4), keep=0.3) for _ in range(4)]
+    with torch.no_grad():
+        convs[2].weight.mul_(7.0)  # a spread of its own: one shared std would quantise it wrongly
+    beta = torch.softmax(torch.randn(3), 0).requires_grad_()
+    alone = torch.stack([sum(beta[i] * quantize(c.weight, b) for i, b in enumerate(c.bits))
+                         * top_k_mask(c.popup_scores, c.keep) for c in convs])
+    together = effective_weights(convs, beta)
+    assert torch.equal(together, alone)
+    assert [int((w != 0).sum()) for w in together] == [kept_count(108, 0.3)] * 4
+    parameters = [beta] + [c.weight for c in convs] + [c.popup_scores for c in convs]
+    for a, b in zip(torch.autograd.grad((alone ** 2).sum(), parameters),
+                    torch.autograd.grad((together ** 2).sum(), parameters)):
+        assert torch.allclose(a, b)
+    assert torch.equal(convs[1].effective_weight(beta), together[1])
 
 
 def test_lite_lif_is_the_released_neuron():

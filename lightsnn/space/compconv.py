@@ -22,14 +22,18 @@ import torch.nn.functional as F
 GAUSSIAN_STEPS: dict[int, float] = {1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336}
 
 
-def quantize(weight: torch.Tensor, bits: int) -> torch.Tensor:
-    """``clamp((round(W/d + 1/2) - 1/2) d, +-(2^b/2 - 1/2) d)`` with ``d = g_b std(W)``; gradient straight to W."""
+def quantize(weight: torch.Tensor, bits: int, stacked: bool = False) -> torch.Tensor:
+    """``clamp((round(W/d + 1/2) - 1/2) d, +-(2^b/2 - 1/2) d)`` with ``d = g_b std(W)``; gradient straight to W.
+
+    ``stacked``: the leading dimension indexes separate weight tensors, each quantised with its own std (one set
+    of tensor ops for many convs instead of one set each: LitE-SNN's step is bound by op count on a GPU)."""
     if bits not in GAUSSIAN_STEPS:
         raise ValueError(f"bit width {bits} has no quantiser step; allowed: {sorted(GAUSSIAN_STEPS)}")
     w = weight.detach()
-    step = GAUSSIAN_STEPS[bits] * w.std().clamp_min(1e-12)
+    spread = w.flatten(1).std(1).view(-1, *[1] * (w.dim() - 1)) if stacked else w.std()
+    step = GAUSSIAN_STEPS[bits] * spread.clamp_min(1e-12)
     top = (2 ** bits / 2 - 0.5) * step
-    levels = ((torch.round(w / step + 0.5) - 0.5) * step).clamp(-top, top)
+    levels = torch.minimum(torch.maximum((torch.round(w / step + 0.5) - 0.5) * step, -top), top)
     return levels + (weight - w)  # exactly the levels forward, the identity backward
 
 
@@ -38,13 +42,35 @@ def kept_count(numel: int, keep: float) -> int:
     return max(1, min(numel, int(round(keep * numel))))
 
 
-def top_k_mask(scores: torch.Tensor, keep: float) -> torch.Tensor:
-    """1 for the :func:`kept_count` largest ``|scores|``, else 0; the gradient passes straight to ``scores``."""
-    flat = scores.detach().abs().flatten()
-    mask = torch.zeros_like(flat)
-    mask[flat.topk(kept_count(flat.numel(), keep)).indices] = 1.0
+def top_k_mask(scores: torch.Tensor, keep: float, stacked: bool = False) -> torch.Tensor:
+    """1 for the :func:`kept_count` largest ``|scores|``, else 0; the gradient passes straight to ``scores``.
+    ``stacked``: the leading dimension indexes separate score tensors, each masked on its own."""
+    flat = scores.detach().abs().flatten(1 if stacked else 0)
+    if not stacked:
+        flat = flat.unsqueeze(0)
+    mask = torch.zeros_like(flat).scatter_(1, flat.topk(kept_count(flat.shape[1], keep), dim=1).indices, 1.0)
     mask = mask.view_as(scores)
     return mask + (scores - scores.detach()) if scores.requires_grad else mask
+
+
+def effective_weights(convs: "list[CompConv]", beta: torch.Tensor | None = None) -> torch.Tensor:
+    """``M * sum_b beta_b Q_b(W)`` of every conv of ``convs`` (one shape, bit widths and keep ratio), stacked
+    ``[len(convs), out, in, k, k]``: each conv keeps its own quantiser step and top-k mask, computed for all of
+    them in one set of tensor ops."""
+    first = convs[0]
+    if any(c.weight.shape != first.weight.shape or c.bits != first.bits or c.keep != first.keep for c in convs):
+        raise ValueError("effective_weights needs convs of one shape, bit widths and keep ratio")
+    weight = torch.stack([c.weight for c in convs]) if len(convs) > 1 else first.weight.unsqueeze(0)
+    if beta is None:
+        if len(first.bits) != 1:
+            raise ValueError(f"a conv with bit widths {first.bits} needs mixing weights beta")
+        mixed = quantize(weight, first.bits[0], stacked=True)
+    else:
+        mixed = sum(beta[i] * quantize(weight, b, stacked=True) for i, b in enumerate(first.bits))
+    if first.popup_scores is None:
+        return mixed
+    scores = torch.stack([c.popup_scores for c in convs]) if len(convs) > 1 else first.popup_scores.unsqueeze(0)
+    return mixed * top_k_mask(scores, first.keep, stacked=True)
 
 
 class CompConv(nn.Module):
@@ -82,15 +108,7 @@ class CompConv(nn.Module):
 
     def effective_weight(self, beta: torch.Tensor | None = None) -> torch.Tensor:
         """``M * sum_b beta_b Q_b(W)``; ``beta`` (softmax weights over ``bits``) may be None for one bit width."""
-        if beta is None:
-            if len(self.bits) != 1:
-                raise ValueError(f"a conv with bit widths {self.bits} needs mixing weights beta")
-            mixed = quantize(self.weight, self.bits[0])
-        else:
-            mixed = sum(beta[i] * quantize(self.weight, b) for i, b in enumerate(self.bits))
-        if self.popup_scores is None:
-            return mixed
-        return mixed * top_k_mask(self.popup_scores, self.keep)
+        return effective_weights([self], beta)[0]
 
     def forward(self, x: torch.Tensor, beta: torch.Tensor | None = None) -> torch.Tensor:
         weight = self._cached if self._cached is not None else self.effective_weight(beta)

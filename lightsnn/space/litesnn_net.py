@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightsnn.core.options import check_known, check_types, opt
-from lightsnn.space.compconv import CompConv, QuantLinear, weights_cached
+from lightsnn.space.compconv import CompConv, QuantLinear, effective_weights, weights_cached
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, LiteGenotypeError, edge_index, edges_per_cell
 from lightsnn.space.neurons import make_lite_lif
 
@@ -131,7 +131,7 @@ class _SourceConvs(nn.Module):
 
     def prepare(self, beta: torch.Tensor) -> None:
         """The ops' effective weights at the cell's precision weights, once per forward pass."""
-        self.weight = torch.cat([conv.effective_weight(beta) for conv in self.convs])
+        self.weight = effective_weights(list(self.convs), beta).flatten(0, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Spikes of every op ``[T, B, ops x cout, H', W']``, ops in order."""
