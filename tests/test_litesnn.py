@@ -142,6 +142,33 @@ def test_lite_lif_is_the_released_neuron():
     assert lif.v.item() == pytest.approx(0.47)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_fused_lite_lif_equals_spikingjellys_reference_neuron(dtype):
+    """LitE-SNN's LIF runs a whole sequence as one autograd node; spikingjelly's own LIF with the same surrogate
+    (its Torch reference loop) gives the same spikes and voltages bit for bit and the same gradients, through
+    the spikes, the reset and the final voltage, also over two calls that carry the membrane."""
+    from spikingjelly.activation_based import neuron
+
+    from lightsnn.space.neurons import TanhSurrogate
+
+    torch.manual_seed(2)
+    x = (torch.rand(6, 4, 3, 5, 5) * 1.4 - 0.3).to(dtype).requires_grad_()
+    reference = neuron.LIFNode(tau=1.25, decay_input=False, v_threshold=0.5, v_reset=0.0,
+                               surrogate_function=TanhSurrogate(3.0), detach_reset=False, step_mode="m")
+    fused = make_lite_lif()
+    weights = torch.randn(6, 4, 3, 5, 5).to(dtype)
+    grads, outputs = [], []
+    for lif in (reference, fused):
+        first, second = lif(x[:4]), lif(x[4:] * 2)  # the membrane carries over between the calls
+        outputs.append((first, second, lif.v))
+        loss = (first * weights[:4]).sum() + (second * weights[4:]).sum() + (lif.v.float() ** 2).sum()
+        grads.append(torch.autograd.grad(loss, x)[0])
+    assert all(torch.equal(a, b) for a, b in zip(*outputs))
+    assert outputs[1][0].sum() > 0 and (outputs[1][0] == 0).sum() > 0  # some fired, some did not
+    assert torch.allclose(grads[0].float(), grads[1].float(), atol=1e-5 if dtype == torch.float32 else 0.05)
+    assert grads[1].abs().sum() > 0
+
+
 def test_networks_run_on_static_and_event_input_and_supernet_gradients_reach_every_search_parameter():
     config = LiteNetConfig(in_channels=2, image_size=8, num_classes=5, timesteps=3, filter_multiplier=2, steps=2,
                            level_path=[0, 0, 1])
