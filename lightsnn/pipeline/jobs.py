@@ -132,6 +132,7 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
         except ValueError as err:
             raise ValueError(f"{err}; pass --allow-disconnected to train it anyway") from None
     device = resolve_device(config.get("device"))
+    options = options.on(device)  # bf16, channels-last, device data: on for CUDA unless set (recorded as run)
     require_network_memory(netcfg, options.batch_size, device, training=True, batch="train.batch_size")
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     loss = loss_kind(options, dataset)

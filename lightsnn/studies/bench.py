@@ -171,11 +171,12 @@ def _replay_flops(method, result, options, cfg, opts, device):
     return total, first_shapes
 
 
-#: Training variants the suite measures side by side (before/after in one run): the train options each sets. The
-#: first is what a config gets by default; ``plan`` costs a config's trainings with the variant of its options.
+#: Training variants the suite measures side by side (before/after in one run): the speed options each sets
+#: (``TrainOptions.SPEED_OPTIONS``). ``plan`` costs a config's trainings with the variant of its options on the
+#: bench's device (on CUDA the defaults are the last one, elsewhere the first).
 TRAINING_VARIANTS: dict[str, dict] = {
-    "fp32": {},
-    "fp32_device_data": {"device_data": True},
+    "fp32": {"bf16": False, "channels_last": False, "device_data": False},
+    "fp32_device_data": {"bf16": False, "channels_last": False, "device_data": True},
     "bf16_channels_last_device_data": {"bf16": True, "channels_last": True, "device_data": True},
 }
 
@@ -184,7 +185,9 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     """Training epochs of ``opts.train_batches`` batches through the real :class:`Trainer` (its loader, its step,
     its precision and memory format) on CIFAR-shaped uint8 images with the papers' augmentation, so a
     ``device_data`` variant measures the device pipeline a CIFAR training gets; one warm-up epoch first. The
-    network is CIFAR's (32 x 32 inputs) whatever ``opts.image_size`` says: that is the data path measured."""
+    network is CIFAR's (32 x 32 inputs) whatever ``opts.image_size`` says: that is the data path measured.
+    ``variant``: speed options (a :data:`TRAINING_VARIANTS` value); those it leaves out take the device's
+    defaults, and the figures record what ran."""
     import tempfile
 
     import numpy as np
@@ -211,6 +214,7 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     with tempfile.TemporaryDirectory() as folder:
         trainer = Trainer(net, options, Splits(train, train), device, seed=0, out_dir=Path(folder), num_classes=10,
                           loss_kind="ce", progress=False, log=lambda _: None)
+        used = {key: getattr(trainer.options, key) for key in TrainOptions.SPEED_OPTIONS}  # null ones decided
         trainer.train_epoch(1)  # warm-up: kernels, cuDNN's algorithm choice, the allocator
         _sync(device)
         start = time.perf_counter()
@@ -219,7 +223,7 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
         seconds = time.perf_counter() - start
     flops = 3.0 * rec.flops * epoch["samples"]  # backward ~ 2x forward
     return {"samples_per_second": epoch["samples"] / seconds, "seconds": seconds, "batches": opts.train_batches,
-            "options": variant, "flops_per_second": flops / seconds,
+            "options": used, "flops_per_second": flops / seconds,
             "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
 
 

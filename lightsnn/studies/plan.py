@@ -57,7 +57,7 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     runs.update({name: (spec["method"], spec.get("options") or {}) for name, spec in (wf.get("variants") or {}).items()})
     train = TrainOptions.from_config(config.get("train"))
     bench_flops = forward_flops(_bench_net(bench), bench["options"]["genotype"])
-    train_rate, variant = training_rate(work, train)
+    train_rate, variant = training_rate(work, train, bench.get("device", "cpu"))
     flops_cache: dict = {}
     rows = []
     for dataset in datasets:
@@ -94,19 +94,17 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-#: The train options whose speed the bench measures per variant (``bench.TRAINING_VARIANTS``).
-SPEED_OPTIONS = ("bf16", "channels_last", "device_data")
-
-
-def training_rate(work: dict, train) -> tuple[float, str]:
-    """FLOP/s of the bench's training variant with exactly the config's speed options (bf16, channels-last, device
-    data), and its name; a bench without that variant (an older suite JSON) gives its plain fp32 rate."""
-    wanted = {key: True for key in SPEED_OPTIONS if getattr(train, key)}
+def training_rate(work: dict, train, device: str) -> tuple[float, str]:
+    """FLOP/s of the bench's training variant with the config's speed options (bf16, channels-last, device data,
+    those left null decided for the bench's ``device``), and its name; a bench without that variant (an older
+    suite JSON) gives its plain training rate."""
+    resolved = train.on(device)
+    wanted = {key: getattr(resolved, key) for key in train.SPEED_OPTIONS}
     for name, figures in (work.get("training_variants") or {}).items():
         if figures.get("options") == wanted:
             return figures["flops_per_second"], name
-    missed = f" (it measured none with {', '.join(wanted)})" if wanted else ""
-    return work["training"]["flops_per_second"], "fp32" + missed
+    on = [key for key, value in wanted.items() if value]
+    return work["training"]["flops_per_second"], "fp32" + (f" (it measured none with {', '.join(on)})" if on else "")
 
 
 def _bench_net(bench: dict):
