@@ -364,3 +364,41 @@ def test_ctrl_c_stops_a_training_with_one_line_saying_where_it_resumes(tmp_path)
     assert proc.wait(timeout=60) == 130
     assert proc.stderr.read().splitlines() == [
         f"interrupted; the same command resumes from {out / 'checkpoint.pt'} (its last epoch)"]
+
+
+def test_a_sigterm_inside_signals_deferred_waits_for_its_end_even_when_another_thread_receives_it():
+    """torch's worker threads do not block the signals the main thread blocks: the kernel hands a SIGTERM to one
+    of them, and Python ran the handler inside the block (a kill between an epoch's checkpoint and its log). The
+    deferral must hold whichever thread the signal reaches."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from lightsnn.core.checkpoints import signals_deferred
+
+    class Stop(Exception):
+        pass
+
+    def stop(signum, frame):
+        raise Stop(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    done, started = threading.Event(), threading.Event()
+    worker = threading.Thread(target=lambda: (started.set(), done.wait(30)))  # a thread that blocks nothing
+    worker.start()
+    started.wait(10)
+    reached = []
+    try:
+        with pytest.raises(Stop):
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for step in range(200_000):  # bytecodes and a blocking call, as a checkpoint's writes
+                    reached.append(step) if step % 50_000 == 0 else None
+                time.sleep(0.2)
+                reached.append("end of block")
+        assert reached[-1] == "end of block"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        done.set()
+        worker.join()

@@ -63,12 +63,22 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
 @contextlib.contextmanager
 def signals_deferred():
     """SIGTERM and SIGINT arriving inside take effect when it ends: a kill between an epoch's checkpoint and
-    its MLflow log would otherwise leave the resumed run without that epoch (it is never trained again)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    its MLflow log would otherwise leave the resumed run without that epoch (it is never trained again).
+
+    Deferred where Python handles them: while inside, their handlers only note the signal, and the block's end
+    restores the handlers and raises what was noted. (Blocking them with ``pthread_sigmask`` held only the main
+    thread: the kernel hands a process's signal to a thread that does not block it, one of torch's workers, and
+    Python then ran the handler inside the block.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    noted: list[int] = []
+    held = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, lambda signum, frame: noted.append(signum)) for signum in held}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+        for signum in dict.fromkeys(noted):
+            signal.raise_signal(signum)  # now the job's own handler: SIGTERM's SystemExit, Ctrl-C's KeyboardInterrupt
