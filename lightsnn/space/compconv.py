@@ -22,19 +22,26 @@ import torch.nn.functional as F
 GAUSSIAN_STEPS: dict[int, float] = {1: 1.596, 2: 0.996, 3: 0.586, 4: 0.336}
 
 
-def quantize(weight: torch.Tensor, bits: int, stacked: bool = False) -> torch.Tensor:
+def quantize(weight: torch.Tensor, bits: int | tuple[int, ...], stacked: bool = False) -> torch.Tensor:
     """``clamp((round(W/d + 1/2) - 1/2) d, +-(2^b/2 - 1/2) d)`` with ``d = g_b std(W)``; gradient straight to W.
 
-    ``stacked``: the leading dimension indexes separate weight tensors, each quantised with its own std (one set
-    of tensor ops for many convs instead of one set each: LitE-SNN's step is bound by op count on a GPU)."""
-    if bits not in GAUSSIAN_STEPS:
-        raise ValueError(f"bit width {bits} has no quantiser step; allowed: {sorted(GAUSSIAN_STEPS)}")
+    ``stacked``: the leading dimension indexes separate weight tensors, each quantised with its own std. A tuple
+    of bit widths gives every width at once, ``[len(bits), *weight.shape]``. Both make one set of tensor ops of
+    what would be one set per conv and width: LitE-SNN's step is bound by op count on a GPU."""
+    widths = tuple(bits) if isinstance(bits, tuple) else (bits,)
+    for b in widths:
+        if b not in GAUSSIAN_STEPS:
+            raise ValueError(f"bit width {b} has no quantiser step; allowed: {sorted(GAUSSIAN_STEPS)}")
     w = weight.detach()
     spread = w.flatten(1).std(1).view(-1, *[1] * (w.dim() - 1)) if stacked else w.std()
-    step = GAUSSIAN_STEPS[bits] * spread.clamp_min(1e-12)
-    top = (2 ** bits / 2 - 0.5) * step
+    shape = (len(widths),) + (1,) * w.dim()
+    gains = torch.tensor([GAUSSIAN_STEPS[b] for b in widths], dtype=w.dtype, device=w.device).view(shape)
+    halves = torch.tensor([2 ** b / 2 - 0.5 for b in widths], dtype=w.dtype, device=w.device).view(shape)
+    step = gains * spread.clamp_min(1e-12)
+    top = halves * step
     levels = torch.minimum(torch.maximum((torch.round(w / step + 0.5) - 0.5) * step, -top), top)
-    return levels + (weight - w)  # exactly the levels forward, the identity backward
+    out = levels + (weight - w)  # exactly the levels forward, the identity backward
+    return out if isinstance(bits, tuple) else out[0]
 
 
 def kept_count(numel: int, keep: float) -> int:
@@ -66,7 +73,8 @@ def effective_weights(convs: "list[CompConv]", beta: torch.Tensor | None = None)
             raise ValueError(f"a conv with bit widths {first.bits} needs mixing weights beta")
         mixed = quantize(weight, first.bits[0], stacked=True)
     else:
-        mixed = sum(beta[i] * quantize(weight, b, stacked=True) for i, b in enumerate(first.bits))
+        levels = quantize(weight, first.bits, stacked=True)  # [bits, convs, out, in, k, k]
+        mixed = sum(b * q for b, q in zip(beta.unbind(0), levels.unbind(0)))  # one op each way, not a select a width
     if first.popup_scores is None:
         return mixed
     scores = torch.stack([c.popup_scores for c in convs]) if len(convs) > 1 else first.popup_scores.unsqueeze(0)
