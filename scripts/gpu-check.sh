@@ -3,7 +3,7 @@
 # the H200 figures of 2026-12-04 in docs/benchmarks.md, not yet run there):
 #   1. the paper bench suite (LightSNN and SNASNet searches, SNASNet in bf16, SpikeNAS-Bench scoring, training in
 #      three variants, LitE-SNN steps)                                   -> OUT/bench.json, OUT/bench.log
-#   2. the plan of config/paper.yaml from that bench                     -> OUT/plan.txt, OUT/plan.csv
+#   2. the plan of config/paper.yaml from that bench, against the SLURM profile's runtimes -> OUT/plan.txt, .csv
 #   3. bf16 against fp32 SNASNet scores: 200 candidates at C=256, batch 256 -> OUT/rank-agreement.json
 #   4. bf16 + channels-last against fp32 training, same seeds, CIFAR-10 subset at C=64 -> OUT/bf16-training.json
 # Usage, from the project's root: scripts/gpu-check.sh OUT [DEVICE]   (make bench-gpu runs it in the venv)
@@ -25,7 +25,7 @@ step() {  # step NAME SECONDS COMMAND...: runs it under a limit, logs to OUT/NAM
 }
 step bench 240 "$py" -m lightsnn bench --suite "${SUITE:-paper}" --device "$device" --json "$out/bench.json"
 step plan 60 "$py" -m lightsnn plan --bench "$out/bench.json" --config config/config.yaml \
-  --config config/paper.yaml --out "$out/plan.csv"
+  --config config/paper.yaml --profile workflow/profiles/slurm --out "$out/plan.csv"
 cp "$out/plan.log" "$out/plan.txt" 2>/dev/null
 step rank-agreement 150 "$py" docs/evidence/bf16-scoring/rank_agreement.py "${CANDIDATES:-200}" "${SCORE_C:-256}" \
   "$subsets" "$device" "${SCORE_BATCH:-256}" "$out/rank-agreement.json"
