@@ -314,8 +314,8 @@ class Trainer:
             if on_device is not None:
                 loader = on_device
             elif epoch == 1:
-                self.log("train.device_data: this training set is neither CIFAR-style images nor cached event "
-                         "frames in memory; batches are made on the host")
+                self.log("training batches are made on the host: train.device_data applies to CIFAR-style images "
+                         "and cached event frames in memory, not to this training set")
         total = len(loader) if self.options.max_batches is None else min(len(loader), self.options.max_batches)
         seen = correct = 0
         loss_sum = 0.0
