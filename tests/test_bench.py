@@ -46,7 +46,7 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     import yaml
 
     from lightsnn.cli import main
-    from lightsnn.studies.plan import job_estimates, summarise
+    from lightsnn.studies.plan import job_estimates, largest, summarise
 
     assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     bench = json.loads((tmp_path / "b.json").read_text())
@@ -84,11 +84,14 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     assert "168 scorings" in jobs[(jobs["rule"] == "search") & (jobs["run"] == "lightsnn-5op")]["work"].iloc[0]
     table = summarise(jobs)
     assert list(table["rule"]) == ["search", "train", "evaluate", "total"] and table["jobs"].iloc[-1] == 30
+    top = largest(jobs, count=2)  # where the time goes: (rule, dataset) groups, the costliest first
+    assert len(top) == 2 and top["hours"].iloc[0] >= top["hours"].iloc[1]
+    assert top["total"].iloc[0] == pytest.approx(jobs.groupby(["rule", "dataset"])["seconds"].sum().max())
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     assert main(["plan", "--bench", str(tmp_path / "b.json"), "--config", str(tmp_path / "c.yaml"),
                  "--out", str(tmp_path / "plan.csv")]) == 0
     out = capsys.readouterr().out
-    assert "total" in out and "30 jobs" in out and (tmp_path / "plan.csv").exists()
+    assert "total" in out and "30 jobs" in out and "where the time goes:" in out and (tmp_path / "plan.csv").exists()
     (tmp_path / "not.json").write_text(json.dumps({"lightsnn": {}}))
     assert main(["plan", "--bench", str(tmp_path / "not.json"), "--config", str(tmp_path / "c.yaml")]) == 2
     assert "is not a suite's" in capsys.readouterr().err

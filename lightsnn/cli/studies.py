@@ -80,7 +80,7 @@ def _cmd_plan(args) -> int:
     from pathlib import Path
 
     from lightsnn.core.atomic import write_text_atomic
-    from lightsnn.studies.plan import MARGIN, job_estimates, over_runtime, profile_runtimes, summarise
+    from lightsnn.studies.plan import MARGIN, job_estimates, largest, over_runtime, profile_runtimes, summarise
 
     try:
         bench = json.loads(Path(args.bench).read_text())
@@ -94,6 +94,11 @@ def _cmd_plan(args) -> int:
     for row in table.to_dict("records"):
         per = "" if row["rule"] == "total" else f"{row['mean'] / 60:10.1f} min per job"
         print(f"  {row['rule']:9s} {row['jobs']:5d} jobs {per:>24s} {row['hours']:10.1f} h")
+    print("where the time goes:")
+    for row in largest(jobs).to_dict("records"):
+        each = (f"{row['longest'] / 3600:.2f} h each" if row["shortest"] == row["longest"] else
+                f"{row['shortest'] / 3600:.2f}-{row['longest'] / 3600:.2f} h each")
+        print(f"  {row['rule']:9s} {row['dataset']:16s} {row['jobs']:5d} jobs {each:>24s} {row['hours']:10.1f} h")
     if args.out:
         write_text_atomic(args.out, jobs.to_csv(index=False))
         print(f"-> {args.out}")

@@ -138,6 +138,15 @@ def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: flo
     return units * options.repeat * options.batch_size * fwd / work[kind]["flops_per_second"], what
 
 
+def largest(jobs: pd.DataFrame, count: int = 5) -> pd.DataFrame:
+    """The ``count`` (rule, dataset) groups that cost the most, most first: jobs, the shortest and longest job
+    and the hours in all; where a config's time goes."""
+    grouped = jobs.groupby(["rule", "dataset"], sort=False)["seconds"].agg(jobs="count", shortest="min",
+                                                                           longest="max", total="sum").reset_index()
+    grouped["hours"] = grouped["total"] / 3600
+    return grouped.sort_values("total", ascending=False, kind="stable").head(count).reset_index(drop=True)
+
+
 def summarise(jobs: pd.DataFrame) -> pd.DataFrame:
     """Per rule: jobs, seconds per job (mean) and hours in all; the last row is the total."""
     table = jobs.groupby("rule", sort=False)["seconds"].agg(jobs="count", mean="mean", total="sum").reset_index()
