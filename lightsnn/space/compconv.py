@@ -12,6 +12,7 @@ learned precision weights, and pruned by learned importance scores.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 
 import torch
@@ -34,14 +35,22 @@ def quantize(weight: torch.Tensor, bits: int | tuple[int, ...], stacked: bool = 
             raise ValueError(f"bit width {b} has no quantiser step; allowed: {sorted(GAUSSIAN_STEPS)}")
     w = weight.detach()
     spread = w.flatten(1).std(1).view(-1, *[1] * (w.dim() - 1)) if stacked else w.std()
-    shape = (len(widths),) + (1,) * w.dim()
-    gains = torch.tensor([GAUSSIAN_STEPS[b] for b in widths], dtype=w.dtype, device=w.device).view(shape)
-    halves = torch.tensor([2 ** b / 2 - 0.5 for b in widths], dtype=w.dtype, device=w.device).view(shape)
+    gains, halves = _width_constants(widths, w.dim(), w.dtype, w.device)
     step = gains * spread.clamp_min(1e-12)
     top = halves * step
     levels = torch.minimum(torch.maximum((torch.round(w / step + 0.5) - 0.5) * step, -top), top)
     out = levels + (weight - w)  # exactly the levels forward, the identity backward
     return out if isinstance(bits, tuple) else out[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _width_constants(widths: tuple[int, ...], dims: int, dtype: torch.dtype, device: torch.device):
+    """Per bit width, ``g_b`` and ``2^b/2 - 1/2`` shaped to broadcast over ``[widths, *weight]``: made once per
+    device, not copied to a GPU on every forward."""
+    shape = (len(widths),) + (1,) * dims
+    gains = torch.tensor([GAUSSIAN_STEPS[b] for b in widths], dtype=dtype, device=device).view(shape)
+    halves = torch.tensor([2 ** b / 2 - 0.5 for b in widths], dtype=dtype, device=device).view(shape)
+    return gains, halves
 
 
 def kept_count(numel: int, keep: float) -> int:

@@ -193,6 +193,7 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     import numpy as np
 
     from lightsnn.data.static import ArrayImageDataset, cifar_transforms
+    from lightsnn.studies.plan import forward_flops
     from lightsnn.training.train import Trainer, TrainOptions
 
     variant = variant or {}
@@ -200,11 +201,6 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     cfg = _net_config(opts, "max")
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(cfg, Genotype.from_str(opts.genotype))
-    rec = ConvRecorder(net)
-    with torch.no_grad():
-        reset_state(net)
-        net(torch.zeros(1, 3, opts.image_size, opts.image_size))
-    rec.close()
     rng = np.random.default_rng(0)
     n = opts.train_batches * opts.train_batch_size
     images = rng.integers(0, 256, (n, opts.image_size, opts.image_size, 3), dtype=np.uint8)
@@ -221,7 +217,7 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
         epoch = trainer.train_epoch(2)
         _sync(device)
         seconds = time.perf_counter() - start
-    flops = 3.0 * rec.flops * epoch["samples"]  # backward ~ 2x forward
+    flops = 3.0 * forward_flops(cfg, opts.genotype) * epoch["samples"]  # backward ~ 2x forward; shapes only
     return {"samples_per_second": epoch["samples"] / seconds, "seconds": seconds, "batches": opts.train_batches,
             "options": used, "flops_per_second": flops / seconds,
             "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
@@ -349,12 +345,10 @@ def run_suite(name: str, device: torch.device, log=print) -> dict:
     for bf16 in (False, True):
         bench_search("snasnet", opts, device, {"num_search": 2, "batch_size": suite["snasnet_batch"], "bf16": bf16})
     figures["warm_up_seconds"] = time.perf_counter() - started
-    light = bench_search("lightsnn", opts, device, {})
-    light.pop("conv_shapes")
+    light = _without_shapes(bench_search("lightsnn", opts, device, {}))
     work["lightsnn_search"] = {**light, "seconds_per_scoring": light["seconds"] / light["scorings"]}
-    snas = bench_search("snasnet", opts, device, {"num_search": opts.snasnet_candidates,
-                                                   "batch_size": suite["snasnet_batch"]})
-    snas.pop("conv_shapes")
+    snas = _without_shapes(bench_search("snasnet", opts, device, {"num_search": opts.snasnet_candidates,
+                                                                  "batch_size": suite["snasnet_batch"]}))
     work["snasnet_search"] = {**snas, "seconds_per_scoring": snas["seconds"] / snas["scorings"],
                               "batch_size": suite["snasnet_batch"]}
     work["benchmark_scoring"] = bench_benchmark_scoring(suite["benchmark"], opts.timesteps, device)
