@@ -317,6 +317,10 @@ def config_reference(section: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_config_readme(text: str) -> str:
-    """``text`` (config/README.md) with every ``<!-- options: SECTION -->`` block regenerated."""
+def render_config_readme(text: str, where: str = "the file") -> str:
+    """``text`` (config/README.md) with every ``<!-- options: SECTION -->`` block regenerated; a text with no
+    such block is refused (regenerating nothing would look like success)."""
+    if not BLOCK.search(text):
+        raise ValueError(f"{where} holds no option tables to regenerate: it has no '<!-- options: SECTION -->' ... "
+                         "'<!-- end options -->' block (config/README.md has them)")
     return BLOCK.sub(lambda m: m.group(1) + config_reference(m.group("section")) + m.group(3), text)

@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads or default_threads())
     try:
         check_paths({"--" + dest.replace("_", "-"): (kind, getattr(args, dest))
-                     for dest, kind in getattr(args, "paths", {}).items()})
+                     for dest, kind in getattr(args, "paths", {}).items()},
+                    inputs=[("--config", path) for path in getattr(args, "config", None) or []])
         return args.func(args)
     except MemoryError as err:
         print(f"error: {_out_of_memory(err)}", file=sys.stderr)
@@ -63,9 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"error: {_out_of_memory(err) if _is_out_of_memory(err) else err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a quota, a read-only file system, a name too long: one line
+        print(f"error: {_os_error(err)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback, and the shell's code for SIGINT
         print(f"interrupted{_resume_hint(args)}", file=sys.stderr)
         return 130
+
+
+def _os_error(err: OSError) -> str:
+    """What the system refused, and on which path (the result that could not be written is not left half-written:
+    :mod:`lightsnn.core.atomic` removes its temporary file)."""
+    import errno
+
+    text = err.strerror or str(err)
+    if err.filename:
+        text += f": {str(err.filename)!r}"
+    advice = {errno.ENOSPC: "free space there or write elsewhere", errno.EDQUOT: "free space there or write elsewhere",
+              errno.EROFS: "write elsewhere", errno.ENAMETOOLONG: "give a shorter name"}.get(err.errno)
+    return f"{text}; {advice}" if advice else text
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
@@ -98,7 +115,10 @@ def _resume_hint(args) -> str:
     from lightsnn.core.layout import CHECKPOINT_FILE, file_name
 
     if args.command == "train":
-        return f"; the same command resumes from {Path(args.out) / file_name(CHECKPOINT_FILE)} (its last epoch)"
+        checkpoint = Path(args.out) / file_name(CHECKPOINT_FILE)
+        if not checkpoint.is_file():  # stopped before its first epoch ended: nothing to resume
+            return "; no epoch had finished, so the same command starts the training anew"
+        return f"; the same command resumes from {checkpoint} (its last epoch)"
     if args.command == "benchmark" and getattr(args, "benchmark_command", None) == "score":
         return "; the same command resumes the shard where it stopped"
     return ""

@@ -213,7 +213,7 @@ def _config(args) -> dict:
 
     inline = list(getattr(args, "config_json", None) or [])
     if os.environ.get(TRACKING_ENV):  # the workflow's name and tracking sections (no result depends on them)
-        inline.insert(0, os.environ[TRACKING_ENV])
+        inline.insert(0, (f"the environment variable {TRACKING_ENV}", os.environ[TRACKING_ENV]))
     config = job_config(getattr(args, "config", None), inline)
     if getattr(args, "device", None):
         config["device"] = args.device

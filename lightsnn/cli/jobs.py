@@ -134,11 +134,13 @@ def _cmd_evaluate(args) -> int:
     from lightsnn.pipeline.jobs import run_evaluate
     from lightsnn.pipeline.results import write_json_atomic
 
-    from lightsnn.core.paths import output_file
+    from lightsnn.core.paths import output_file, spare_inputs
 
     config = _config(args)
     evaluate = _evaluate_options(args, config)
     out = output_file(args.out or Path(args.checkpoint).with_name(EVALUATE_FILE), "--out")
+    spare_inputs(("--out", out), [("--checkpoint", args.checkpoint)]
+                 + [("--config", path) for path in args.config or []])
     run = _live_run(args, config, "evaluate", {})
     with run:
         result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,
@@ -163,7 +165,7 @@ def _cmd_evaluate(args) -> int:
 def _cmd_search(args, table) -> int:
     from pathlib import Path
 
-    from lightsnn.pipeline.jobs import run_search
+    from lightsnn.pipeline.jobs import given_flags, run_search
     from lightsnn.pipeline.results import write_json_atomic
     from lightsnn.pipeline.tracking import ranked_candidates
 
@@ -173,7 +175,7 @@ def _cmd_search(args, table) -> int:
     with claimed(args.out), run:
         run.start()
         _announce(run)
-        result = run_search(args.method, args.dataset, args.seed, config, overrides,
+        result = run_search(args.method, args.dataset, args.seed, config, overrides, flags=given_flags(overrides),
                             progress=False if args.no_progress else None,
                             checkpoint=Path(args.out).with_suffix(".ckpt.pt"), on_epoch=run.log_epoch)
         path = write_json_atomic(args.out, result)
@@ -268,8 +270,12 @@ def _cmd_schema(args) -> int:
     from lightsnn.schema import check_config_files, render_config_readme, schema_yaml
 
     if args.docs:
-        text = Path(args.docs).read_text()
-        write_text_atomic(args.docs, render_config_readme(text))
+        try:
+            text = Path(args.docs).read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{args.docs!r} is not a text file (byte {err.start} is not UTF-8); give "
+                             "config/README.md") from None
+        write_text_atomic(args.docs, render_config_readme(text, repr(args.docs)))
         print(f"option tables regenerated in {args.docs}")
         return 0
     if args.check:

@@ -50,8 +50,10 @@ def _cmd_bench(args) -> int:
         if args.json:
             write_json_atomic(args.json, figures)
         return 0
-    opts = BenchOptions.from_config(config.get("bench"), _given(args, BenchOptions))
-    figures = run_bench(opts, resolve_device(config.get("device")))
+    given = _given(args, BenchOptions)
+    opts = BenchOptions.from_config(config.get("bench"), given)
+    figures = run_bench(opts, resolve_device(config.get("device")),
+                        flags=[f"--{name.replace('_', '-')}" for name in given])
     if args.json:
         write_json_atomic(args.json, figures)
     return 0

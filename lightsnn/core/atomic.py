@@ -27,13 +27,21 @@ def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     ``suffix`` matters to writers that pick a format from the name (matplotlib).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, str(path)) from None
     os.close(fd)
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as err:  # a full disk while writing: named by the result's path, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename not in (None, tmp):
+            raise
+        raise OSError(err.errno, err.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -89,16 +97,19 @@ def _held(lock: Path, folder: bool, path: Path) -> Iterator[None]:
     import fcntl
     import sys
 
-    with open(lock, "a+") as handle:
+    # unbuffered: a full disk fails at the write below, named, not again (unnamed) when the file closes
+    with open(lock, "a+b", buffering=0) as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "another process"
+            holder = handle.read().decode(errors="replace").strip() or "another process"
             raise ClaimError(f"{'folder' if folder else 'output'} {str(path)!r} is being written by another run "
                              f"({holder}); wait for it to end or choose another output") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n")
-        handle.flush()
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"pid {os.getpid()}: {' '.join(sys.argv)[:300]}\n".encode())
+        except OSError as err:  # a full disk: named by the output it guards
+            raise OSError(err.errno, err.strerror, str(path)) from None
         yield

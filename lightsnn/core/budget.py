@@ -10,6 +10,12 @@ from __future__ import annotations
 import os
 
 
+#: The most timesteps any network may run. The papers use 5-16 (SNASNet 5-8, LitE-SNN at most 6, DVS128 Gesture
+#: 16); a T of 1,000 already costs 60-200 times their compute, and larger values are typing mistakes that would
+#: run for days without using more memory (a training-free search keeps one timestep at a time).
+MAX_TIMESTEPS = 1000
+
+
 def format_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if abs(n) < 1000 or unit == "TB":

@@ -15,8 +15,15 @@ from lightsnn.core.atomic import atomic_path
 
 
 def save_checkpoint(obj: dict, path: Path) -> None:
+    """Serialised in memory, then written as plain bytes: a full disk is then an ``OSError`` naming the file
+    (torch's own writer reports it as ``enforce fail at inline_container.cc ... unexpected pos``)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        with open(tmp, "wb") as handle:
+            handle.write(buffer.getbuffer())
 
 
 def rng_state() -> dict:

@@ -62,7 +62,12 @@ def load_config(path: str | Path | list | None) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"config file {str(path)!r} is not a text file (byte {err.start} is not UTF-8); give a "
+                         "YAML file such as config/config.yaml") from None
+    try:
+        data = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -97,22 +102,25 @@ def check_config(data, what: str, where: str) -> dict:
     return data
 
 
-def config_from_json(text: str) -> dict:
-    """A config given inline as JSON (the workflow passes each job exactly the sections it depends on)."""
+def config_from_json(text: str, source: str = "--config-json") -> dict:
+    """A config given inline as JSON (the workflow passes each job exactly the sections it depends on);
+    ``source`` names where it came from (the flag, or the environment variable) in every message."""
     import json
 
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"--config-json is not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}") from None
-    return check_config(data, "--config-json", "in --config-json")
+        raise ValueError(f"{source} is not valid JSON ({err.msg} at character {err.pos}): {text[:80]!r}") from None
+    return check_config(data, source, f"in {source}")
 
 
-def job_config(files: list | None, inline: list[str] | None = None) -> dict:
-    """Config files merged in order, then inline JSON configs merged over them in order."""
+def job_config(files: list | None, inline: list | None = None) -> dict:
+    """Config files merged in order, then inline JSON configs merged over them in order; an inline config is
+    its text, or ``(source, text)`` where it did not come from ``--config-json`` (an environment variable)."""
     config = load_config(list(files or []))
-    for text in inline or []:
-        config = merge(config, config_from_json(text))
+    for item in inline or []:
+        source, text = item if isinstance(item, tuple) else ("--config-json", item)
+        config = merge(config, config_from_json(text, source))
     return config
 
 
@@ -158,5 +166,5 @@ def net_config(dataset: str, config: dict, options: MethodOptions | None = None)
     the dataset's input and class counts."""
     spec = get_dataset_spec(dataset)
     cfg = PRESETS[spec.preset].with_overrides(config.get("network"))
-    cfg = cfg.with_overrides((config.get("networks") or {}).get(dataset))
+    cfg = cfg.with_overrides((config.get("networks") or {}).get(dataset), where=f"networks.{dataset}")
     return cfg if options is None else options.search_network(cfg)

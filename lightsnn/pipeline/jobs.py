@@ -19,15 +19,18 @@ SEARCH_SCHEMA_VERSION = SCHEMA_VERSIONS["search"]
 
 
 def run_search(method: str, dataset: str, seed: int, config: dict, overrides: dict | None = None,
-               progress: bool | None = None, checkpoint=None, on_epoch=None, log=None) -> dict:
+               progress: bool | None = None, checkpoint=None, on_epoch=None, log=None,
+               flags: list[str] | None = None) -> dict:
     """One search. An epoch-based search (LitE-SNN) checkpoints to ``checkpoint`` every epoch, resumes from it,
-    and reports each epoch to ``on_epoch``; the others ignore both."""
+    and reports each epoch to ``on_epoch``; the others ignore both. ``flags``: the command-line flags the user
+    gave, named first when a size is refused."""
     check_seed(seed)
     options = method_options(method, config, overrides, dataset)
     netcfg = net_config(dataset, config, options)
     device = resolve_device(config.get("device"))
     require_network_memory(netcfg, getattr(options, "batch_size", None) or 1, device,
-                           training=getattr(options, "epochs", None) is not None, batch=f"search.{method}.batch_size")
+                           training=getattr(options, "epochs", None) is not None, batch=f"search.{method}.batch_size",
+                           flags=flags)
     start = time.perf_counter()
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     load_seconds = time.perf_counter() - start
@@ -68,13 +71,37 @@ TRAIN_SCHEMA_VERSION = SCHEMA_VERSIONS["train"]
 EVAL_SCHEMA_VERSION = SCHEMA_VERSIONS["evaluate"]
 
 
-def require_network_memory(netcfg, batch_size: int, device, training: bool, batch: str) -> None:
-    """Refuse a network too large for the device in one line naming its sizes, before anything is built."""
+def require_network_memory(netcfg, batch_size: int, device, training: bool, batch: str,
+                           flags: list[str] | None = None, sizes: str | None = None) -> None:
+    """Refuse a network too large for the device in one line naming its sizes, before anything is built;
+    ``flags``: the command-line flags the user gave that set those sizes, named first; ``sizes``: the options
+    that size the network where they are not the network's own (a benchmark's width)."""
     from lightsnn.core.budget import require_memory
 
+    given = f"the flags you gave ({', '.join(flags)}) or " if flags else ""
     require_memory(netcfg.memory_floor(batch_size, training),
                    f"a batch of {batch_size} at T={netcfg.timesteps} on {netcfg.image_size}x{netcfg.image_size} inputs"
-                   f" ({'training' if training else 'inference'})", f"{netcfg.SIZE_OPTIONS} or {batch}", device)
+                   f" ({'training' if training else 'inference'})", f"{given}{sizes or netcfg.SIZE_OPTIONS} or {batch}", device)
+
+
+def given_flags(overrides: dict | None) -> list[str]:
+    """The command-line flags of options given as ``overrides`` by the CLI (``max_timesteps`` -> ``--max-timesteps``)."""
+    return [f"--{name.replace('_', '-')}" for name, value in (overrides or {}).items() if value is not None]
+
+
+def require_network_fits_data(netcfg, dataset: str, sample: torch.Tensor, where: str) -> None:
+    """A network (from a checkpoint or a search result) whose input or class count is not the dataset's is refused
+    in one line, not as a shape error deep inside torch: e.g. a file whose dataset was edited to another one."""
+    from lightsnn.data import get_dataset_spec
+    from lightsnn.space.network import PRESETS
+
+    channels, size = int(sample.shape[-3]), int(sample.shape[-1])
+    classes = PRESETS[get_dataset_spec(dataset).preset].num_classes
+    have = (netcfg.in_channels, netcfg.image_size, netcfg.num_classes)
+    if have != (channels, size, classes):
+        raise ValueError(f"{where} holds a network for {have[0]}-channel {have[1]}x{have[1]} inputs and {have[2]} "
+                         f"classes, but dataset {dataset!r} has {channels}-channel {size}x{size} inputs and {classes} "
+                         "classes; the file was made for another dataset, or edited")
 
 
 def _genotype_and_network(dataset: str, config: dict, search: dict | None, genotype: str | None):
@@ -133,8 +160,11 @@ def run_train(dataset: str, seed: int, config: dict, out_dir, search: dict | Non
             raise ValueError(f"{err}; pass --allow-disconnected to train it anyway") from None
     device = resolve_device(config.get("device"))
     options = options.on(device)  # bf16, channels-last, device data: on for CUDA unless set (recorded as run)
-    require_network_memory(netcfg, options.batch_size, device, training=True, batch="train.batch_size")
+    require_network_memory(netcfg, options.batch_size, device, training=True, batch="train.batch_size",
+                           flags=given_flags(overrides))  # a training's overrides are its CLI flags
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
+    if search is not None:
+        require_network_fits_data(netcfg, dataset, splits.test[0][0], "the search result")
     loss = loss_kind(options, dataset)
     torch.manual_seed(seed)
     model, logits = build_model(netcfg, arch, search)
@@ -216,7 +246,10 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
         raise ValueError(f"checkpoint {str(path)!r} is not a lightsnn training checkpoint (meta lacks {missing})")
     config = config or {}
     device = resolve_device(config.get("device"))
-    arch, netcfg = get_family(meta.get("family")).load(meta["genotype"], meta["network"])
+    try:
+        arch, netcfg = get_family(meta.get("family")).load(meta["genotype"], meta["network"])
+    except ValueError as err:  # an edited or foreign checkpoint: say which file
+        raise ValueError(f"checkpoint {str(path)!r}: {err}") from None
     search = meta.get("search")
     if search is not None:
         search = {**search, "details": search.get("details") or {}}
@@ -228,6 +261,7 @@ def run_evaluate(checkpoint: str, config: dict | None = None, bits: int = Evalua
     model.to(device)
     data = DataOptions.recorded_on_this_machine(meta.get("data"), config.get("data"))  # never the checkpoint's paths
     splits = load_splits(meta["dataset"], data, netcfg.timesteps, progress)
+    require_network_fits_data(netcfg, meta["dataset"], splits.test[0][0], f"checkpoint {str(path)!r}")
     loader = DataLoader(splits.test, batch_size=batch_size, shuffle=False, collate_fn=collate(splits.events))
     topk = (1, 5) if netcfg.num_classes >= 5 else (1,)
     start = time.perf_counter()

@@ -28,6 +28,7 @@ from lightsnn.core.checkpoints import (
     set_rng_state,
     signals_deferred,
 )
+from lightsnn.core.budget import MAX_TIMESTEPS
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import opt
 from lightsnn.data import DATASETS, SCALES, collate, get_dataset_spec
@@ -72,7 +73,8 @@ class LiteSNNOptions(MethodOptions):
     steps: int | None = opt(None, "search network: nodes per cell; paper 4", min=1)
     level_path: list[int] | None = opt(None, "resolution level of every cell (search and retrain); paper "
                                              "[0, 0, 1, 1, 1, 2, 2, 2]")
-    max_timesteps: int | None = opt(None, "T_max: the timestep search chooses T in 1..T_max; paper 6", min=1)
+    max_timesteps: int | None = opt(None, "T_max: the timestep search chooses T in 1..T_max; paper 6", min=1,
+                                    max=MAX_TIMESTEPS)
     bit_widths: list[int] = opt([1, 2, 4], "candidate weight bit widths (each of 1, 2, 3, 4)")
     keep: float | None = opt(None, "share of each conv's weights the top-k mask keeps; paper 0.2", min=0.001,
                              max=1.0)

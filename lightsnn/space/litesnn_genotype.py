@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lightsnn.core.budget import MAX_TIMESTEPS
+
 FAMILY = "litesnn"
 LITE_OPS = ("skip_connect", "snn_b3")
 _OP_CODES = {"skip_connect": "s", "snn_b3": "b"}
@@ -65,8 +67,8 @@ class LiteGenotype:
             raise LiteGenotypeError(f"bits {list(self.bits)} are not allowed; one of 1, 2, 3, 4 per cell")
         if not 0.0 < float(self.keep) <= 1.0:
             raise LiteGenotypeError(f"keep ratio {self.keep} must be in (0, 1]")
-        if int(self.timesteps) < 1:
-            raise LiteGenotypeError(f"timesteps {self.timesteps} must be >= 1")
+        if not 1 <= int(self.timesteps) <= MAX_TIMESTEPS:
+            raise LiteGenotypeError(f"timesteps {self.timesteps} must be in 1..{MAX_TIMESTEPS}")
         object.__setattr__(self, "nodes", nodes)
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "keep", float(self.keep))

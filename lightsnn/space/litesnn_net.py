@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lightsnn.core.budget import MAX_TIMESTEPS
 from lightsnn.core.options import check_known, check_types, opt
 from lightsnn.space.compconv import CompConv, QuantLinear, effective_weights, weights_cached
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, LiteGenotypeError, edge_index, edges_per_cell
@@ -33,7 +34,8 @@ class LiteNetConfig:
     in_channels: int = opt(3, "input channels", min=1)
     image_size: int = opt(32, "input height = width", min=1)
     num_classes: int = opt(10, "classes (the released code hard-codes 10, methods.md §7.16)", min=1)
-    timesteps: int = opt(6, "T: timesteps (the search's T_max; the retrained network's searched T)", min=1)
+    timesteps: int = opt(6, "T: timesteps (the search's T_max; the retrained network's searched T)", min=1,
+                         max=MAX_TIMESTEPS)
     input_pool: bool = opt(False, "max-pool 2x2 after the stem (large event frames: ndigits, DVS128 Gesture)")
     filter_multiplier: int = opt(12, "channels of a node at level 0 (level l: times 2^l)", min=1)
     steps: int = opt(4, "nodes per cell; a cell outputs steps x its node channels", min=1)
@@ -65,12 +67,18 @@ class LiteNetConfig:
     SIZE_OPTIONS = "the timesteps (max_timesteps, a genotype's T), filter_multiplier, steps"
 
     def memory_floor(self, batch_size: int, training: bool) -> int:
-        """Bytes a batch certainly needs (a floor): the input over T timesteps and the stem's output (every
-        timestep's kept when training)."""
-        pixels = self.image_size ** 2
-        activations = self.timesteps * batch_size * self.in_channels * pixels
-        activations += (self.timesteps if training else 1) * batch_size * self.stem_channels * pixels
-        return 4 * activations
+        """Bytes a batch certainly needs (a floor), in fp32. The network runs all T timesteps of a layer at once
+        (``[T, B, ...]``), so every tensor below holds T x B samples: the input, the stem's conv and BN, and per
+        cell the spikes of one op on each of its edges and its nodes' outputs. Training keeps all of them for the
+        backward pass; inference holds at least the input and the largest of them."""
+        area = self.image_size ** 2
+        inner = area // 4 if self.input_pool else area
+        tensors = [self.stem_channels * area, self.stem_channels * inner]
+        for level in self.level_path:
+            channels, cell_area = self.filter_multiplier * 2 ** level, inner // 4 ** level
+            tensors += [edges_per_cell(self.steps) * channels * cell_area, self.steps * channels * cell_area]
+        per_sample = sum(tensors) if training else max(tensors)
+        return 4 * self.timesteps * batch_size * (self.in_channels * area + per_sample)
 
     def to_dict(self) -> dict:
         data = asdict(self)

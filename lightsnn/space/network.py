@@ -9,20 +9,22 @@ neurons; call :func:`lightsnn.space.neurons.reset_state` before each sequence.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Sequence
 
 import torch
 import torch.nn as nn
 from spikingjelly.activation_based import layer
 
-from lightsnn.core.options import check_known, check_types, from_section, opt
+from lightsnn.core.options import check_field, check_known, check_types, from_section, opt
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError, edge_key
 from lightsnn.space.neurons import LIFConfig, make_lif, spiking_modules
 from lightsnn.space.ops import OpSpec
 from lightsnn.space.pooling import AvgPool2d, MaxPool2d
 from lightsnn.space.spaces import SearchSpace
+
+from lightsnn.core.budget import MAX_TIMESTEPS
 
 POOLINGS = ("avg", "max")
 
@@ -35,7 +37,7 @@ class NetConfig:
     image_size: int = opt(32, "input height = width", min=1)
     num_classes: int = opt(10, "classes", min=1)
     channels: int = opt(256, "C: channels of cell1 (cell2 has 2C)", min=1)
-    timesteps: int = opt(5, "T: timesteps (frames for event data)", min=1)
+    timesteps: int = opt(5, "T: timesteps (frames for event data)", min=1, max=MAX_TIMESTEPS)
     pooling: str = opt("avg", "resdown pooling (set by the method)", POOLINGS)  # SNASNet avg, LightSNN max
     second_pool: int = opt(2, "kernel of the pool after cell2", min=1)  # SNASNet's --second_avgpooling
     classifier_width: int = opt(1024, "hidden width of the classifier", min=1)
@@ -54,13 +56,16 @@ class NetConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"network.{name} must be a positive integer, got {value!r}")
+        if self.timesteps > MAX_TIMESTEPS:
+            raise ValueError(f"network.timesteps must be <= {MAX_TIMESTEPS}, got {self.timesteps} (the papers use 5-16)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"network.dropout must be in [0, 1), got {self.dropout!r}")
 
-    def with_overrides(self, overrides: dict | None) -> "NetConfig":
+    def with_overrides(self, overrides: dict | None, where: str = "network") -> "NetConfig":
+        """These sizes with ``overrides`` (a config section, named ``where`` in every message) applied."""
         if not overrides:
             return self
-        values = self._checked(overrides, "network")
+        values = self._checked(overrides, where)
         if isinstance(values.get("lif"), dict):
             values["lif"] = from_section(LIFConfig, {**asdict(self.lif), **values["lif"]}, where="network.lif")
         return replace(self, **values)
@@ -79,6 +84,9 @@ class NetConfig:
             raise ValueError(f"{where} must be a mapping of network options, got {values!r}"[:300])
         check_known(cls, values, f"{where} option(s)")
         values = check_types(cls, dict(values), where)
+        for f in fields(cls):
+            if f.name in values:
+                check_field(f, values[f.name], where)
         if "lif" in values and not isinstance(values["lif"], (dict, LIFConfig)):
             raise ValueError(f"{where}.lif must be a mapping, got {values['lif']!r}")
         return values
@@ -90,14 +98,22 @@ class NetConfig:
     SIZE_OPTIONS = "network.timesteps, network.channels"
 
     def memory_floor(self, batch_size: int, training: bool) -> int:
-        """Bytes a batch certainly needs (a floor, not the peak): the input over T timesteps, the stem's output
-        (every timestep's kept for backpropagation through time) and the resdown conv's C x 2C x 3 x 3 weights
-        (with gradients and momentum when training)."""
-        pixels = self.image_size ** 2
-        activations = self.timesteps * batch_size * self.in_channels * pixels
-        activations += (self.timesteps if training else 1) * batch_size * self.channels * pixels
-        weights = 18 * self.channels ** 2 * (3 if training else 1)
-        return 4 * (activations + weights)
+        """Bytes a batch certainly needs (a floor, not the peak), in fp32: the input and the stem's conv and BN
+        (once: a static image is stemmed once); per sample and timestep the tensors every
+        genotype computes, whatever its cells hold (the resdown's BN, LIF, conv and BN, its pool, the last BN
+        and LIF), held for every timestep when training (backpropagation through time) and for one otherwise;
+        and the resdown conv's C x 2C x 3 x 3 weights (with gradients and momentum when training). The cells'
+        own tensors depend on the genotype and are left out (measured against a training step's saved tensors:
+        0.14-0.72 of them, tests/test_faults.py)."""
+        c, area = self.channels, self.image_size ** 2
+        inner = area // 4 if self.input_pool else area  # cell1's area
+        stem = 2 * c * area
+        per_step = 2 * c * inner + 2 * (2 * c) * inner + 2 * c * (inner // 4) + 2 * (2 * c) * (inner // 4)
+        kept = self.timesteps if training else 1
+        activations = stem + kept * per_step
+        inputs = self.in_channels * area
+        weights = 18 * c ** 2 * (3 if training else 1)
+        return 4 * (batch_size * (inputs + activations) + weights)
 
 
 #: Network presets of the papers (methods.md §1.2-1.3) and of the offline datasets.

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
+from lightsnn.core.budget import MAX_TIMESTEPS
 from lightsnn.core.options import Options, opt
 from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
@@ -32,7 +33,7 @@ class BenchOptions(Options):
     section: ClassVar[str] = "bench"
     channels: int = opt(32, "C of the benchmarked networks (cell2 has 2C)", min=1)
     image_size: int = opt(32, "input height = width", min=1)
-    timesteps: int = opt(5, "T", min=1)
+    timesteps: int = opt(5, "T", min=1, max=MAX_TIMESTEPS)
     batch_size: int = opt(32, "search batch (LightSNN search and SNASNet candidates)", min=2)
     repeat: int = opt(2, "forward passes per scoring", min=1)
     snasnet_candidates: int = opt(10, "SNASNet candidates scored", min=1)
@@ -223,7 +224,21 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
             "flops_note": "3 x forward FLOPs per step (backward ~ 2x)"}
 
 
-def run_bench(opts: BenchOptions, device: torch.device, log=print) -> dict:
+def require_bench_memory(opts: BenchOptions, device: torch.device, flags: list[str] | None = None) -> None:
+    """The searches' and the training's networks at these sizes fit the device, or one line naming the flags."""
+    from lightsnn.pipeline.jobs import require_network_memory
+
+    netcfg = _net_config(opts, "max")
+    require_network_memory(netcfg, opts.batch_size, device, training=False, batch="bench.batch_size", flags=flags,
+                           sizes="bench.timesteps, bench.channels, bench.image_size")
+    require_network_memory(_net_config(opts, "avg"), opts.train_batch_size, device, training=True,
+                           batch="bench.train_batch_size", flags=flags,
+                           sizes="bench.timesteps, bench.channels, bench.image_size")
+
+
+def run_bench(opts: BenchOptions, device: torch.device, log=print, flags: list[str] | None = None) -> dict:
+    """The measured work at ``opts``' sizes; ``flags``: the command-line flags given, named if a size is refused."""
+    require_bench_memory(opts, device, flags)
     figures: dict = {"options": asdict(opts), "device": str(device), "threads": torch.get_num_threads(),
                      "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
     log(f"bench on {figures['device_name']} ({figures['threads']} threads): C={opts.channels} "

@@ -173,6 +173,14 @@ def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides:
     space = list(parse_space(options.space))
     netcfg = net_config(dataset, config)
     device = resolve_device(config.get("device"))
+    from lightsnn.pipeline.jobs import require_network_memory
+
+    from lightsnn.training.train import TrainOptions
+
+    require_network_memory(netcfg, max(options.batch_size, *options.other_batch_sizes), device, training=False,
+                           batch="evidence.batch_size, evidence.other_batch_sizes")  # it scores,
+    require_network_memory(netcfg, TrainOptions.from_config(config.get("train")).batch_size, device, training=True,
+                           batch="train.batch_size")  # then trains
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     variants = score_variants(options)
     sizes = sorted({options.batch_size, *(v.batch_size for v in variants if v.batch_size)})

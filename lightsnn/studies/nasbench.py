@@ -109,6 +109,7 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     if not 0 <= shard < options.shards:
         raise ValueError(f"shard must be in 0..{options.shards - 1} (benchmark.shards={options.shards}), got {shard}")
     bench = open_from(options, config)
+    _require_scoring_memory(bench, options, config, overrides)
     ids = sample_ids(bench, options)[shard::options.shards]
     folder = options.score_folder(out) if csv is None else Path(csv).parent
     target = Path(csv) if csv is not None else (
@@ -119,6 +120,19 @@ def score_shard(config: dict, shard: int, out: str | Path, overrides: dict | Non
     # written once a shard is whole: a run that fails (bad --images, say) leaves no folder that looks scored
     write_text_atomic(folder / "settings.json", json.dumps(options.score_settings(), indent=1))
     return target
+
+
+def _require_scoring_memory(bench, options: BenchmarkOptions, config: dict, overrides: dict | None) -> None:
+    """Refuse a width or batch that cannot fit before a shard's files exist, naming the flags given. Gradient
+    proxies backpropagate, so the floor is a training step's."""
+    from lightsnn.pipeline.config import resolve_device
+    from lightsnn.pipeline.jobs import require_network_memory
+    from lightsnn.space.network import PRESETS
+
+    netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})
+    flags = [f"--{name.replace('_', '-')}" for name in ("width", "batch_size") if (overrides or {}).get(name)]
+    require_network_memory(netcfg, options.batch_size, resolve_device(config.get("device")), training=True,
+                           batch="benchmark.batch_size", flags=flags, sizes="benchmark.width")
 
 
 def _score_into(target: Path, bench, ids: list[int], options: BenchmarkOptions, config: dict, progress, log,
@@ -190,13 +204,33 @@ def read_score_file(path: str | Path) -> pd.DataFrame:
 
 
 def read_scores(files: list[str | Path]) -> pd.DataFrame:
+    """The shard CSVs as one table sorted by id; files holding no scored architecture at all are refused (a
+    header alone would give a table of NaNs and exit 0)."""
     frames = [read_score_file(path) for path in files]
     if not frames:
         raise ValueError("no score files given")
     table = pd.concat(frames, ignore_index=True)
+    if table.empty:
+        raise ValueError(f"the score file(s) {[str(f) for f in files]} hold no scored architecture (a header alone); "
+                         "score the shards with 'python -m lightsnn benchmark score' first")
     if table["id"].duplicated().any():
         raise ValueError("the score files overlap (an architecture appears twice); give each shard once")
     return table.sort_values("id").reset_index(drop=True)
+
+
+def require_ids_of(scores: pd.DataFrame, bench, files: list) -> None:
+    """Score files of another benchmark (ids it does not hold, or not one valid architecture) are refused in one
+    line instead of correlating nothing."""
+    known = set(bench.table["id"].tolist())
+    foreign = sorted(set(scores["id"].tolist()) - known)
+    if foreign:
+        raise ValueError(f"the score file(s) {[str(f) for f in files]} hold {len(foreign)} id(s) this benchmark does "
+                         f"not have (e.g. {foreign[:5]}; it holds {min(known)}..{max(known)}): they were scored on "
+                         "another benchmark or edited")
+    valid = set(bench.table.loc[bench.table["valid"], "id"].tolist())
+    if not set(scores["id"].tolist()) & valid:
+        raise ValueError(f"the score file(s) {[str(f) for f in files]} hold no valid architecture of this benchmark; "
+                         "nothing to correlate")
 
 
 def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.DataFrame:
@@ -310,6 +344,7 @@ def write_correlation(score_files: list[str], config: dict, out_dir, overrides: 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     bench = open_from(options, config)
     scores = read_scores(score_files)
+    require_ids_of(scores, bench, score_files)
     corr = correlate(scores, bench, options)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

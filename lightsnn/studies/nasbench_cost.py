@@ -216,12 +216,14 @@ def write_anytime(pick_files: list[str], score_files: list[str], config: dict, o
     """``anytime.csv``/``.md`` and ``anytime.png`` in ``out_dir``."""
     from lightsnn.core.atomic import write_text_atomic
     from lightsnn.pipeline.results import read_result
-    from lightsnn.studies.nasbench import read_scores
+    from lightsnn.studies.nasbench import read_scores, require_ids_of
 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     records = [read_result(f, "benchmark-search") for f in pick_files]
     scores = read_scores(score_files) if score_files else None
     bench = open_from(options, config)
+    if scores is not None:
+        require_ids_of(scores, bench, score_files)
     proxy_scores = None
     if scores is not None:  # a hybrid per proxy: its pool is drawn from the scored architectures only
         table = curve_table(bench)

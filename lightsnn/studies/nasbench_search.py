@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.nasbench.options import BenchmarkOptions
-from lightsnn.studies.nasbench import open_from, read_scores
+from lightsnn.studies.nasbench import open_from, read_scores, require_ids_of
 
 
 def benchmark_search_config(bench, options: BenchmarkOptions, config: dict, method: str) -> tuple[dict, dict]:
@@ -31,7 +31,8 @@ def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     bench = open_from(options, config)
     job, method_overrides = benchmark_search_config(bench, options, config, method)
-    result = run_search(method, options.images, seed, job, method_overrides, progress)
+    result = run_search(method, options.images, seed, job, method_overrides, progress,
+                        flags=["--width"] if (overrides or {}).get("width") else None)
     genotype = Genotype.from_json(result["genotype"]["json"])
     arch_id = bench.id_of(genotype)
     record = bench.table.loc[arch_id]
@@ -108,6 +109,8 @@ def write_search_quality(pick_files: list[str], score_files: list[str], config: 
     picks = pd.DataFrame([read_result(f, "benchmark-search") for f in pick_files])
     scores = read_scores(score_files) if score_files else None  # every input checked before the benchmark is read
     bench = open_from(options, config)
+    if scores is not None:
+        require_ids_of(scores, bench, score_files)
     quality = search_quality(picks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

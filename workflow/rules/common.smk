@@ -249,7 +249,15 @@ _RELAY = {}
 
 
 def start_relay():
-    """Start the run's relay in the background; it stops by itself if this Snakemake dies."""
+    """Check the results folder can be written (one line and exit 1 if not: an immutable or read-only folder
+    would fail here with a traceback), then start the run's relay in the background; it stops by itself if
+    this Snakemake dies."""
+    from lightsnn.core.paths import output_folder
+
+    try:
+        output_folder(RESULTS, "workflow.results")
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     if not RELAYED:
         return
     os.makedirs(JOURNAL, exist_ok=True)
