@@ -23,6 +23,8 @@ EVALUATE_FILE = "evaluate.json"
 TRACKING_KEY_FILE = f"{TRAIN_DIR}/.tracking-key"
 #: The report's table of every run (one row per dataset, run and seed), beside table2.*.
 RUNS_TABLE = "runs.csv"
+#: The same table for reading in a browser (the report shows it inline; a CSV only downloads).
+RUNS_TABLE_HTML = "runs.html"
 #: The result file of each job kind in a run folder.
 RUN_FILES = {"search": SEARCH_FILE, "train": TRAIN_FILE, "evaluate": EVALUATE_FILE}
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.core.atomic import atomic_path, write_text_atomic
-from lightsnn.core.layout import RUN_FILES, RUNS_TABLE
+from lightsnn.core.layout import RUN_FILES, RUNS_TABLE, RUNS_TABLE_HTML
 from lightsnn.pipeline.paper import TABLE1, TABLE2
 from lightsnn.pipeline.results import read_result
 from lightsnn.space.families import get_family
@@ -104,18 +104,36 @@ def _paired_with_baseline(part: pd.DataFrame, base: pd.DataFrame | None) -> dict
     return paired_comparison(ours.loc[common].to_numpy(), theirs.loc[common].to_numpy())
 
 
+#: Fewest paired seeds whose 95 % t-interval is shown: at 2 seeds it spans +-12.7 standard deviations of the
+#: differences (t on 1 degree of freedom), wider than any accuracy range, so only the mean difference is printed.
+MIN_SEEDS_FOR_INTERVAL = 3
+
+
 def verdict(paired: dict, alpha: float = 0.05) -> str:
-    """The paired comparison in words: the interval and p decide, never the means alone."""
+    """The paired comparison in few words (one or two lines in a table cell): the interval and p decide, never the
+    means alone; below :data:`MIN_SEEDS_FOR_INTERVAL` seeds only the mean difference, saying what would give more."""
     n = paired.get("n", 0)
     if n < 2:
-        return f"no test at n = {n}"
+        return f"no test ({n} seed{'s' if n != 1 else ''} paired)"
     diff, low, high, p = (paired[k] for k in ("mean_diff", "diff_low", "diff_high", "t_p"))
-    shown = f"{diff:+.2f} [{low:+.2f}, {high:+.2f}]"
     if not math.isfinite(p):
-        return f"{shown}, identical on every seed" if diff == 0 else f"{shown}, same difference on every seed"
+        return f"{diff:+.1f}, identical on every seed" if diff == 0 else f"{diff:+.1f} on every seed"
+    if n < MIN_SEEDS_FOR_INTERVAL:
+        return f"{diff:+.1f}; {n} seeds: too few for an interval ({MIN_SEEDS_FOR_INTERVAL}+ give one)"
+    shown = f"{diff:+.1f} [{low:+.1f}, {high:+.1f}]"
     if p < alpha:
-        return f"{shown}, {'better' if diff > 0 else 'worse'} (p = {p:.3f})"
-    return f"{shown}, not significant at n = {n} (p = {p:.2f})"
+        return f"{shown} {'better' if diff > 0 else 'worse'}, p = {p:.3f}"
+    return f"{shown} n.s., p = {p:.2f}"
+
+
+def seeds_text(seeds) -> str:
+    """Seeds as a reader writes them: ``0``, ``0 and 1``, ``0, 1 and 4``, ``0-9``."""
+    seeds = sorted(int(s) for s in set(seeds))
+    if len(seeds) > 3 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}"
+    if len(seeds) == 1:
+        return str(seeds[0])
+    return ", ".join(map(str, seeds[:-1])) + f" and {seeds[-1]}"
 
 
 def _paper_values(base: dict, part: pd.DataFrame):
@@ -168,42 +186,60 @@ def table2(frame: pd.DataFrame, baseline: str = BASELINE) -> tuple[pd.DataFrame,
 
 
 def table2_caption(frame: pd.DataFrame, baseline: str = BASELINE) -> str:
-    """What a reader needs to read Table 2: the budget, the units, what the comparison and the paper columns are."""
+    """What a reader needs to read Table 2: the budget, the units, what the comparison is, and what the paper
+    columns are only where the table prints them."""
     from lightsnn.pipeline.paper import PAPER_EPOCHS
 
     seeds = sorted(set(frame["seed"]))
+    paper_shown = bool(table2(frame, baseline)[0]["paper_acc"].notna().any())
+    fewest = int(frame.groupby(["dataset", "run"])["seed"].nunique().min())
     epochs = sorted(set(frame["epochs"].dropna().astype(int)))
     capped = sorted(set(frame["max_batches"].dropna().astype(int)))
     tests = {d: int(n) for d, n in frame.groupby("dataset")["test_samples"].max().items() if n == n}
     budget = (f"trained {', '.join(map(str, epochs))} epoch(s)"
               + (f" of at most {', '.join(map(str, capped))} batches" if capped else " of the whole training set"))
-    return (f"Table 2: one row per dataset and search run; mean ± std over seeds {seeds}, {budget}; test samples: "
-            + ", ".join(f"{d} {n}" for d, n in tests.items()) + ". Accuracy: final-epoch top-1 on the test set (%). "
-            f"vs {baseline}: accuracy minus the {baseline} run's on the same seed, mean difference in percentage "
-            "points with its 95 % t-interval and the paired t-test's p; with few seeds only large, steady "
-            "differences are significant. SAR: spikes per neuron and timestep over the test set. Energy per "
+    interval = ("with its 95 % t-interval and the paired t-test's p (n.s.: not significant at 5 %); with few seeds "
+                "only large, steady differences are significant"
+                if fewest >= MIN_SEEDS_FOR_INTERVAL else
+                f"without an interval: {fewest} seeds give none worth printing (at 2 the 95 % t-interval spans "
+                f"±12.7 standard deviations); {MIN_SEEDS_FOR_INTERVAL} or more seeds (workflow.seeds) give one")
+    paper = (f" The LightSNN paper's values (A40 GPU) are printed for its own methods at its setup (its T, "
+             f"{PAPER_EPOCHS} whole epochs)." if paper_shown else "")
+    return (f"Table 2: one row per dataset and search run; mean ± std over seeds {seeds_text(seeds)}, {budget}; test "
+            "samples: " + ", ".join(f"{d} {n}" for d, n in tests.items()) + ". Accuracy: final-epoch top-1 on the "
+            f"test set (%). vs {baseline}: accuracy minus the {baseline} run's on the same seed, the mean difference "
+            f"in percentage points {interval}. SAR: spikes per neuron and timestep over the test set. Energy per "
             "sample: 0.9 pJ per accumulate, 4.6 pJ per multiply-accumulate (45 nm). Size: the weights as stored "
-            "(fp32; LitE-SNN's at its searched bit widths and pruning). The LightSNN paper's values (A40 GPU) "
-            f"appear only for its own methods at its setup (its T, {PAPER_EPOCHS} whole epochs)"
-            + ("." if any(frame["epochs"].fillna(0) >= PAPER_EPOCHS) else "; no run here is at that budget."))
+            "(fp32; LitE-SNN's at its searched bit widths and pruning)." + paper)
 
 
 def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path, caption: str | None = None) -> None:
     """CSV (every number), Markdown, LaTeX and HTML (the displayed columns, the caption under them)."""
-    import html
-
     write_text_atomic(stem.with_suffix(".csv"), numeric.to_csv(index=False))
     shown = display.fillna("-")
     note = f"\n{caption}\n" if caption else ""
     write_text_atomic(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n" + note)
     write_text_atomic(stem.with_suffix(".tex"), shown.to_latex(index=False, escape=True))
+    write_text_atomic(stem.with_suffix(".html"), html_page(shown, caption))
+
+
+def html_page(shown: pd.DataFrame, caption: str | None = None) -> str:
+    """A table as a small self-contained HTML page (what the Snakemake report shows inline), its caption under it."""
+    import html
+
     head = f"<caption>{html.escape(caption)}</caption>" if caption else ""
     table = shown.to_html(index=False, escape=True, border=0, classes="lightsnn-table")
     table = table.replace(">\n  <thead>", ">" + head + "\n  <thead>", 1)
-    write_text_atomic(stem.with_suffix(".html"), "<!doctype html>\n<html><head><meta charset=\"utf-8\"><style>"
-                      "table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;"
-                      "border-bottom:1px solid #ddd;text-align:right}caption{caption-side:bottom;text-align:left;"
-                      "padding-top:6px;max-width:60em}</style></head><body>\n" + table + "\n</body></html>\n")
+    return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><style>"
+            "table{border-collapse:collapse;font:13px sans-serif}th,td{padding:3px 8px;"
+            "border-bottom:1px solid #ddd;text-align:right}caption{caption-side:bottom;text-align:left;"
+            "padding-top:6px;max-width:60em}</style></head><body>\n" + table + "\n</body></html>\n")
+
+
+RUNS_CAPTION = ("Every run of Table 2, one row per dataset, run and seed, unaveraged: its genotype, its training budget "
+                "(epochs, batch cap) and every metric (acc: final-epoch test accuracy, %; search_s: seconds; sar: spikes "
+                "per neuron and timestep; energy_uj: µJ per sample; size_kb: the weights as stored). runs.csv holds "
+                "the same numbers unrounded.")
 
 
 TABLE1_CAPTION = ("Table 1: random search (SNASNet's sampler) against pruning-by-importance (LightSNN) on SNASNet's "
@@ -233,38 +269,54 @@ def table1(frame: pd.DataFrame, dataset: str, random_run: str, pruning_run: str)
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
-def plot_accuracy_vs_sar(frame: pd.DataFrame, path: Path) -> None:
+def accuracy_vs_sar_figure(frame: pd.DataFrame):
+    """One panel per dataset: every run's seeds (dots) and mean (star), each panel's axes from its own data so no
+    point falls outside (a shared x-axis took the first panel's range and hid LitE-SNN's points on the other), the
+    legend below the panels, off the data."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     datasets = list(dict.fromkeys(frame["dataset"]))
     runs = list(dict.fromkeys(frame["run"]))  # one colour per run across every panel
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False, sharex=True,
-                             sharey=True)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.6), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
         part = frame[frame["dataset"] == dataset]
         classes = part["classes"].dropna()
         if len(classes):  # what a network that guesses scores: the floor every accuracy is read against
-            ax.axhline(100.0 / classes.iloc[0], color="grey", linestyle="--", linewidth=1,
-                       label=f"chance ({100.0 / classes.iloc[0]:.1f} %)")
+            chance = 100.0 / classes.iloc[0]
+            ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
+            ax.annotate(f"chance {chance:.1f} %", (0.01, chance), xycoords=("axes fraction", "data"),
+                        textcoords="offset points", xytext=(0, 3), fontsize=8, color="grey")
         for run, rows in part.groupby("run", sort=False):
-            color = f"C{runs.index(run)}"
+            color = f"C{runs.index(run) % 10}"
             ax.scatter(rows["sar"], rows["acc"], color=color, alpha=0.5, s=25)
-            ax.scatter(rows["sar"].mean(), rows["acc"].mean(), color=color, marker="*", s=200,
-                       edgecolor="black", label=f"{run} (mean of {len(rows)})")
-        ax.set_title(dataset)
-        ax.set_xlabel("spiking activity rate")
+            ax.scatter(rows["sar"].mean(), rows["acc"].mean(), color=color, marker="*", s=200, edgecolor="black")
+        sar = part["sar"].dropna()
+        ax.set_xlim(0, 1.12 * float(sar.max()) if len(sar) and sar.max() > 0 else 1.0)
         ax.set_ylim(0, 100)
-        ax.set_xlim(left=0)
+        ax.set_title(dataset)
+        ax.set_xlabel("spiking activity rate (spikes per neuron and timestep)")
+        ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    axes[0][0].set_ylabel("test accuracy (%)")
-    fig.tight_layout()
-    save_figure(fig, path)
+    handles = [Line2D([], [], marker="*", color=f"C{i % 10}", markeredgecolor="black", markersize=12, linestyle="",
+                      label=run) for i, run in enumerate(runs)]
+    handles.append(Line2D([], [], marker="o", color="grey", alpha=0.5, linestyle="", label="one seed"))
+    handles.append(Line2D([], [], marker="*", color="white", markeredgecolor="black", markersize=12, linestyle="",
+                          label="mean over seeds"))
+    rows = -(-len(handles) // 6)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.06 * rows + 0.02, 1, 1))
+    return fig
 
 
-def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
+def plot_accuracy_vs_sar(frame: pd.DataFrame, path: Path) -> None:
+    save_figure(accuracy_vs_sar_figure(frame), path)
+
+
+def search_time_figure(frame: pd.DataFrame):
+    """Mean search time per run and dataset (log scale, std as error bars), the legend beside the bars."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -273,18 +325,23 @@ def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
     datasets = list(dict.fromkeys(summary["dataset"]))
     runs = list(dict.fromkeys(summary["run"]))
     width = 0.8 / max(len(datasets), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(runs)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(runs)) + 1.5, 4))
     for i, dataset in enumerate(datasets):
         part = summary[summary["dataset"] == dataset].set_index("run").reindex(runs)
         means = part["mean"].clip(lower=1e-3)
         ax.bar(np.arange(len(runs)) + i * width, means, width, yerr=part["std"].fillna(0), label=dataset)
     ax.set_xticks(np.arange(len(runs)) + width * (len(datasets) - 1) / 2, runs)
+    ax.set_xlabel("search run")
     ax.set_yscale("log")
     ax.set_ylabel("search time (s, log scale)")
     ax.grid(axis="y", alpha=0.3)
-    ax.legend()
+    ax.legend(title="dataset", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
-    save_figure(fig, path)
+    return fig
+
+
+def plot_search_time(frame: pd.DataFrame, path: Path) -> None:
+    save_figure(search_time_figure(frame), path)
 
 
 def save_figure(fig, path: Path) -> None:
@@ -308,6 +365,7 @@ def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | N
     # every table is computed before any is written: a bad --table1 leaves no half of the report behind
     first = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"]) if table1_spec else None
     write_text_atomic(out / RUNS_TABLE, frame.to_csv(index=False))
+    write_text_atomic(out / RUNS_TABLE_HTML, html_page(frame.round(4).fillna("-"), RUNS_CAPTION))
     write_table(numeric, display, out / "table2", table2_caption(main))
     written = {"table2": str(out / "table2.csv"), "runs": str(out / RUNS_TABLE)}
     if first is not None:

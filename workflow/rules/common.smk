@@ -12,8 +12,8 @@ try:
     import lightsnn  # noqa: F401  (installed beside Snakemake: make setup, environment.yml)
 except ImportError:  # a Snakemake of its own: the modules read here need only the standard library
     sys.path.append(os.path.dirname(workflow.basedir))
-from lightsnn.core.layout import (CHECKPOINT_FILE, EVALUATE_FILE, RUNS, RUNS_TABLE, SEARCH_FILE, TRAIN_DIR,
-                                   TRAIN_FILE, run_id)
+from lightsnn.core.layout import (CHECKPOINT_FILE, EVALUATE_FILE, RUNS, RUNS_TABLE, RUNS_TABLE_HTML, SEARCH_FILE,
+                                   TRAIN_DIR, TRAIN_FILE, run_id)
 from lightsnn.nasbench.options import STEP_KEYS as BM_KEYS
 from lightsnn.pipeline.sections import JOB_SECTIONS, NETWORK_KEYS
 

@@ -7,6 +7,7 @@ rule aggregate:
         report(f"{TABLES}/table2.csv", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
         report(f"{TABLES}/table2.md", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
         report(f"{TABLES}/table2.tex", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
+        report(f"{TABLES}/{RUNS_TABLE_HTML}", caption="../report/every_run.rst", category="Tables", subcategory="Every run"),
         report(f"{TABLES}/{RUNS_TABLE}", caption="../report/every_run.rst", category="Tables", subcategory="Every run"),
         report(f"{TABLES}/accuracy_vs_sar.png", caption="../report/accuracy_vs_sar.rst", category="Plots"),
         report(f"{TABLES}/search_time.png", caption="../report/search_time.rst", category="Plots"),
