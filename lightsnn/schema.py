@@ -137,7 +137,7 @@ def config_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN, "default": "default",
+            "name": {"type": "string", "pattern": NAME_PATTERN, "default": "lightsnn-default",
                      "description": "name of the run set (an MLflow experiment and results/<name>/): letters, digits and "
                                     "_ . -, starting with a letter or digit"},
             "device": {"type": "string", "pattern": DEVICE_PATTERN, "default": "auto",

@@ -46,7 +46,7 @@ def test_sqlite_store_holds_params_metrics_tags_and_the_artifact(tmp_path, monke
     assert [a.path for a in client.list_artifacts(run_id)] == ["result.json"]
     train_run = next(r for r in runs if r.info.run_id != run_id)
     history = client.get_metric_history(train_run.info.run_id, "epoch.test_acc")
-    assert [(m.step, m.value) for m in history] == [(1, 0.5), (2, 0.9)]
+    assert [(m.step, m.value) for m in history] == [(1, 50.0), (2, 90.0)]  # accuracy in %, as Table 2 prints it
     assert log_result(RESULT, {"tracking": {"enabled": False}}) is None
 
 
@@ -219,9 +219,9 @@ def test_relayed_runs_reach_mlflow_once_with_the_jobs_times_and_resume_the_same_
     train = [r for r in runs if r.data.tags.get("job_key") == key]
     assert len(train) == 1 and train[0].info.status == "FINISHED"
     history = client.get_metric_history(train[0].info.run_id, "epoch.test_acc")
-    assert [(m.step, m.value) for m in history] == [(1, 0.25), (2, 0.5), (3, 0.8)]  # each once
+    assert [(m.step, m.value) for m in history] == [(1, 25.0), (2, 50.0), (3, 80.0)]  # each once, in %
     assert history[0].timestamp < history[1].timestamp < history[2].timestamp  # stamped when the job wrote them
-    assert train[0].data.metrics["final_test_acc"] == 0.8
+    assert train[0].data.metrics["final_test_acc"] == 80.0
     assert [a.path for a in client.list_artifacts(train[0].info.run_id)] == ["train.json"]
     groups = [r for r in runs if r.data.tags["kind"] == "group"]
     assert len(groups) == 3 and train[0].data.tags["mlflow.parentRunId"] in {g.info.run_id for g in groups}
@@ -353,7 +353,14 @@ def test_mlflow_opens_as_a_training_experiment_with_parents_that_summarise_and_s
     by_kind = {r.data.tags["kind"]: r for r in runs}
     parent = by_kind["group"]
     assert parent.data.tags["method"] == "snasnet" and parent.data.tags["genotype"] == "0012 0000 0001 0000"
+    work = parent.data.metrics.pop("work_s")  # the jobs' own spans, beside the parent's wall-clock one
     assert parent.data.metrics == {"search_s": 12.5, "acc": 56.25, "sar": 0.125, "energy_uj": 2.5, "params": 1000.0}
+    assert parent.data.params == {"method": "snasnet", "dataset": "digits", "seed": "0",
+                                  "genotype": "0012 0000 0001 0000"}
+    spans = sum(r.info.end_time - r.info.start_time for r in (by_kind["search"], by_kind["evaluate"])) / 1000
+    assert work == pytest.approx(spans, rel=1e-3) and work >= 0.05  # to 4 significant digits
+    assert by_kind["search"].info.run_name == "search digits/snasnet/seed0"  # what the run is, first
+    assert by_kind["evaluate"].info.run_name == "evaluate digits/snasnet/seed0"
     assert parent.info.status == "FINISHED"
     for child in (by_kind["search"], by_kind["evaluate"]):
         assert parent.info.start_time <= child.info.start_time and child.info.end_time <= parent.info.end_time

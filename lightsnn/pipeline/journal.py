@@ -122,9 +122,12 @@ class MlflowWriter:
                                         max_results=1)
         if found:
             return found[0].info.run_id
+        from mlflow.entities import Param
+
+        identity = {k: tags[k] for k in ("method", "dataset", "seed")}
         parent = self.client.create_run(experiment_id, run_name=group, start_time=start,
-                                        tags={"kind": "group", "group": group,
-                                              **{k: tags[k] for k in ("method", "dataset", "seed")}})
+                                        tags={"kind": "group", "group": group, **identity})
+        self.client.log_batch(parent.info.run_id, params=[Param(k, str(v)) for k, v in identity.items()])
         return parent.info.run_id
 
     def _epoch(self, key: str, event: dict) -> None:
@@ -137,7 +140,8 @@ class MlflowWriter:
         from mlflow.entities import Metric, Param
 
         run_id = self.runs[key]
-        existing = self.client.get_run(run_id).data.params
+        run = self.client.get_run(run_id)
+        existing = run.data.params
         params = [Param(k, v) for k, v in event["params"].items() if k not in existing]
         metrics = [Metric(k, v, event["time"], 0) for k, v in event["metrics"].items()]
         if event.get("genotype"):
@@ -156,10 +160,16 @@ class MlflowWriter:
         parent = self.parents.get(key)
         if parent is not None:  # the run's summary, on the row a reader sees first
             summary = [Metric(k, v, event["time"], 0) for k, v in (event.get("summary") or {}).items()]
-            if summary:
-                self.client.log_batch(parent, metrics=summary)
+            # the work its jobs did (their runs' spans), beside the parent's wall-clock span, which also counts
+            # the time its jobs waited for a free CPU or GPU between one another
+            parent_run = self.client.get_run(parent)
+            work = parent_run.data.metrics.get("work_s", 0.0) + (event["time"] - run.info.start_time) / 1000
+            summary.append(Metric("work_s", float(f"{work:.4g}"), event["time"], 0))
+            self.client.log_batch(parent, metrics=summary)
             if event.get("genotype"):
                 self.client.set_tag(parent, "genotype", event["genotype"])
+                if "genotype" not in parent_run.data.params:
+                    self.client.log_param(parent, "genotype", event["genotype"])
             self.client.set_terminated(parent, "FINISHED", end_time=event["time"])
 
     def _end(self, key: str, event: dict) -> None:

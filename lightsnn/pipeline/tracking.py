@@ -83,6 +83,28 @@ def journal_dir(config: dict | None) -> Path | None:
     return Path(folder)
 
 
+#: MLflow 3 opens an experiment on its GenAI page (traces) unless the address asks for the model-training view:
+#: its UI keeps the choice in the browser (local storage, default "genai") and reads ``workflowType`` from the
+#: address; the experiment's ``mlflow.experimentKind`` tag does not decide it.
+RUNS_VIEW = "runs?workflowType=machine_learning"
+
+
+def runs_table_link(config: dict | None, ui: str = "http://127.0.0.1:5000") -> str | None:
+    """The address that opens the config's experiment on its runs table in ``mlflow ui`` (``ui``: where it serves;
+    a tracking server serves its own UI), or None when the experiment does not exist yet."""
+    from mlflow.tracking import MlflowClient
+
+    from lightsnn.pipeline.config import check_name
+
+    uri = tracking_uri(config)
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(
+        check_name((config or {}).get("name") or "lightsnn"))
+    if experiment is None:
+        return None
+    base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui
+    return f"{base}/#/experiments/{experiment.experiment_id}/{RUNS_VIEW}"
+
+
 class TrackingError(RuntimeError):
     """Logging to MLflow failed while ``tracking.required`` is true."""
 
@@ -187,7 +209,7 @@ class LiveRun:
         label = self.group or f"{self.tags['method']}-{self.tags['dataset']}-s{self.tags['seed']}"
         experiment = check_name(self.config.get("name") or "lightsnn")
         self._guard(self._emit, {"event": "start", "experiment": experiment, "tags": self.tags, "group": self.group,
-                                 "run_name": f"{label} {self.kind}", "resume": key is not None,
+                                 "run_name": f"{self.kind} {label}", "resume": key is not None,
                                  "time": self.created_ms})
         return self.key if self.active else None
 
@@ -195,7 +217,7 @@ class LiveRun:
         """One finished epoch: its metrics at step = epoch, stamped now."""
         if self.key is None:
             return
-        metrics = {f"epoch.{k}": float(v) for k, v in row.items()
+        metrics = {f"epoch.{k}": in_table_units(k, v) for k, v in row.items()
                    if k != "epoch" and isinstance(v, (int, float)) and v == v}
         self._guard(self._emit, {"event": "epoch", "step": int(row["epoch"]), "metrics": metrics})
 
@@ -211,7 +233,7 @@ class LiveRun:
             params["genotype"] = _genotype_str(result)
             _flat("options", result.get("options", {}), params)
             _flat("versions", result.get("versions", {}), params)
-            metrics = {k: float(v) for k, v in result.items()
+            metrics = {k: in_table_units(k, v) for k, v in result.items()
                        if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("seed", "schema_version")}
             for name, value in (result.get("times") or {}).items():
                 metrics[f"time.{name}"] = float(value)
@@ -243,16 +265,23 @@ class LiveRun:
         self.end("KILLED" if issubclass(kind, (KeyboardInterrupt, SystemExit)) else "FAILED")
 
 
+def in_table_units(name: str, value) -> float:
+    """A metric in the unit Table 2 prints it in: accuracies (``*acc*``, ``top1``, ``top5``; fractions in the
+    result files) in %, everything else as it is, so MLflow's columns and curves read like the table."""
+    value = float(value)
+    return 100.0 * value if "acc" in name or name in ("top1", "top5") else value
+
+
 def group_summary(kind: str, result: dict) -> dict:
     """What a job adds to its group's parent run: Table 2's columns from this kind of result, in Table 2's
-    units (accuracy in %, energy in µJ), so the runs list reads like the table."""
+    units (accuracy in %, energy in µJ) to 4 significant digits, so the runs list reads like the table."""
     from lightsnn.pipeline.report import METRICS, SCALE, _get
 
     summary = {}
     for column, (source, key) in METRICS.items():
         value = _get(result, key) if source == kind else None
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-            summary[column] = float(value) * SCALE.get(column, 1.0)
+            summary[column] = float(f"{float(value) * SCALE.get(column, 1.0):.4g}")  # 46.67, not 46.666666…
     return summary
 
 

@@ -272,6 +272,23 @@ def start_relay():
                   stop=stop, log=log)
 
 
+def print_runs_table_link():
+    """Where to look: MLflow 3 opens an experiment on its GenAI page; this address opens the runs table."""
+    if not config["tracking"]["enabled"]:
+        return
+    from lightsnn.pipeline.tracking import runs_table_link, tracking_uri
+
+    try:
+        link = runs_table_link(TRACKING)
+    except Exception as err:  # a store that cannot be read: the run itself succeeded
+        print(f"warning: the MLflow store could not be read for its link ({type(err).__name__})", flush=True)
+        return
+    if link:
+        serve = "" if tracking_uri(TRACKING).startswith("http") else \
+            f"mlflow ui --backend-store-uri {tracking_uri(TRACKING)}, then "
+        print(f"MLflow: {serve}open {link}", flush=True)
+
+
 def stop_relay():
     """Let the relay write what is left, so MLflow is complete when Snakemake returns."""
     process = _RELAY.get("process")
