@@ -96,7 +96,12 @@ def runs_table_link(config: dict | None, ui: str = "http://127.0.0.1:5000") -> s
 
     from lightsnn.pipeline.config import check_name
 
+    from lightsnn.pipeline.journal import _sqlite_path
+
     uri = tracking_uri(config)
+    db = _sqlite_path(uri)
+    if db is not None and not db.is_file():  # no store yet: opening one would create it (with a "Default")
+        return None
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(
         check_name((config or {}).get("name") or "lightsnn"))
     if experiment is None:
