@@ -14,22 +14,13 @@ import torch
 import yaml
 
 from lightsnn.cli import main
+from test_bad_input import _run  # the CLI's exit code and stderr lines, never a traceback
 
 GENOTYPE = "0302 0030 3003 0000"
 TINY = {"device": "cpu", "tracking": {"enabled": False},
         "networks": {"digits": {"channels": 4, "timesteps": 2, "classifier_width": 16, "num_cluster": 2}}}
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 BENCH_ROOT = SHARED / "benchmarks" / "spikenas-bench"
-
-
-def _run(argv, capsys):
-    try:
-        code = main(argv)
-    except SystemExit as exit_:  # argparse rejects a flag value
-        code = exit_.code
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return code, [line for line in err.splitlines() if line.strip()]
 
 
 def _config(tmp_path, data=None, name="c.yaml") -> str:
