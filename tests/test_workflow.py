@@ -202,7 +202,11 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
         assert parent.info.end_time >= max(c.info.end_time for c in children) and parent.info.status == "FINISHED"
         evaluate = next(c for c in children if c.data.tags["kind"] == "evaluate")
         assert evaluate.info.end_time - evaluate.info.start_time >= 200  # ms: the job loads data and measures
-        assert parent.data.metrics["acc"] == pytest.approx(100 * evaluate.data.metrics["top1"])
+        # one unit in MLflow: accuracy in %, on the parent to 4 significant digits
+        assert parent.data.metrics["acc"] == pytest.approx(evaluate.data.metrics["top1"], abs=0.01)
+        assert parent.data.params["method"] == parent.data.tags["method"] and "genotype" in parent.data.params
+        assert 0 < parent.data.metrics["work_s"] <= (parent.info.end_time - parent.info.start_time) / 1000 + 0.01
+        assert {c.info.run_name.split()[0] for c in children} == {"search", "train", "evaluate"}
     lightsnn_search = [r for r in runs if r.data.tags["kind"] == "search" and r.data.tags["group"].endswith("5op/seed0")]
     assert "candidates.json" in [a.path for a in client.list_artifacts(lightsnn_search[0].info.run_id)]
     litesnn_search = [r for r in runs if r.data.tags["kind"] == "search" and "/litesnn/" in r.data.tags["group"]]
