@@ -119,7 +119,7 @@ def verdict(paired: dict, alpha: float = 0.05) -> str:
     if not math.isfinite(p):
         return f"{diff:+.1f}, identical on every seed" if diff == 0 else f"{diff:+.1f} on every seed"
     if n < MIN_SEEDS_FOR_INTERVAL:
-        return f"{diff:+.1f}; {n} seeds: too few for an interval ({MIN_SEEDS_FOR_INTERVAL}+ give one)"
+        return f"{diff:+.1f} (no interval at {n} seeds)"  # the caption says what gives one
     shown = f"{diff:+.1f} [{low:+.1f}, {high:+.1f}]"
     if p < alpha:
         return f"{shown} {'better' if diff > 0 else 'worse'}, p = {p:.3f}"
@@ -305,8 +305,8 @@ def accuracy_vs_sar_figure(frame: pd.DataFrame):
     handles.append(Line2D([], [], marker="o", color="grey", alpha=0.5, linestyle="", label="one seed"))
     handles.append(Line2D([], [], marker="*", color="white", markeredgecolor="black", markersize=12, linestyle="",
                           label="mean over seeds"))
-    rows = -(-len(handles) // 6)
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
+    rows = -(-len(handles) // 8)
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 8), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.06 * rows + 0.02, 1, 1))
     return fig
 
