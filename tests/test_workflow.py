@@ -223,7 +223,30 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
     assert "trained 2 epoch(s) of at most 5 batches" in table and all(f"<td>{run}</td>" in table
                                                                        for run in ("lightsnn", "litesnn", "random"))
     assert any("Pruning-by-importance" in page for page in embedded)  # table 1 too
+    _what_a_browser_shows(work, results, proc.stdout + proc.stderr, runs, tmp_path)
     _only_what_a_change_affects_reruns(work, config)
+
+
+def _what_a_browser_shows(work, results, output: str, runs, tmp_path) -> None:
+    """The workflow's last words name the address of the runs table; in a real browser that address shows every
+    parent run of this workflow, and the report's front page reads as written (a Jinja tag once ate its space)."""
+    import re
+
+    from browser import CHROMIUM, rendered, served_ui
+
+    printed = re.search(r"MLflow: mlflow ui --backend-store-uri (\S+), then open (http://127\.0\.0\.1:5000(\S+))",
+                        output)
+    assert printed, output[-2000:]
+    if CHROMIUM is None:
+        print("no Chromium here: apt-get install chromium (Debian) runs the browser checks", file=sys.stderr)
+        return
+    with served_ui(printed.group(1).rstrip(",")) as url:
+        page = rendered(url + printed.group(3), tmp_path / "profile-mlflow")
+    groups = {r.data.tags["group"] for r in runs if r.data.tags["kind"] == "group"}
+    assert "Run Name" in page and all(group in page for group in groups), (groups, page[-2000:])
+    front = rendered((results / "report.html").as_uri(), tmp_path / "profile-report")
+    assert " on digits" in front and not re.search(r"[A-Za-z0-9]on digits", front)  # "randomon digits" before
+    assert "Every run" in front and "accuracy_vs_sar.png" in front
 
 
 def _embedded_html(report: str) -> list[str]:
