@@ -237,6 +237,19 @@ def _what_a_browser_shows(work, results, output: str, runs, tmp_path) -> None:
     printed = re.search(r"MLflow: mlflow ui --backend-store-uri (\S+), then open (http://127\.0\.0\.1:5000(\S+))",
                         output)
     assert printed, output[-2000:]
+    # the report's accuracy-vs-SAR plot, built from this run's folders: every run of a dataset in its panel
+    import matplotlib.pyplot as plt
+
+    from lightsnn.pipeline.report import accuracy_vs_sar_figure, load_runs
+
+    frame = load_runs(sorted(p.parent for p in (results / "runs").glob("*/*/seed*/search.json")))
+    figure = accuracy_vs_sar_figure(frame)
+    for ax in figure.axes:
+        part = frame[frame["dataset"] == ax.get_title()]
+        points = [p for c in ax.collections for p in c.get_offsets()]
+        assert len(points) == len(part) + part["run"].nunique()  # every seed and every run's mean
+        assert all(ax.get_xlim()[0] <= x <= ax.get_xlim()[1] and 0 <= y <= 100 for x, y in points)
+    plt.close(figure)
     if CHROMIUM is None:
         print("no Chromium here: apt-get install chromium (Debian) runs the browser checks", file=sys.stderr)
         return
