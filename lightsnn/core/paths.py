@@ -174,7 +174,7 @@ def spare_inputs(output: tuple[str, str | Path], inputs: list[tuple[str, str | P
         return
     for in_flag, path in inputs:
         if path is not None and Path(path).exists() and _same(Path(out), Path(path)):
-            same = "the same path" if str(out) == str(path) else f"the same file as {in_flag} {str(path)!r}"
+            same = "the same path" if str(out) == str(path) else f"the same file as {str(path)!r}"
             raise PathError(f"{flag} {str(out)!r} is an input of this run ({in_flag}: {same}); writing the result "
                             "would destroy it: give another output path")
 
