@@ -62,6 +62,14 @@ def test_absurd_timesteps_in_a_config_are_refused_naming_the_key(tmp_path, capsy
     assert not (tmp_path / "s.json").exists()
 
 
+def test_a_litesnn_network_with_absurd_timesteps_is_refused_however_it_is_built():
+    from lightsnn.space.litesnn_net import LiteNetConfig
+
+    for build in (lambda: LiteNetConfig(timesteps=100000), lambda: LiteNetConfig.from_dict({"timesteps": 100000})):
+        with pytest.raises(ValueError, match="litesnn network.timesteps must be <= 1000, got 100000"):
+            build()
+
+
 def test_an_edited_checkpoint_with_absurd_timesteps_is_refused_naming_the_file(tmp_path, capsys, trained):
     saved = torch.load(trained / "best.pt", weights_only=True)
     saved["meta"]["network"]["timesteps"] = 100000

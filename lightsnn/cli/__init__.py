@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lightsnn.cli.flags import config_inputs
 from lightsnn.cli.jobs import add_evaluate, add_prepare, add_relay, add_report, add_schema, add_search, add_train
 from lightsnn.cli.studies import add_bench, add_benchmark, add_correlate, add_evidence, add_plan, add_replicate
 from lightsnn.core.paths import check_paths
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_paths({"--" + dest.replace("_", "-"): (kind, getattr(args, dest))
                      for dest, kind in getattr(args, "paths", {}).items()},
-                    inputs=[("--config", path) for path in getattr(args, "config", None) or []])
+                    inputs=config_inputs(args))
         return args.func(args)
     except MemoryError as err:
         print(f"error: {_out_of_memory(err)}", file=sys.stderr)

@@ -206,6 +206,11 @@ def _evaluate_flags(p) -> None:
     _option_flags(p, EvaluateOptions, default_note=" (default: the config's {section}.{name}, else {default})")
 
 
+def config_inputs(args) -> list[tuple[str, str]]:
+    """The ``--config`` files a command reads, as ``(flag, path)``: no output may overwrite one."""
+    return [("--config", path) for path in getattr(args, "config", None) or []]
+
+
 def _config(args) -> dict:
     """The merged config files of ``--config`` and ``--config-json``, with ``--device`` applied: one place for
     every verb."""

@@ -9,6 +9,7 @@ from lightsnn.cli.flags import (
     _announce,
     _common_job_flags,
     _config,
+    config_inputs,
     _evaluate_flags,
     _evaluate_options,
     _given,
@@ -139,8 +140,7 @@ def _cmd_evaluate(args) -> int:
     config = _config(args)
     evaluate = _evaluate_options(args, config)
     out = output_file(args.out or Path(args.checkpoint).with_name(EVALUATE_FILE), "--out")
-    spare_inputs(("--out", out), [("--checkpoint", args.checkpoint)]
-                 + [("--config", path) for path in args.config or []])
+    spare_inputs(("--out", out), [("--checkpoint", args.checkpoint), *config_inputs(args)])
     run = _live_run(args, config, "evaluate", {})
     with run:
         result = run_evaluate(args.checkpoint, config, bits=evaluate.bits, energy_samples=evaluate.energy_samples,

@@ -39,6 +39,7 @@ def add_bench(sub) -> None:
 
 def _cmd_bench(args) -> int:
     from lightsnn.pipeline.config import resolve_device
+    from lightsnn.pipeline.jobs import given_flags
     from lightsnn.pipeline.results import write_json_atomic
     from lightsnn.studies.bench import BenchOptions, run_bench
 
@@ -52,8 +53,7 @@ def _cmd_bench(args) -> int:
         return 0
     given = _given(args, BenchOptions)
     opts = BenchOptions.from_config(config.get("bench"), given)
-    figures = run_bench(opts, resolve_device(config.get("device")),
-                        flags=[f"--{name.replace('_', '-')}" for name in given])
+    figures = run_bench(opts, resolve_device(config.get("device")), flags=given_flags(given))
     if args.json:
         write_json_atomic(args.json, figures)
     return 0

@@ -185,13 +185,14 @@ def table2(frame: pd.DataFrame, baseline: str = BASELINE) -> tuple[pd.DataFrame,
     return pd.DataFrame(numeric), pd.DataFrame(display)
 
 
-def table2_caption(frame: pd.DataFrame, baseline: str = BASELINE) -> str:
+def table2_caption(frame: pd.DataFrame, baseline: str = BASELINE, numeric: pd.DataFrame | None = None) -> str:
     """What a reader needs to read Table 2: the budget, the units, what the comparison is, and what the paper
     columns are only where the table prints them."""
     from lightsnn.pipeline.paper import PAPER_EPOCHS
 
     seeds = sorted(set(frame["seed"]))
-    paper_shown = bool(table2(frame, baseline)[0]["paper_acc"].notna().any())
+    numeric = table2(frame, baseline)[0] if numeric is None else numeric  # the table it is the caption of
+    paper_shown = bool(numeric["paper_acc"].notna().any())
     fewest = int(frame.groupby(["dataset", "run"])["seed"].nunique().min())
     epochs = sorted(set(frame["epochs"].dropna().astype(int)))
     capped = sorted(set(frame["max_batches"].dropna().astype(int)))
@@ -366,7 +367,7 @@ def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | N
     first = table1(frame, table1_spec["dataset"], table1_spec["random"], table1_spec["pruning"]) if table1_spec else None
     write_text_atomic(out / RUNS_TABLE, frame.to_csv(index=False))
     write_text_atomic(out / RUNS_TABLE_HTML, html_page(frame.round(4).fillna("-"), RUNS_CAPTION))
-    write_table(numeric, display, out / "table2", table2_caption(main))
+    write_table(numeric, display, out / "table2", table2_caption(main, numeric=numeric))
     written = {"table2": str(out / "table2.csv"), "runs": str(out / RUNS_TABLE)}
     if first is not None:
         write_table(*first, out / "table1", TABLE1_CAPTION)

@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightsnn.core.budget import MAX_TIMESTEPS
-from lightsnn.core.options import check_known, check_types, opt
+from lightsnn.core.options import check_field, check_known, check_types, opt
 from lightsnn.space.compconv import CompConv, QuantLinear, effective_weights, weights_cached
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, LiteGenotypeError, edge_index, edges_per_cell
 from lightsnn.space.neurons import make_lite_lif
@@ -50,6 +50,8 @@ class LiteNetConfig:
 
     def __post_init__(self):
         values = check_types(type(self), {f.name: getattr(self, f.name) for f in fields(self)}, "litesnn network")
+        for f in fields(self):  # limits too (T at most MAX_TIMESTEPS), whichever way the config was built
+            check_field(f, values[f.name], "litesnn network")
         path = [int(v) for v in values["level_path"]]
         if not path or path[0] != 0 or any(b - a not in (0, 1) for a, b in zip(path, path[1:])):
             raise ValueError(f"litesnn level_path {path} is not allowed: it starts at 0 and each cell stays or "

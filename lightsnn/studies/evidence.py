@@ -168,15 +168,14 @@ def _short_training(netcfg, genotype: Genotype, config: dict, epochs: int, split
 def run_correlate(dataset: str, config: dict, out_dir, seed: int = 0, overrides: dict | None = None,
                   progress: bool | None = None) -> dict:
     """Score ``num_archs`` sampled architectures at initialisation, train each briefly, rank-correlate."""
+    from lightsnn.pipeline.jobs import require_network_memory
+    from lightsnn.training.train import TrainOptions
+
     options = EvidenceOptions.from_config(config.get("evidence"), overrides)
     check_seed(seed)
     space = list(parse_space(options.space))
     netcfg = net_config(dataset, config)
     device = resolve_device(config.get("device"))
-    from lightsnn.pipeline.jobs import require_network_memory
-
-    from lightsnn.training.train import TrainOptions
-
     require_network_memory(netcfg, max(options.batch_size, *options.other_batch_sizes), device, training=False,
                            batch="evidence.batch_size, evidence.other_batch_sizes")  # it scores,
     require_network_memory(netcfg, TrainOptions.from_config(config.get("train")).batch_size, device, training=True,

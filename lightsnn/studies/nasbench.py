@@ -126,11 +126,11 @@ def _require_scoring_memory(bench, options: BenchmarkOptions, config: dict, over
     """Refuse a width or batch that cannot fit before a shard's files exist, naming the flags given. Gradient
     proxies backpropagate, so the floor is a training step's."""
     from lightsnn.pipeline.config import resolve_device
-    from lightsnn.pipeline.jobs import require_network_memory
+    from lightsnn.pipeline.jobs import given_flags, require_network_memory
     from lightsnn.space.network import PRESETS
 
     netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})
-    flags = [f"--{name.replace('_', '-')}" for name in ("width", "batch_size") if (overrides or {}).get(name)]
+    flags = given_flags({name: (overrides or {}).get(name) for name in ("width", "batch_size")})
     require_network_memory(netcfg, options.batch_size, resolve_device(config.get("device")), training=True,
                            batch="benchmark.batch_size", flags=flags, sizes="benchmark.width")
 
