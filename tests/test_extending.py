@@ -78,16 +78,16 @@ PROXY_FILE = '''
 import torch
 
 from lightsnn.proxies.registry import register
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import sequences
 
 
 @register("out_energy", "mean |output| over the batches", kind="activity")
 @torch.inference_mode()
 def out_energy(net, genotype, batches) -> float:
     values = []
-    for batch in batches:
-        reset_state(net)
-        values.append(float(net(batch).abs().mean()))
+    with sequences(net) as run:
+        for batch in batches:
+            values.append(float(run(batch).abs().mean()))
     return sum(values) / len(values)
 '''
 
@@ -120,8 +120,7 @@ def run_firstof(options: FirstOfOptions, ctx: SearchContext) -> SearchResult:
     for _ in range(options.candidates):
         genotype = Genotype.shared(options.search_space().sample_uniform(rng))
         net = SNASNetwork.from_genotype(ctx.net_config, genotype).to(ctx.device)
-        with scorer.hooks(net) as hooks:
-            scores.append(scorer(net, hooks))
+        scores.append(scorer(net))
         record.add(scores[-1], genotype=genotype.to_str())
         genotypes.append(genotype)
     best = best_index(scores)

@@ -6,7 +6,7 @@ import torch
 from lightsnn.space.cell import Cell
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet, count_parameters
-from lightsnn.space.neurons import LIFConfig, reset_state, spiking_modules
+from lightsnn.space.neurons import LIFConfig, reset_state, sequences, spiking_modules
 
 
 def _run(net, x, train):
@@ -161,7 +161,7 @@ def _candidate_logits(net, count, seed):
                                                    ("lightsnn", True, True)])
 @pytest.mark.parametrize("normalize, aware", [("none", True), ("count", True), ("layer", True), ("none", False)])
 def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize, aware):
-    from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
+    from lightsnn.proxies.sahd import KernelHooks
     cfg = tiny if not events else PRESETS["ndigits"].with_overrides(
         {"channels": 4, "timesteps": 3, "classifier_width": 16, "num_cluster": 2})
     torch.manual_seed(0)
@@ -171,16 +171,16 @@ def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, nor
         (6, cfg.in_channels, cfg.image_size, cfg.image_size)
     x = (torch.rand(shape) < 0.3).float() if events else torch.randn(shape) * 2
     alone = []
-    with SAHDScorer(net, normalize, sparsity_aware=aware) as scorer:
+    with torch.inference_mode(), KernelHooks(net, [(aware, normalize)]) as hooks:
         for logits in candidates:
             net.set_logits(logits)
-            reset_state(net)
-            alone.append(scorer.score(x))
+            with sequences(net) as run:
+                alone.append(hooks.score(run, x)[0][0])
     stacked_x = x.repeat(1, len(candidates), 1, 1, 1) if events else x.repeat(len(candidates), 1, 1, 1)
-    with CandidateSAHDScorer(net, normalize, sparsity_aware=aware) as scorer:
+    with torch.inference_mode(), KernelHooks(net, [(aware, normalize)]) as hooks:
         net.set_candidate_logits(candidates)
-        scorer.refresh()
-        reset_state(net)
-        together = scorer.score(stacked_x, len(candidates))
+        hooks.use_candidates()
+        with sequences(net) as run:
+            together = [v[0] for v in hooks.score(run, stacked_x, len(candidates))]
     assert len(set(alone)) == len(alone)  # the candidates really differ
     assert together == pytest.approx(alone, rel=1e-9, abs=1e-9)

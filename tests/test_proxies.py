@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from lightsnn.proxies.registry import PROXIES, count_conv_edges, get_proxy
-from lightsnn.proxies.sahd import SAHDScorer
+from lightsnn.proxies.sahd import KernelHooks
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters
-from lightsnn.space.neurons import make_lif, reset_state
+from lightsnn.space.neurons import make_lif, sequences
 
 GENOTYPE = Genotype.from_str("0302 0030 3003 0000")
 
@@ -90,17 +90,17 @@ def test_per_layer_normalisation_and_firing_rate_on_a_hand_worked_batch():
     assert get_proxy("fire_rate").score(TwoLayers(), None, [x]) == pytest.approx(7 / 18)
 
 
-def test_registry_scores_equal_the_scorer_they_wrap(tiny):
+def test_registry_scores_equal_the_kernel_hooks_they_wrap(tiny):
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
     batches = [torch.randn(8, 1, 8, 8), torch.randn(8, 1, 8, 8)]
-    for name, options in (("sahd", {"normalize": "none"}), ("sahd_count", {"normalize": "count"}),
-                          ("hamming", {"normalize": "none", "sparsity_aware": False})):
+    for name, variant in (("sahd", (True, "none")), ("sahd_count", (True, "count")),
+                          ("hamming", (False, "none"))):
         direct = []
-        with torch.inference_mode(), SAHDScorer(net, **options) as scorer:
+        with torch.inference_mode(), KernelHooks(net, [variant]) as hooks:
             for batch in batches:
-                reset_state(net)
-                direct.append(scorer.score(batch))
+                with sequences(net) as run:
+                    direct.append(hooks.score(run, batch)[0][0])
         assert get_proxy(name).score(net, GENOTYPE, batches) == float(np.mean(direct)), name
     assert get_proxy("params").score(net, GENOTYPE, []) == count_parameters(net)
     assert math.isnan(get_proxy("sahd").score(net, GENOTYPE, []))
@@ -109,7 +109,7 @@ def test_registry_scores_equal_the_scorer_they_wrap(tiny):
 def test_kernel_proxies_share_one_forward_and_give_the_one_at_a_time_scores(tiny):
     """score_proxies runs SAHD, its normalised form and Hamming off one forward per batch; with dropout active
     (train mode) each group is seeded alike, so the values equal separate calls seeded the same way."""
-    from lightsnn.proxies.registry import score_proxies
+    from lightsnn.proxies.engine import score_proxies
 
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
@@ -188,7 +188,7 @@ def test_distinct_patterns_counts_codes_per_lif_call():
 
 def test_gradient_saliencies_of_a_linear_layer_by_hand():
     """grad_norm and snip of one Linear layer under cross-entropy: dCE/dW = (softmax(Wx + b) - onehot)^T x / B."""
-    from lightsnn.proxies.registry import score_proxies
+    from lightsnn.proxies.engine import score_proxies
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Linear(3, 4))
@@ -238,7 +238,7 @@ def test_jacobian_covariance_of_a_squared_sum_by_hand():
 def test_every_candidate_scores_a_real_snasnet_through_its_surrogates(tiny):
     """On a real SNASNet (spikingjelly LIFs) each candidate gives a finite value, the saliencies are non-zero
     (the surrogate passes gradient), and scoring leaves the network as it was."""
-    from lightsnn.proxies.registry import score_proxies
+    from lightsnn.proxies.engine import score_proxies
 
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(tiny, GENOTYPE).train()
@@ -257,3 +257,31 @@ def test_every_candidate_scores_a_real_snasnet_through_its_surrogates(tiny):
     state = {k: v.clone() for k, v in net.state_dict().items()}
     assert get_proxy("synflow").score(net, GENOTYPE, batches) == values["synflow"]
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+
+
+def test_the_fire_rate_proxy_and_evaluates_sar_are_one_measure(tiny):
+    """Both read counting_spikes: on the same network and batches they give the same number, to the bit."""
+    from lightsnn.training.metrics import spiking_activity_rate
+
+    torch.manual_seed(0)
+    net = SNASNetwork.from_genotype(tiny, GENOTYPE).eval()
+    batches = [torch.randn(8, 1, 8, 8) * 2, torch.randn(5, 1, 8, 8) * 2]
+    rate = get_proxy("fire_rate").score(net, GENOTYPE, batches)
+    sar = spiking_activity_rate(net, [(b, None) for b in batches], torch.device("cpu"))
+    assert 0 < rate < 1
+    assert sar["sar"] == rate
+    assert sar["spikes"] == pytest.approx(rate * sar["neuron_steps"], rel=1e-12)
+
+
+def test_the_library_resets_neuron_state_in_one_place():
+    """Every network run of the library goes through space.neurons.sequences: no module but neurons.py calls
+    reset_state (a hand-written reset forgotten at one call site is how carried state creeps in)."""
+    import pathlib
+    import re
+
+    import lightsnn
+
+    root = pathlib.Path(lightsnn.__file__).parent
+    callers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
+                     if re.search(r"\breset_state\(", p.read_text()) and p.name != "neurons.py")
+    assert callers == []

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from lightsnn.proxies.sahd import SAHDScorer, sahd_kernel, sahd_kernels
+from lightsnn.proxies.registry import get_proxy
+from lightsnn.proxies.sahd import KernelHooks, sahd_kernel, sahd_kernels
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork
-from lightsnn.space.neurons import reset_state, spiking_modules
+from lightsnn.space.neurons import sequences, spiking_modules
 
 
 def test_kernel_matches_a_value_worked_out_by_hand():
@@ -53,35 +54,30 @@ def test_score_is_logdet_of_the_summed_kernel_and_hooks_are_removed(tiny):
 
     handles = [m.register_forward_hook(grab) for m in spiking_modules(net)]
     net.eval()
-    reset_state(net)
-    with SAHDScorer(net, normalize="none") as scorer:
-        score = scorer.score(x)
-        calls = scorer.calls
+    with torch.inference_mode(), KernelHooks(net, [(True, "none"), (True, "count")]) as hooks, \
+            sequences(net) as run:
+        (score, counted), = hooks.score(run, x)
     for h in handles:
         h.remove()
+    calls = len(seen)
     k = sum(sahd_kernel(s) for s in seen)
-    assert calls == len(seen) == tiny.timesteps * len(spiking_modules(net))
+    assert calls == tiny.timesteps * len(spiking_modules(net))
     assert score == pytest.approx(float(torch.linalg.slogdet(k)[1]), rel=1e-12)
-    reset_state(net)
-    with SAHDScorer(net, normalize="count") as scorer:
-        counted = scorer.score(x)
     assert counted == pytest.approx(score - 8 * math.log(calls), rel=1e-9)
     assert all(not m._forward_hooks for m in spiking_modules(net))
 
 
 def test_score_outside_the_context_is_an_error(tiny):
+    net = _net(tiny)
     with pytest.raises(RuntimeError, match="outside its 'with' block"):
-        SAHDScorer(_net(tiny)).score(torch.zeros(2, 1, 8, 8))
+        KernelHooks(net, [(True, "none")]).score(net, torch.zeros(2, 1, 8, 8))
     with pytest.raises(ValueError, match="normalize"):
-        SAHDScorer(_net(tiny), normalize="mean")
+        KernelHooks(net, [(True, "mean")])
 
 
 def test_identical_samples_give_a_singular_kernel_reported_as_minus_infinity(tiny):
     net = _net(tiny).eval()
-    reset_state(net)
-    with SAHDScorer(net) as scorer:
-        score = scorer.score(torch.ones(4, 1, 8, 8))
-    assert not math.isfinite(score)
+    assert not math.isfinite(get_proxy("sahd").score(net, None, [torch.ones(4, 1, 8, 8)]))
 
 
 def test_a_bf16_scoring_pass_keeps_the_kernel_exact():

@@ -10,7 +10,7 @@ Shapes as everywhere in lightsnn: a batch is ``[B, C, H, W]`` (static) or ``[T, 
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightsnn.proxies.sahd import sahd_kernels
-from lightsnn.space.neurons import reset_state, spiking_modules
+from lightsnn.space.neurons import SpikeHooks, run_sequence, sequences
 
 #: layers whose weights the saliency scores sum over (zero-cost-nas: conv and linear weights only)
 WEIGHTED_TYPES = (nn.Conv2d, nn.Linear)
@@ -26,43 +26,6 @@ WEIGHTED_TYPES = (nn.Conv2d, nn.Linear)
 
 def _logdet(kernel: torch.Tensor | None) -> float:
     return math.nan if kernel is None else float(torch.linalg.slogdet(kernel)[1])
-
-
-class _SpikeHooks:
-    """Forward hooks on every spiking module for the duration of a ``with`` block; ``on_spikes(module, call,
-    spikes)`` gets each call's output with ``call`` = how often that module already ran in this forward (the
-    timestep in lightsnn's single-step networks)."""
-
-    def __init__(self, net: nn.Module, on_spikes: Callable[[nn.Module, int, torch.Tensor], None],
-                 pre: Callable[[nn.Module, torch.Tensor], None] | None = None):
-        self.net, self.on_spikes, self.pre = net, on_spikes, pre
-        self.calls: dict[int, int] = {}
-        self._handles: list = []
-
-    def __enter__(self) -> "_SpikeHooks":
-        modules = spiking_modules(self.net)
-        if not modules:
-            raise ValueError("the network has no spiking modules to score")
-        for m in modules:
-            self._handles.append(m.register_forward_hook(self._hook))
-            if self.pre is not None:
-                self._handles.append(m.register_forward_pre_hook(lambda mod, args: self.pre(mod, args[0])))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-    def _hook(self, module, inputs, output) -> None:
-        call = self.calls.get(id(module), 0)
-        self.calls[id(module)] = call + 1
-        self.on_spikes(module, call, output)
-
-    def forward(self, batch: torch.Tensor) -> None:
-        self.calls = {}
-        reset_state(self.net)
-        self.net(batch)
 
 
 @torch.inference_mode()
@@ -76,12 +39,12 @@ def sahd_per_step(net: nn.Module, batches: Sequence[torch.Tensor], alpha: float 
         k = sahd_kernels(spikes.reshape(1, spikes.shape[0], -1), alpha, binary=True)[0]
         kernels[step] = k if step not in kernels else kernels[step] + k
 
-    with _SpikeHooks(net, on_spikes) as hooks:
+    with SpikeHooks(net, on_spikes) as hooks, sequences(net) as run:
         for batch in batches:
             kernels.clear()
-            hooks.forward(batch)
+            hooks.restart()
+            run(batch)
             values.extend(_logdet(k) for _, k in sorted(kernels.items()))
-    reset_state(net)
     return float(np.mean(values)) if values else math.nan
 
 
@@ -111,12 +74,11 @@ def membrane_kernel_score(net: nn.Module, batches: Sequence[torch.Tensor]) -> fl
         k = h @ h.T
         kernel[0] = k if kernel[0] is None else kernel[0] + k
 
-    with _SpikeHooks(net, lambda *args: None, pre=pre) as hooks:
+    with SpikeHooks(net, lambda *args: None, pre=pre), sequences(net) as run:
         for batch in batches:
             kernel[0] = None
-            hooks.forward(batch)
+            run(batch)
             values.append(_logdet(kernel[0]))
-    reset_state(net)
     return float(np.mean(values)) if values else math.nan
 
 
@@ -130,10 +92,9 @@ def distinct_patterns(net: nn.Module, batches: Sequence[torch.Tensor]) -> float:
         codes = spikes.reshape(spikes.shape[0], -1)
         shares.append(torch.unique(codes, dim=0).shape[0] / codes.shape[0])
 
-    with _SpikeHooks(net, on_spikes) as hooks:
+    with SpikeHooks(net, on_spikes), sequences(net) as run:
         for batch in batches:
-            hooks.forward(batch)
-    reset_state(net)
+            run(batch)
     return float(np.mean(shares)) if shares else math.nan
 
 
@@ -147,11 +108,9 @@ def weight_gradients(net: nn.Module, batch: torch.Tensor, labels: torch.Tensor) 
     the network's own gradients are left as they were."""
     layers = weighted_layers(net)
     weights = [m.weight for m in layers]
-    with torch.enable_grad():
-        reset_state(net)
-        loss = F.cross_entropy(net(batch), labels.to(batch.device))
+    with torch.enable_grad(), sequences(net) as run:
+        loss = F.cross_entropy(run(batch), labels.to(batch.device))
         grads = torch.autograd.grad(loss, weights, allow_unused=True)
-    reset_state(net)
     return [(w.detach(), torch.zeros_like(w) if g is None else g.detach()) for w, g in zip(weights, grads)]
 
 
@@ -189,13 +148,11 @@ def synflow(net: nn.Module, batches: Sequence[torch.Tensor]) -> float:
         net.eval()
         net.double()
         weights = [m.weight for m in weighted_layers(net)]
-        with torch.enable_grad():
-            reset_state(net)
-            out = net(torch.ones(shape, dtype=torch.float64, device=example.device)).sum()
+        with torch.enable_grad(), sequences(net) as run:
+            out = run(torch.ones(shape, dtype=torch.float64, device=example.device)).sum()
             grads = torch.autograd.grad(out, weights, allow_unused=True)
         total = sum(float((w.detach() * g).abs().sum()) for w, g in zip(weights, grads) if g is not None)
     finally:
-        reset_state(net)
         net.to(dtype)
         with torch.no_grad():
             for name, p in net.named_parameters():
@@ -214,9 +171,7 @@ def jacobian_covariance(net: nn.Module, batches: Sequence[torch.Tensor], k: floa
     for batch in batches:
         x = batch.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            reset_state(net)
-            (grad,) = torch.autograd.grad(net(x).sum(), x)
-        reset_state(net)
+            (grad,) = torch.autograd.grad(run_sequence(net, x).sum(), x)
         if grad.dim() == 5:  # [T, B, ...] -> [B, T, ...]
             grad = grad.transpose(0, 1)
         jac = grad.reshape(grad.shape[0], -1).to(torch.float64).cpu().numpy()

@@ -8,31 +8,28 @@ before every batch. A proxy with ``needs_labels`` (a loss gradient) is called
 ``score(net, genotype, batches, labels)`` with one label tensor per batch.
 
 Every proxy has a kind (:data:`PROXY_KINDS`), declared where it is registered, which decides how it is computed
-and what may use it. :func:`score_proxies` is the one harness that computes them: searches, the benchmark study
-and the offline study all call it. A study or a search names the proxy it uses; adding one is one registered
+and what may use it. :func:`lightsnn.proxies.engine.score_proxies` is the one engine that computes them:
+searches, the benchmark study and the offline study all call it. A study or a search names the proxy it uses; adding one is one registered
 function (docs/extending.md).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 
 from lightsnn.proxies import measures
-from lightsnn.proxies.sahd import KernelSetScorer
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import count_parameters
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import counting_spikes, sequences
 from lightsnn.space.ops import OPS, OpSpec
 
 ScoreFn = Callable[[nn.Module, Genotype, Sequence[torch.Tensor]], float]
 
 
-#: What a proxy reads, which decides how :func:`score_proxies` computes it and what may use it.
+#: What a proxy reads, which decides how the engine (:mod:`lightsnn.proxies.engine`) computes it and what may use it.
 PROXY_KINDS: dict[str, str] = {
     "kernel": "log|det K| of a kernel of the samples' spike codes: the kernel proxies share each batch's forward "
               "pass, and a search can score stacked candidates of a supernet with one",
@@ -79,51 +76,12 @@ def register(name: str, definition: str, kind: str = "activity", kernel: tuple[b
     return add
 
 
-def score_proxies(net: nn.Module, genotype: Genotype, batches: Sequence[torch.Tensor], names: Sequence[str],
-                  before_forward: Callable[[], None] | None = None,
-                  labels: Sequence[torch.Tensor] | None = None) -> dict[str, float]:
-    """Every proxy of ``names`` on one network; the kernel proxies (SAHD and its variants) share each batch's
-    forward pass, so asking for three of them costs one forward instead of three, and the saliencies (grad_norm,
-    snip) share each batch's loss gradients. ``before_forward`` runs before each group of forwards (e.g. to seed
-    dropout the same way for every group); ``labels`` (one tensor per batch) feed the proxies that need them."""
-    proxies = [get_proxy(n) for n in names]
-    check_labels(proxies, batches, labels)
-    out: dict[str, float] = {}
-    kernels = [p for p in proxies if p.kind == "kernel"]
-    if kernels:
-        if before_forward is not None:
-            before_forward()
-        values = []
-        with torch.inference_mode(), KernelSetScorer(net, [p.kernel for p in kernels]) as scorer:
-            for batch in batches:
-                reset_state(net)
-                values.append(scorer.score_all(batch))
-        reset_state(net)
-        for index, proxy in enumerate(kernels):
-            out[proxy.name] = float(np.mean([v[index] for v in values])) if values else math.nan
-    saliencies = [p for p in proxies if p.kind == "saliency"]
-    if saliencies:
-        if before_forward is not None:
-            before_forward()
-        per_batch = []
-        for batch, label in zip(batches, labels):
-            pairs = measures.weight_gradients(net, batch, label)
-            per_batch.append([p.saliency(pairs) for p in saliencies])
-        for index, proxy in enumerate(saliencies):
-            out[proxy.name] = float(np.mean([v[index] for v in per_batch])) if per_batch else math.nan
-    for proxy in proxies:
-        if proxy.kind in ("activity", "count"):
-            if before_forward is not None and proxy.kind == "activity":
-                before_forward()
-            args = (net, genotype, batches, labels) if proxy.needs_labels else (net, genotype, batches)
-            out[proxy.name] = float(proxy.score(*args))
-    return {n: out[n] for n in names}
-
-
 def _alone(name: str) -> ScoreFn:
-    """The score function of a proxy that :func:`score_proxies` computes in a shared pass (kernel, saliency):
-    the same pass with this one proxy."""
+    """The score function of a proxy that the engine computes in a shared pass (kernel, saliency): the same
+    pass with this one proxy."""
     def score(net, genotype, batches, labels=None) -> float:
+        from lightsnn.proxies.engine import score_proxies
+
         return score_proxies(net, genotype, batches, [name], labels=labels)[name]
     return score
 
@@ -145,7 +103,7 @@ def get_proxy(name: str) -> Proxy:
 
 
 def _register_kernel(name: str, definition: str, sparsity_aware: bool, normalize: str) -> None:
-    """A log|det K| proxy: scored alone, it is :func:`score_proxies`' shared forward with this one kernel."""
+    """A log|det K| proxy: scored alone, it is the engine's shared forward with this one kernel."""
     register(name, definition, kind="kernel", kernel=(sparsity_aware, normalize))(_alone(name))
 
 
@@ -165,24 +123,10 @@ for _name, _definition, _aware, _normalize in (
                        "LIF call, as SAR")
 @torch.inference_mode()
 def fire_rate(net, genotype, batches) -> float:
-    from lightsnn.space.neurons import spiking_modules
-
-    spikes, steps = [0.0], [0]
-
-    def hook(module, inputs, output):
-        spikes[0] += float(output.detach().sum(dtype=torch.float64))
-        steps[0] += output.numel()
-
-    handles = [m.register_forward_hook(hook) for m in spiking_modules(net)]
-    try:
+    with counting_spikes(net) as count, sequences(net) as run:
         for batch in batches:
-            reset_state(net)
-            net(batch)
-    finally:
-        for h in handles:
-            h.remove()
-        reset_state(net)
-    return spikes[0] / steps[0] if steps[0] else math.nan
+            run(batch)
+    return count.rate
 
 
 def _register_network_score(name: str, definition: str,

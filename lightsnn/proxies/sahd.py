@@ -10,16 +10,19 @@ per sample. With ``a`` the per-sample spike counts and ``G = x x^T``:
 and the score is ``log |det K|`` (``K / calls`` under the reference code's
 ``normalize='count'``). One GEMM per call, K accumulated in float64 on the
 network's device, a single scalar copied to the host per forward.
+:class:`KernelHooks` is the kernel kind's one hook class; the scoring engine
+(:mod:`lightsnn.proxies.engine`) drives it.
 """
 from __future__ import annotations
 
 import math
 from contextlib import nullcontext
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 
-from lightsnn.space.neurons import spiking_modules
+from lightsnn.space.neurons import SpikeHooks
 
 #: paper: plain sum; reference code: divide by the number of LIF calls; layer: each call's K divided by its
 #: neuron count N before summing, so the largest layers do not dominate (a candidate of issue 16)
@@ -56,158 +59,94 @@ def sahd_kernels(spikes: torch.Tensor, alpha: float = 0.5, binary: bool = False,
     return n - (alpha / (expected + 1e-3)) * hamming
 
 
-class SAHDScorer:
-    """Hooks every spiking module of ``net`` once; ``score(batch)`` runs one forward and returns log|det K|.
+class KernelHooks:
+    """Kernel scores (SAHD and its variants) from one forward pass, for one network or R stacked candidates.
 
-    Use as a context manager so the hooks are removed afterwards.
+    ``variants`` are (sparsity_aware, normalize) pairs; the spikes are the same for all of them, so one forward
+    serves every variant. With R candidates (a supernet after ``set_candidate_logits``, the batch repeated R
+    times; call :meth:`use_candidates` after changing them) each LIF call's output is split into its candidate
+    blocks and each block's kernel is added to its own candidate's K, so every candidate's K is the one its own
+    forward pass would give. One network is R = 1. Use as a context manager (the hooks are removed after).
     """
 
-    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5, sparsity_aware: bool = True):
-        if normalize not in NORMALIZATIONS:
-            raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
-        self.net = net
-        self.normalize = normalize
-        self.alpha = alpha
-        self.sparsity_aware = sparsity_aware
-        self._handles: list = []
-        self._kernel: torch.Tensor | None = None
-        self.calls = 0
-
-    def __enter__(self) -> "SAHDScorer":
-        self._handles = [m.register_forward_hook(self._hook) for m in spiking_modules(self.net)]
-        if not self._handles:
-            raise ValueError("the network has no spiking modules to score")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-        self._handles = []
-
-    def _hook(self, module, inputs, output) -> None:
-        x = output.reshape(1, output.shape[0], -1)
-        k = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=self.sparsity_aware)[0]
-        if self.normalize == "layer":
-            k = k / x.shape[2]
-        self._kernel = k if self._kernel is None else self._kernel + k
-        self.calls += 1
-
-    @torch.inference_mode()  # cheaper than no_grad: spikingjelly's LIF step then skips its autograd bookkeeping
-    def score(self, batch: torch.Tensor) -> float:
-        """log|det K| of one forward pass of ``batch``; ``nan``/``-inf`` are returned as they are."""
-        if not self._handles:
-            raise RuntimeError("SAHDScorer.score() outside its 'with' block: no hooks registered")
-        self._kernel, self.calls = None, 0
-        self.net(batch)
-        kernel, calls = self._kernel, self.calls
-        self._kernel = None
-        if kernel is None:
-            return math.nan
-        if self.normalize == "count":
-            kernel = kernel / calls
-        return float(torch.linalg.slogdet(kernel)[1])
-
-
-class KernelSetScorer(SAHDScorer):
-    """Several kernel scores from one forward pass: ``variants`` are (sparsity_aware, normalize) pairs. The
-    spikes are the same for all of them, so this equals one :class:`SAHDScorer` per variant on the same
-    network and batch, at the cost of one forward."""
-
-    def __init__(self, net: nn.Module, variants, alpha: float = 0.5):
-        super().__init__(net, "none", alpha)
+    def __init__(self, net: nn.Module, variants: Sequence[tuple[bool, str]], alpha: float = 0.5):
         self.variants = [(bool(aware), normalize) for aware, normalize in variants]
         for _, normalize in self.variants:
             if normalize not in NORMALIZATIONS:
                 raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
+        self.net = net
+        self.alpha = alpha
         # the kernel sums one forward needs: (sparsity_aware, each call's K over its N) -> sum over calls
         self._sums = sorted({(aware, normalize == "layer") for aware, normalize in self.variants})
-        self._kernels: dict[tuple[bool, bool], torch.Tensor] = {}
+        self._rows: dict[int, torch.Tensor | None] | None = None
+        self._kernels: dict[tuple[bool, bool], torch.Tensor] | None = None
+        self._calls: torch.Tensor | None = None
+        self._spikes = SpikeHooks(net, self._add)
 
-    def _hook(self, module, inputs, output) -> None:
-        x = output.reshape(1, output.shape[0], -1)
-        kernels = {}
+    def __enter__(self) -> "KernelHooks":
+        self._spikes.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._spikes.__exit__(*exc)
+
+    def use_candidates(self) -> None:
+        """Read which candidate blocks each spiking module of the supernet now runs on."""
+        self._rows = {id(m): rows for m, rows in self.net.candidate_lif_rows()}
+
+    def _add(self, module, call, output) -> None:
+        if self._kernels is None:  # a forward outside score(), e.g. a memory probe
+            return
+        if self._rows is None:
+            rows = None
+        elif id(module) in self._rows:
+            rows = self._rows[id(module)]
+        else:
+            raise RuntimeError("a spiking module ran that the candidates do not use; call use_candidates() after "
+                               "set_candidate_logits()")
+        blocks = len(rows) if rows is not None else self._calls.shape[0]
+        per_block = output.unflatten(0, (blocks, -1))
+        neurons = per_block[0, 0].numel()
+        plain: dict[bool, torch.Tensor] = {}
         for aware, per_neuron in self._sums:
-            if aware not in kernels:
-                kernels[aware] = sahd_kernels(x, self.alpha, binary=True, sparsity_aware=aware)[0]
-            k = kernels[aware] / x.shape[2] if per_neuron else kernels[aware]
-            key = (aware, per_neuron)
-            self._kernels[key] = k if key not in self._kernels else self._kernels[key] + k
-        self.calls += 1
+            if aware not in plain:
+                plain[aware] = sahd_kernels(per_block, self.alpha, binary=True, sparsity_aware=aware)
+            k = plain[aware] / neurons if per_neuron else plain[aware]
+            target = self._kernels[(aware, per_neuron)]
+            if rows is None:
+                target += k
+            else:
+                target.index_add_(0, rows.to(k.device), k)
+        if rows is None:
+            self._calls += 1
+        else:
+            rows = rows.to(self._calls.device)
+            self._calls.index_add_(0, rows, torch.ones_like(rows, dtype=self._calls.dtype))
 
-    @torch.inference_mode()
-    def score_all(self, batch: torch.Tensor) -> list[float]:
-        """log|det K| of every variant for one forward pass of ``batch``."""
-        if not self._handles:
-            raise RuntimeError("KernelSetScorer.score_all() outside its 'with' block: no hooks registered")
-        self._kernels, self.calls = {}, 0
-        self.net(batch)
-        kernels, calls, self._kernels = self._kernels, self.calls, {}
-        if not calls:
-            return [math.nan] * len(self.variants)
+    def score(self, run: Callable[[torch.Tensor], torch.Tensor], batch: torch.Tensor,
+              candidates: int = 1) -> list[list[float]]:
+        """log|det K| of every variant (inner list) of every candidate (outer list) for one forward ``run(batch)``;
+        ``batch`` holds one block of B samples per candidate. ``nan``/``-inf`` are returned as they are; a
+        candidate without any LIF call scores nan."""
+        if not self._spikes.active:
+            raise RuntimeError("KernelHooks.score() outside its 'with' block: no hooks registered")
+        size = batch.shape[1] if batch.dim() == 5 else batch.shape[0]
+        b = size // candidates
+        self._kernels = {key: torch.zeros(candidates, b, b, dtype=torch.float64, device=batch.device)
+                         for key in self._sums}
+        self._calls = torch.zeros(candidates, dtype=torch.float64, device=batch.device)
+        try:
+            self._spikes.restart()
+            run(batch)
+            kernels, calls = self._kernels, self._calls
+        finally:
+            self._kernels = self._calls = None
         out = []
         for aware, normalize in self.variants:
             kernel = kernels[(aware, normalize == "layer")]
             if normalize == "count":
-                kernel = kernel / calls
-            out.append(float(torch.linalg.slogdet(kernel)[1]))
-        return out
-
-
-class CandidateSAHDScorer(SAHDScorer):
-    """A kernel score (SAHD or a variant) of R candidates of one supernet in one forward pass
-    (``SuperNet.set_candidate_logits``).
-
-    Each LIF call's output is split into its candidate blocks and each block's kernel is added to the kernel
-    of the candidate it belongs to, so every candidate's K is the one its own forward pass would give.
-    Use as a context manager; call :meth:`refresh` after changing the candidates.
-    """
-
-    def __init__(self, net: nn.Module, normalize: str = "none", alpha: float = 0.5, sparsity_aware: bool = True):
-        super().__init__(net, normalize, alpha, sparsity_aware)
-        self._rows: dict[int, torch.Tensor | None] = {}
-        self._calls: torch.Tensor | None = None
-
-    def refresh(self) -> None:
-        """Read which candidate blocks each spiking module now runs on."""
-        self._rows = {id(m): rows for m, rows in self.net.candidate_lif_rows()}
-
-    def _hook(self, module, inputs, output) -> None:
-        if self._kernel is None:  # a forward outside score(), e.g. a memory probe
-            return
-        if id(module) not in self._rows:
-            raise RuntimeError("a spiking module ran that the candidates do not use; call refresh() after "
-                               "set_candidate_logits()")
-        rows = self._rows[id(module)]
-        blocks = len(rows) if rows is not None else self._kernel.shape[0]
-        per_block = output.unflatten(0, (blocks, -1))
-        k = sahd_kernels(per_block, self.alpha, binary=True, sparsity_aware=self.sparsity_aware)
-        if self.normalize == "layer":
-            k = k / per_block[0, 0].numel()
-        if rows is None:
-            self._kernel += k
-            self._calls += 1
-        else:
-            rows = rows.to(k.device)
-            self._kernel.index_add_(0, rows, k)
-            self._calls.index_add_(0, rows, torch.ones_like(rows, dtype=self._calls.dtype))
-
-    @torch.inference_mode()
-    def score(self, batch: torch.Tensor, num_candidates: int) -> list[float]:
-        """log|det K| of every candidate; ``batch`` holds one block of B samples per candidate."""
-        if not self._handles:
-            raise RuntimeError("CandidateSAHDScorer.score() outside its 'with' block: no hooks registered")
-        size = batch.shape[1] if batch.dim() == 5 else batch.shape[0]
-        b = size // num_candidates
-        self._kernel = torch.zeros(num_candidates, b, b, dtype=torch.float64, device=batch.device)
-        self._calls = torch.zeros(num_candidates, dtype=torch.float64, device=batch.device)
-        self.net(batch)
-        kernel, calls = self._kernel, self._calls
-        self._kernel = self._calls = None
-        if self.normalize == "count":
-            kernel = kernel / calls.clamp(min=1)[:, None, None]
-        logdet = torch.linalg.slogdet(kernel)[1]
-        logdet[calls == 0] = math.nan  # a candidate without any LIF call has no score
-        return logdet.tolist()
+                kernel = kernel / calls.clamp(min=1)[:, None, None]
+            logdet = torch.linalg.slogdet(kernel)[1]
+            logdet[calls == 0] = math.nan
+            out.append(logdet.tolist())
+        return [list(values) for values in zip(*out)]

@@ -61,8 +61,7 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
     logits = torch.zeros_like(net.logits)
     rounds = []
     total = expected_scorings(len(net.edges), len(net.space), logits.shape[0])
-    sahd = scorer.candidate_hooks(net) if stacked else scorer.hooks(net)
-    with sahd, ctx.bar(total, "lightsnn") as bar:
+    with ctx.bar(total, "lightsnn") as bar:
         round_index = 0
         while not bool((net.active_mask(logits).sum(-1) == 1).all()):
             active = net.active_mask(logits)
@@ -77,12 +76,12 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
                         trials.append(trial)
                         removals.append((c, e, o))
             if stacked is not None:
-                scores = stacked(trials, sahd, bar.update)
+                scores = stacked(trials, bar.update)
             else:
                 scores = []
                 for trial in trials:
                     net.set_logits(trial)
-                    scores.append(scorer(net, sahd))
+                    scores.append(scorer(net))
                     bar.update()
             candidates = []
             for score, (c, e, o) in zip(scores, removals):
@@ -102,9 +101,9 @@ def run_lightsnn(options: LightSNNOptions, ctx: SearchContext) -> SearchResult:
         net.set_logits(logits)
         genotype = net.genotype()
         if stacked is not None:
-            final_score = stacked([logits], sahd)[0]
+            final_score = stacked([logits])[0]
         else:
-            final_score = scorer(net, sahd)  # the chosen path's own score, not one of the search's scorings
+            final_score = scorer(net)  # the chosen path's own score, not one of the search's scorings
     record.details = {"rounds": rounds, "final_logits": logits.tolist(),
                       "scoring": "stacked" if stacked else "one at a time",
                       **({"chunk": stacked.chunk} if stacked else {})}

@@ -37,7 +37,7 @@ from lightsnn.search.protocol import Method, SearchContext, SearchRecord, Search
 from lightsnn.space.compconv import GAUSSIAN_STEPS
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype, edge_index
 from lightsnn.space.litesnn_net import LiteNetConfig, LiteSearchNet
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import run_sequence
 
 #: Bumped when what a search checkpoint holds changes: an older one is then never resumed.
 SEARCH_CHECKPOINT_FORMAT = 1
@@ -389,8 +389,7 @@ def _search_epoch(net, halves: _Halves, optimisers: dict, options: LiteSNNOption
 
 
 def _forward_loss(net: LiteSearchNet, x, y, options: LiteSNNOptions, warm: bool) -> dict:
-    reset_state(net)
-    logits = net(x)
+    logits = run_sequence(net, x)
     psi_hat = psi_weights(net.psi, warm)
     out = lite_loss(logits, y, psi_hat, net.last_costs["model_size_bits"], net.last_costs["bit_synops"],
                     options.size_penalty, options.synops_penalty)

@@ -7,72 +7,53 @@ import math
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 
 from lightsnn.proxies.batches import SearchBatches
-from lightsnn.proxies.registry import PROXIES, score_proxies
-from lightsnn.proxies.sahd import CandidateSAHDScorer, SAHDScorer
+from lightsnn.proxies.engine import ScoringSetup, score_candidates, score_proxies
+from lightsnn.proxies.registry import PROXIES
 from lightsnn.search.options import ScoringOptions
 from lightsnn.search.protocol import SearchRecord
 from lightsnn.space.network import SNASNetwork
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import run_sequence
 
 
 class Scorer:
-    """Scores networks with the method's proxy (SAHD by default) under its semantics, timing compute apart from
-    data."""
+    """Scores networks with the method's proxy (SAHD by default) under its semantics through the one scoring
+    engine (:mod:`lightsnn.proxies.engine`), timing compute apart from data."""
 
     def __init__(self, options: ScoringOptions, batches: SearchBatches, record: SearchRecord):
         flags = options.compat()
         self.options = options
         self.batches = batches
         self.record = record
-        self.reset = "carry_state" not in flags
-        self.kernel = options.kernel()
         self.proxy = PROXIES[options.proxy]
+        self.setup = ScoringSetup(carry_state="carry_state" in flags, count_normalize="count_normalize" in flags,
+                                  bf16=options.bf16)
         record.data_seconds += batches.data_seconds  # fixed batches were drawn before the first scoring
 
-    def hooks(self, net) -> SAHDScorer | contextlib.nullcontext:
-        """The proxy's kernel hooks on ``net`` (a context manager), for :meth:`__call__`; nothing to hook for a
-        proxy outside the kernel family (it runs its own passes)."""
-        if self.kernel is None:
-            return contextlib.nullcontext()
-        return SAHDScorer(net, self.kernel[1], sparsity_aware=self.kernel[0])
+    def _batches(self) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+        """This scoring's batches (fresh ones are drawn now) and, for a proxy that needs them, their labels."""
+        batches = [self.batches.get(r) for r in range(self.options.repeat)]
+        labels = [self.batches.labels(r) for r in range(self.options.repeat)] if self.proxy.needs_labels else None
+        return batches, labels
 
-    def candidate_hooks(self, net) -> CandidateSAHDScorer:
-        """The proxy's kernel hooks for stacked candidates of a supernet, for :class:`CandidateScorer`."""
-        if self.kernel is None:
-            raise ValueError(f"proxy {self.proxy.name!r} scores one candidate at a time (stacked scoring needs a "
-                             "kernel proxy)")
-        return CandidateSAHDScorer(net, self.kernel[1], sparsity_aware=self.kernel[0])
-
-    def __call__(self, net: SNASNetwork, scorer: SAHDScorer | None) -> float:
+    def __call__(self, net: SNASNetwork) -> float:
         net.train(self.options.bn_mode == "train")
+        with self._timed():
+            batches, labels = self._batches()
+            return score_proxies(net, None, batches, [self.proxy.name], labels, self.setup)[self.proxy.name]
+
+    @contextlib.contextmanager
+    def _timed(self):
         data_before = self.batches.data_seconds
         start = time.perf_counter()
-        if self.kernel is None:  # the registry's harness: one candidate, in passes of the proxy's own
-            batches = [self.batches.get(r) for r in range(self.options.repeat)]
-            labels = [self.batches.labels(r) for r in range(self.options.repeat)] if self.proxy.needs_labels else None
-            values = [score_proxies(net, None, batches, [self.proxy.name], labels=labels)[self.proxy.name]]
-        else:
-            values = self._kernel_values(net, scorer)
-        elapsed = time.perf_counter() - start
-        data = self.batches.data_seconds - data_before
-        self.record.compute_seconds += elapsed - data
-        self.record.data_seconds += data
-        return float(np.mean(values))
-
-    @torch.inference_mode()
-    def _kernel_values(self, net: SNASNetwork, scorer: SAHDScorer) -> list[float]:
-        values = []
-        for r in range(self.options.repeat):
-            batch = self.batches.get(r)
-            if self.reset:
-                reset_state(net)
-            with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
-                values.append(scorer.score(batch))
-        return values
+        try:
+            yield
+        finally:
+            data = self.batches.data_seconds - data_before
+            self.record.compute_seconds += time.perf_counter() - start - data
+            self.record.data_seconds += data
 
 
 #: Largest stacked pass on a CPU. Measured on the 2-core VM (LightSNN bench, ~0.5 GiB per candidate):
@@ -121,34 +102,20 @@ class CandidateScorer:
             self.chunk = min(fit, self.max_chunk) if self.max_chunk > 0 else fit
         return self.chunk
 
-    @torch.inference_mode()
-    def __call__(self, candidates: list[torch.Tensor], sahd: "CandidateSAHDScorer", on_chunk: Callable[[int], None] | None = None
-                 ) -> list[float]:
-        opts = self.scorer.options
+    def __call__(self, candidates: list[torch.Tensor], on_chunk: Callable[[int], None] | None = None) -> list[float]:
         self.net.train(False)
-        data_before = self.scorer.batches.data_seconds
-        start = time.perf_counter()
         device = next(self.net.parameters()).device
-        chunk = self.chunk_size(device, candidates[0])
         scores: list[float] = []
-        for first in range(0, len(candidates), chunk):
-            part = candidates[first:first + chunk]
-            self.net.set_candidate_logits(part)
-            sahd.refresh()
-            values = []
-            for r in range(opts.repeat):
-                batch = self.scorer.batches.get(r)
-                stacked = batch.repeat(1, len(part), 1, 1, 1) if batch.dim() == 5 else batch.repeat(len(part), 1, 1, 1)
-                reset_state(self.net)
-                with torch.autocast(stacked.device.type, dtype=torch.bfloat16, enabled=self.scorer.options.bf16):
-                    values.append(sahd.score(stacked, len(part)))
-            scores.extend(float(np.mean(per_candidate)) for per_candidate in zip(*values))
-            if on_chunk is not None:
-                on_chunk(len(part))
-        elapsed = time.perf_counter() - start
-        data = self.scorer.batches.data_seconds - data_before
-        self.scorer.record.compute_seconds += elapsed - data
-        self.scorer.record.data_seconds += data
+        with self.scorer._timed():
+            chunk = self.chunk_size(device, candidates[0])
+            batches, _ = self.scorer._batches()
+            for first in range(0, len(candidates), chunk):
+                part = candidates[first:first + chunk]
+                self.net.set_candidate_logits(part)
+                scores.extend(score_candidates(self.net, batches, self.scorer.proxy.name, len(part),
+                                               self.scorer.setup))
+                if on_chunk is not None:
+                    on_chunk(len(part))
         return scores
 
 
@@ -168,12 +135,10 @@ def _bytes_per_candidate(net, batch: torch.Tensor) -> int:
     leaves = [m for m in net.modules() if not list(m.children())]
     handles = [m.register_forward_hook(count) for m in leaves]
     try:
-        reset_state(net)
-        net(sample)
+        run_sequence(net, sample)
     finally:
         for h in handles:
             h.remove()
-        reset_state(net)
     per_step = total[0] / net.config.timesteps
     return int(2 * per_step * (batch.shape[1] if batch.dim() == 5 else batch.shape[0]))
 

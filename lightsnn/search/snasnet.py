@@ -45,7 +45,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
     genotypes: list[Genotype] = []
     cache: dict[Genotype, float] = {}
     draws = 0
-    with scorer.hooks(net) as sahd, ctx.bar(options.num_search, "snasnet") as bar:
+    with ctx.bar(options.num_search, "snasnet") as bar:
         for index in range(options.num_search):
             cell, n = space.sample_valid(rng)
             draws += n
@@ -55,7 +55,7 @@ def run_snasnet(options: SNASNetOptions, ctx: SearchContext) -> SearchResult:
             else:
                 net.set_genotype(genotype)
                 net.reinitialize()
-                score = scorer(net, sahd)
+                score = scorer(net)
                 record.add(score, index=index, genotype=genotype.to_str())
                 cache[genotype] = score
             scores.append(score)

@@ -78,7 +78,7 @@ def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
     chosen = []
     phases = []
     max_draws = 50 * options.candidates_per_cell + 1000
-    with scorer.hooks(net) as sahd, ctx.bar(2 * options.candidates_per_cell, "spikenas") as bar:
+    with ctx.bar(2 * options.candidates_per_cell, "spikenas") as bar:
         for cell_index in (0, 1):
             seen = set()
             scores, genotypes = [], []
@@ -97,7 +97,7 @@ def run_spikenas(options: SpikeNASOptions, ctx: SearchContext) -> SearchResult:
                     continue
                 net.set_genotype(genotype)
                 net.reinitialize()
-                score = scorer(net, sahd)
+                score = scorer(net)
                 record.add(score, cell=cell_index, genotype=genotype.to_str(), memory_bytes=memory)
                 scores.append(score)
                 genotypes.append(genotype)

@@ -9,8 +9,8 @@ resolution change there); on an edge from a node ``skip_connect`` is the identit
 
 Shapes as in :mod:`lightsnn.space.network`: a static batch ``[B, C, H, W]`` (the stem runs once) or event frames
 ``[T, B, C, H, W]``. :class:`LiteSearchNet` returns per-timestep logits ``[T, B, classes]`` (the timestep search
-needs them); :class:`LiteNet` their mean over time ``[B, classes]``. Every neuron is a spikingjelly LIF: call
-:func:`~lightsnn.space.neurons.reset_state` before each sequence.
+needs them); :class:`LiteNet` their mean over time ``[B, classes]``. Every neuron is a spikingjelly LIF:
+:func:`~lightsnn.space.neurons.sequences` resets them before each sequence.
 """
 from __future__ import annotations
 

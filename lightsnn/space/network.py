@@ -5,7 +5,7 @@ batch ``[B, C, H, W]`` (direct encoding: the same analog image is the input
 at every timestep, the stem runs once) or event frames ``[T, B, C, H, W]``;
 it returns the time-averaged boosted class scores ``[B, num_classes]``.
 Every LIF runs single-step inside the timestep loop, so state lives in the
-neurons; call :func:`lightsnn.space.neurons.reset_state` before each sequence.
+neurons; run it through :func:`lightsnn.space.neurons.sequences`, which resets them before each sequence.
 """
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ state resets can find them all by type (:data:`SPIKING_TYPES`).
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar, Iterator
 
 import torch
 import torch.nn as nn
@@ -181,9 +182,109 @@ def make_lite_lif(decay: float = 0.2, threshold: float = 0.5, b: float = 3.0, st
 
 
 def reset_state(net: nn.Module) -> None:
-    """Reset every neuron's membrane (and SJ dropout masks): call before each sample sequence."""
+    """Reset every neuron's membrane (and SJ dropout masks). Code that runs a network goes through
+    :func:`sequences`, the one place that decides when state is reset."""
     functional.reset_net(net)
+
+
+@contextmanager
+def sequences(net: nn.Module, carry: bool = False) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+    """Yield ``run(x)``, which runs ``net`` on one sample sequence from rest; the network is left at rest when
+    the block ends, even on an error. ``carry=True`` keeps the state from one call (and block) to the next, as
+    the released SNASNet/LightSNN codes do (methods.md §7.3)."""
+    def run(x: torch.Tensor) -> torch.Tensor:
+        if not carry:
+            reset_state(net)
+        return net(x)
+
+    try:
+        yield run
+    finally:
+        if not carry:
+            reset_state(net)
+
+
+def run_sequence(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``net(x)`` from rest, the network left at rest: one sample sequence on its own."""
+    with sequences(net) as run:
+        return run(x)
 
 
 def spiking_modules(net: nn.Module) -> list[nn.Module]:
     return [m for m in net.modules() if isinstance(m, SPIKING_TYPES)]
+
+
+class SpikeHooks:
+    """The one way to observe a network's spikes: forward hooks on every spiking module for a ``with`` block.
+
+    ``on_spikes(module, call, spikes)`` gets each call's output, ``call`` counting that module's calls since
+    :meth:`restart` (the timestep, in single-step networks); ``pre(module, x)`` optionally sees each call's input
+    current. Every score of spikes (SAHD and its kernels, firing rates, patterns, membranes) and the SAR read
+    spikes through this class."""
+
+    def __init__(self, net: nn.Module, on_spikes: Callable[[nn.Module, int, torch.Tensor], None],
+                 pre: Callable[[nn.Module, torch.Tensor], None] | None = None):
+        self.net, self.on_spikes, self.pre = net, on_spikes, pre
+        self.calls: dict[int, int] = {}
+        self._handles: list = []
+
+    def __enter__(self) -> "SpikeHooks":
+        modules = spiking_modules(self.net)
+        if not modules:
+            raise ValueError("the network has no spiking modules to observe")
+        for m in modules:
+            self._handles.append(m.register_forward_hook(self._hook))
+            if self.pre is not None:
+                self._handles.append(m.register_forward_pre_hook(lambda mod, args: self.pre(mod, args[0])))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self._handles)
+
+    def restart(self) -> None:
+        """Count calls from zero again (before each sample sequence)."""
+        self.calls = {}
+
+    def _hook(self, module, inputs, output) -> None:
+        call = self.calls.get(id(module), 0)
+        self.calls[id(module)] = call + 1
+        self.on_spikes(module, call, output)
+
+
+@dataclass
+class SpikeCount:
+    """Spikes and neuron-steps (neurons x timesteps x samples) seen so far; ``rate`` is their ratio, the
+    spiking activity rate (SAR, methods.md §3.4) or a fresh network's firing rate. The spikes are summed on
+    the network's device in float64, so counting costs no host sync per layer."""
+
+    total: torch.Tensor | None = None
+    neuron_steps: int = 0
+
+    @property
+    def spikes(self) -> float:
+        return 0.0 if self.total is None else float(self.total)
+
+    @property
+    def rate(self) -> float:
+        return self.spikes / self.neuron_steps if self.neuron_steps else math.nan
+
+
+@contextmanager
+def counting_spikes(net: nn.Module) -> Iterator[SpikeCount]:
+    """Count every spike ``net`` emits inside the block: the one firing-rate measure of the ``fire_rate`` proxy
+    and of ``evaluate``'s SAR."""
+    count = SpikeCount()
+
+    def add(module, call, output):
+        spikes = output.detach().sum(dtype=torch.float64)
+        count.total = spikes if count.total is None else count.total + spikes
+        count.neuron_steps += output.numel()  # B x neurons of this layer, for one timestep
+
+    with SpikeHooks(net, add):
+        yield count

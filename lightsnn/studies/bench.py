@@ -23,7 +23,7 @@ from lightsnn.core.options import Options, opt
 from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import run_sequence
 
 
 @dataclass(frozen=True)
@@ -160,8 +160,7 @@ def _replay_flops(method, result, options, cfg, opts, device):
             net.set_logits(arch) if method == "lightsnn" else net.set_genotype(arch)
             rec = ConvRecorder(net)
             with torch.no_grad():
-                reset_state(net)
-                net(x)
+                run_sequence(net, x)
             rec.close()
             per_arch[key] = (rec.flops, rec.conv_shapes)
         flops, shapes = per_arch[key]

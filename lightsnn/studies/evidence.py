@@ -35,7 +35,8 @@ from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import save_figure, write_table
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions, write_json_atomic
-from lightsnn.proxies.registry import PROXIES, get_proxy, score_proxies
+from lightsnn.proxies.engine import score_proxies
+from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.space.genotype import CELL_TYPES, Genotype
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.ops import SPACES, parse_space

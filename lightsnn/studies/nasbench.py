@@ -65,7 +65,7 @@ def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: 
     """Every proxy of ``options.proxy_names()`` on ``arch_id`` at ``options.width``, for each weight seed."""
     import torch
 
-    from lightsnn.proxies.registry import score_proxies
+    from lightsnn.proxies.engine import score_proxies
     from lightsnn.space.network import PRESETS, SNASNetwork
 
     netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})

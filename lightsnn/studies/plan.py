@@ -27,7 +27,7 @@ def forward_flops(netcfg, genotype: str = TYPICAL, events: bool = False) -> floa
     the stem runs at every timestep (a static image passes the stem once)."""
     import torch
 
-    from lightsnn.space.neurons import reset_state
+    from lightsnn.space.neurons import run_sequence
     from lightsnn.space.network import SNASNetwork
     from lightsnn.studies.bench import ConvRecorder
 
@@ -36,8 +36,7 @@ def forward_flops(netcfg, genotype: str = TYPICAL, events: bool = False) -> floa
     record = ConvRecorder(net)
     shape = (1, netcfg.in_channels, netcfg.image_size, netcfg.image_size)
     with torch.no_grad():
-        reset_state(net)
-        net(torch.zeros((netcfg.timesteps, *shape) if events else shape, device="meta"))
+        run_sequence(net, torch.zeros((netcfg.timesteps, *shape) if events else shape, device="meta"))
     record.close()
     return float(record.flops)
 

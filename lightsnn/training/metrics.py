@@ -12,7 +12,7 @@ import torch
 from lightsnn.core.energy import ENERGY_MODEL, energy_pj
 from lightsnn.core.options import Options, opt
 from lightsnn.space.compconv import QUANTISED_TYPES
-from lightsnn.space.neurons import reset_state, spiking_modules
+from lightsnn.space.neurons import counting_spikes, sequences
 
 
 @dataclass(frozen=True)
@@ -28,29 +28,15 @@ class EvaluateOptions(Options):
 
 @torch.no_grad()
 def spiking_activity_rate(model, loader, device) -> dict:
-    """SAR = total spikes / (total neurons x timesteps x samples), over the whole loader (methods.md §3.4, 6).
-
-    Eval mode, neuron state reset before each batch; hooks removed afterwards.
-    """
-    spikes = torch.zeros((), dtype=torch.float64, device=device)
-    neuron_steps = 0
-
-    def hook(module, inputs, output):
-        nonlocal spikes, neuron_steps
-        spikes += output.detach().sum(dtype=torch.float64)
-        neuron_steps += output.numel()  # B x neurons of this layer, for one timestep
-
-    handles = [m.register_forward_hook(hook) for m in spiking_modules(model)]
-    try:
-        model.eval()
+    """SAR = total spikes / (total neurons x timesteps x samples), over the whole loader (methods.md §3.4, 6):
+    the firing-rate measure of the ``fire_rate`` proxy (:func:`~lightsnn.space.neurons.counting_spikes`) on the
+    trained network in eval mode."""
+    model.eval()
+    with counting_spikes(model) as count, sequences(model) as run:
         for x, _ in loader:
-            reset_state(model)
-            model(x.to(device))
-    finally:
-        for h in handles:
-            h.remove()
-        reset_state(model)
-    return {"sar": float(spikes) / max(neuron_steps, 1), "spikes": float(spikes), "neuron_steps": neuron_steps}
+            run(x.to(device))
+    return {"sar": count.spikes / max(count.neuron_steps, 1), "spikes": count.spikes,
+            "neuron_steps": count.neuron_steps}
 
 
 def weight_layers(model) -> dict[str, tuple[int, int, int]]:
@@ -100,14 +86,13 @@ def operation_counts(model, loader, device, max_samples: int) -> dict:
     model.eval()
     synops, macs = SynOpCounter(), MACCounter()
     seen = 0
-    for x, _ in loader:
-        if seen >= max_samples:
-            break
-        reset_state(model)
-        with counter_mode()([synops, macs]):
-            model(x.to(device))
-        seen += x.shape[1] if x.dim() == 5 else x.shape[0]
-    reset_state(model)
+    with sequences(model) as run:
+        for x, _ in loader:
+            if seen >= max_samples:
+                break
+            with counter_mode()([synops, macs]):
+                run(x.to(device))
+            seen += x.shape[1] if x.dim() == 5 else x.shape[0]
     per_sample_synops = synops.get_total() / max(seen, 1)
     per_sample_macs = macs.get_total() / max(seen, 1)
     counts = synops.get_counts()
@@ -143,14 +128,13 @@ def latency_per_sample(model, sample: torch.Tensor, device, repeats: int = 10) -
     model.eval()
     x = sample.to(device)
     times = []
-    for _ in range(repeats + 1):
-        reset_state(model)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        model(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        times.append(time.perf_counter() - start)
-    reset_state(model)
+    with sequences(model) as run:
+        for _ in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            run(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - start)
     return statistics.median(times[1:])

@@ -46,7 +46,7 @@ from lightsnn.core.options import Options, from_section, opt
 from lightsnn.data import DATASETS, collate, get_dataset_spec
 from lightsnn.data import LOSSES as DATASET_LOSSES
 from lightsnn.space.families import get_family
-from lightsnn.space.neurons import reset_state
+from lightsnn.space.neurons import sequences
 
 #: Bumped whenever what a checkpoint holds changes: an older checkpoint is then never resumed.
 CHECKPOINT_FORMAT = 2
@@ -160,16 +160,15 @@ def evaluate_accuracy(model, loader, device, loss, topk=(1,)) -> dict:
     model.eval()
     total, loss_sum = 0, 0.0
     correct = {k: 0 for k in topk}
-    for x, y in loader:
-        x, y = x.to(device), y.to(device)
-        reset_state(model)
-        out = model(x).float()
-        loss_sum += float(loss(out, y)) * len(y)
-        top = out.topk(max(topk), dim=1).indices
-        for k in topk:
-            correct[k] += int((top[:, :k] == y[:, None]).any(1).sum())
-        total += len(y)
-    reset_state(model)
+    with sequences(model) as run:
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            out = run(x).float()
+            loss_sum += float(loss(out, y)) * len(y)
+            top = out.topk(max(topk), dim=1).indices
+            for k in topk:
+                correct[k] += int((top[:, :k] == y[:, None]).any(1).sum())
+            total += len(y)
     return {"loss": loss_sum / max(total, 1), **{f"top{k}": correct[k] / max(total, 1) for k in topk}}
 
 
@@ -322,31 +321,30 @@ class Trainer:
         start = time.perf_counter()
         bar = tqdm(total=total, desc=f"epoch {epoch}", leave=False,
                    disable=None if self.progress is None else not self.progress, file=sys.stderr)
-        for index, (x, y) in enumerate(loader):
-            if index >= total:
-                break
-            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            if self.options.channels_last and x.dim() == 4:
-                x = x.contiguous(memory_format=torch.channels_last)
-            reset_state(self.model)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
-                out = self.model(x)
-            loss = self.loss(out.float(), y)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.logits_param is not None:  # no gradient reaches the logits: only weight decay acts
-                self.logits_param.grad = torch.zeros_like(self.logits_param)
-            self.optimizer.step()
-            self._sync_logits()
-            batch_loss = float(loss.detach())
-            if not math.isfinite(batch_loss):
-                raise RuntimeError(f"training diverged at epoch {epoch}, batch {index}: loss {batch_loss}")
-            seen += len(y)
-            loss_sum += batch_loss * len(y)
-            correct += int((out.detach().argmax(1) == y).sum())
-            bar.update()
-            bar.set_postfix(loss=f"{batch_loss:.3f}")
+        with sequences(self.model) as run:
+            for index, (x, y) in enumerate(loader):
+                if index >= total:
+                    break
+                x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+                if self.options.channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.options.bf16):
+                    out = run(x)
+                loss = self.loss(out.float(), y)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if self.logits_param is not None:  # no gradient reaches the logits: only weight decay acts
+                    self.logits_param.grad = torch.zeros_like(self.logits_param)
+                self.optimizer.step()
+                self._sync_logits()
+                batch_loss = float(loss.detach())
+                if not math.isfinite(batch_loss):
+                    raise RuntimeError(f"training diverged at epoch {epoch}, batch {index}: loss {batch_loss}")
+                seen += len(y)
+                loss_sum += batch_loss * len(y)
+                correct += int((out.detach().argmax(1) == y).sum())
+                bar.update()
+                bar.set_postfix(loss=f"{batch_loss:.3f}")
         bar.close()
-        reset_state(self.model)
         return {"loss": loss_sum / max(seen, 1), "acc": correct / max(seen, 1), "samples": seen,
                 "seconds": max(time.perf_counter() - start, 1e-9)}
