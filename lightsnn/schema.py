@@ -6,6 +6,7 @@ ops and every default have one source.
 """
 from __future__ import annotations
 
+import copy
 import re
 import types
 import typing
@@ -198,6 +199,19 @@ def config_schema() -> dict:
         },
         "$defs": {"ops": {"enum": list(OPS), "description": "registered op names"}},
     }
+
+
+def with_defaults(config: dict, schema: dict | None = None) -> dict:
+    """``config`` with every default of the schema filled in where a key is absent, as Snakemake's ``validate``
+    fills them: what the workflow will read, for verbs that read a config the way the workflow does (``plan``)."""
+    schema = config_schema() if schema is None else schema
+    out = dict(config)
+    for key, prop in (schema.get("properties") or {}).items():
+        if key not in out and "default" in prop:
+            out[key] = copy.deepcopy(prop["default"])
+        if isinstance(out.get(key), dict) and prop.get("properties"):
+            out[key] = with_defaults(out[key], prop)
+    return out
 
 
 def schema_yaml() -> str:

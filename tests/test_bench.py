@@ -61,7 +61,8 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
                                work["snasnet_search"]["seconds_per_scoring"]))
     config = {"workflow": {"datasets": ["digits"], "methods": ["snasnet", "lightsnn", "litesnn", "random"],
                            "seeds": [0, 1], "variants": {"lightsnn-5op": {"method": "lightsnn",
-                                                                           "options": {"space": "snasnet"}}}},
+                                                                           "options": {"space": "snasnet"}}},
+                           "table1": {"dataset": "digits", "random": "snasnet", "pruning": "lightsnn-5op"}},
               "networks": {"digits": {"channels": 8, "timesteps": 4}}, "train": {"recipe": "quick", "epochs": 4},
               "search": {"snasnet": {"num_search": 30}}}
     jobs = job_estimates(config, bench)

@@ -130,6 +130,15 @@ def test_lint_and_the_paper_dag(tmp_path):
               if len(line.split()) == 2 and line.split()[1].isdigit()}
     # 3 datasets x 5 methods x 3 seeds, plus table 1's pruning variant on CIFAR10 x 3 seeds
     assert counts["search"] == counts["train"] == counts["evaluate"] == 3 * 5 * 3 + 3
+    # the library's one list of the jobs (Targets, which plan reads) is the list Snakemake schedules
+    from lightsnn.pipeline.config import load_config
+    from lightsnn.pipeline.targets import Targets
+    from lightsnn.schema import with_defaults
+
+    paper = Targets(with_defaults(load_config([work / "config" / "config.yaml", work / "config" / "paper.yaml"])))
+    assert len(paper.runs()) == len(set(paper.searches())) == counts["search"]
+    assert [(r.dataset, r.method, r.options) for r in paper.runs() if r.run == "lightsnn-5op"] == \
+        [("cifar10", "lightsnn", {"space": "snasnet"})] * 3
     assert counts["prepare"] == 3 and counts["aggregate"] == 1
     # the default config: 2 offline datasets x 5 methods (LitE-SNN among them) x 2 seeds
     dry = _smk(work, "-n", "--quiet", "rules")

@@ -15,6 +15,7 @@ from lightsnn.core.atomic import atomic_path, write_text_atomic
 from lightsnn.core.layout import RUN_FILES, RUNS_TABLE, RUNS_TABLE_HTML
 from lightsnn.pipeline.paper import TABLE1, TABLE2
 from lightsnn.pipeline.results import read_result
+from lightsnn.pipeline.targets import ACCURACY_VS_SAR_PLOT, SEARCH_TIME_PLOT, table_files
 from lightsnn.space.families import get_family
 
 METRICS = {  # column -> (source file, key)
@@ -215,13 +216,16 @@ def table2_caption(frame: pd.DataFrame, baseline: str = BASELINE, numeric: pd.Da
 
 
 def write_table(numeric: pd.DataFrame, display: pd.DataFrame, stem: Path, caption: str | None = None) -> None:
-    """CSV (every number), Markdown, LaTeX and HTML (the displayed columns, the caption under them)."""
-    write_text_atomic(stem.with_suffix(".csv"), numeric.to_csv(index=False))
+    """The table in every format of :data:`~lightsnn.pipeline.targets.TABLE_FORMATS`: CSV (every number),
+    Markdown, LaTeX and HTML (the displayed columns, the caption under them)."""
     shown = display.fillna("-")
     note = f"\n{caption}\n" if caption else ""
-    write_text_atomic(stem.with_suffix(".md"), shown.to_markdown(index=False) + "\n" + note)
-    write_text_atomic(stem.with_suffix(".tex"), shown.to_latex(index=False, escape=True))
-    write_text_atomic(stem.with_suffix(".html"), html_page(shown, caption))
+    text = {"csv": lambda: numeric.to_csv(index=False),
+            "md": lambda: shown.to_markdown(index=False) + "\n" + note,
+            "tex": lambda: shown.to_latex(index=False, escape=True),
+            "html": lambda: html_page(shown, caption)}
+    for name in table_files(stem.name):
+        write_text_atomic(stem.with_name(name), text[name.rsplit(".", 1)[1]]())
 
 
 def html_page(shown: pd.DataFrame, caption: str | None = None) -> str:
@@ -372,6 +376,6 @@ def build_report(run_dirs: list[str], out_dir: str | Path, table1_spec: dict | N
     if first is not None:
         write_table(*first, out / "table1", TABLE1_CAPTION)
         written["table1"] = str(out / "table1.csv")
-    plot_accuracy_vs_sar(main, out / "accuracy_vs_sar.png")
-    plot_search_time(frame, out / "search_time.png")
+    plot_accuracy_vs_sar(main, out / ACCURACY_VS_SAR_PLOT)
+    plot_search_time(frame, out / SEARCH_TIME_PLOT)
     return written

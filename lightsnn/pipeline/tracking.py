@@ -110,6 +110,22 @@ def runs_table_link(config: dict | None, ui: str = "http://127.0.0.1:5000") -> s
     return f"{base}/#/experiments/{experiment.experiment_id}/{RUNS_VIEW}"
 
 
+def print_runs_table_link(config: dict | None) -> None:
+    """Where to look after a workflow: MLflow 3 opens an experiment on its GenAI page; this address opens the runs
+    table (with how to serve a local store)."""
+    if not enabled(config):
+        return
+    try:
+        link = runs_table_link(config)
+    except Exception as err:  # a store that cannot be read: the run itself succeeded
+        print(f"warning: the MLflow store could not be read for its link ({type(err).__name__})", flush=True)
+        return
+    if link:
+        uri = tracking_uri(config)
+        serve = "" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}, then "
+        print(f"MLflow: {serve}open {link}", flush=True)
+
+
 class TrackingError(RuntimeError):
     """Logging to MLflow failed while ``tracking.required`` is true."""
 

@@ -34,6 +34,7 @@ from lightsnn.core.stats import correlation_summary
 from lightsnn.data import load_splits
 from lightsnn.pipeline.config import check_seed, net_config, resolve_device
 from lightsnn.pipeline.report import save_figure, write_table
+from lightsnn.pipeline.targets import CORRELATE_FILES, REPLICATE_FILE
 from lightsnn.pipeline.results import SCHEMA_VERSIONS, versions, write_json_atomic
 from lightsnn.proxies.engine import score_proxies
 from lightsnn.proxies.registry import PROXIES, get_proxy
@@ -264,12 +265,13 @@ def accuracy_noise(table: pd.DataFrame, resamples: int, seed: int) -> dict:
 
 def _write_correlate(result: dict, out: Path) -> None:
     table = pd.DataFrame(result["architectures"])
-    write_text_atomic(out / "architectures.csv", table.to_csv(index=False))
+    correlate_json, architectures_csv, scatter_png = CORRELATE_FILES
+    write_text_atomic(out / architectures_csv, table.to_csv(index=False))
     corr = pd.DataFrame(result["correlations"])
     write_table(corr, correlation_display(corr), out / "correlation")
-    plot_scatter(table, [c["score"] for c in result["correlations"]], corr, out / "scatter.png",
+    plot_scatter(table, [c["score"] for c in result["correlations"]], corr, out / scatter_png,
                  f"{result['dataset']}: {result['target']}")
-    write_json_atomic(out / "correlate.json", result)
+    write_json_atomic(out / correlate_json, result)
 
 
 def interval_text(value: float, low: float, high: float) -> str:
@@ -360,5 +362,5 @@ def run_replicate(method: str, dataset: str, seeds: list[int], config: dict, out
     result = {"schema_version": REPLICATE_SCHEMA_VERSION, "kind": "replicate", "name": name or method,
               "method": method, "dataset": dataset, "seeds": seeds, "overrides": overrides or {},
               "runs": rows, "versions": versions()}
-    write_json_atomic(out / "replicate.json", result)
+    write_json_atomic(out / REPLICATE_FILE, result)
     return result

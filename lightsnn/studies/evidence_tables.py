@@ -13,6 +13,7 @@ import pandas as pd
 from lightsnn.core.jsonfloats import decode_non_finite
 from lightsnn.core.stats import paired_comparison
 from lightsnn.pipeline.report import mean_std, save_figure, write_table
+from lightsnn.pipeline.targets import EVIDENCE_PLOT
 from lightsnn.pipeline.results import read_result
 from lightsnn.studies.evidence import correlation_display, interval_text
 
@@ -151,7 +152,7 @@ def write_evidence_tables(correlate_files: list[str], replicate_files: list[str]
         write_table(numeric, display, out / "comparison")
         numeric, display = ablation_table(runs, paper)
         write_table(numeric, display, out / "ablation")
-        plot_comparison(runs, out / "comparison.png")
+        plot_comparison(runs, out / EVIDENCE_PLOT)
         written.update(comparison=str(out / "comparison.md"), ablation=str(out / "ablation.md"),
-                       plot=str(out / "comparison.png"))
+                       plot=str(out / EVIDENCE_PLOT))
     return written

@@ -23,6 +23,7 @@ import pandas as pd
 from lightsnn.core.stats import correlation_summary
 from lightsnn.nasbench import open_benchmark
 from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.proxies.registry import PROXIES, get_proxy
 
 
@@ -348,9 +349,10 @@ def write_correlation(score_files: list[str], config: dict, out_dir, overrides: 
     corr = correlate(scores, bench, options)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "correlation.csv", corr.to_csv(index=False))
-    write_text_atomic(out / "correlation.md", correlation_markdown(corr))
-    plot_scores(scores, bench, options.proxy_names(), corr, out / "scatter.png")
+    markdown, csv, scatter = BENCHMARK_OUTPUTS["correlate"]
+    write_text_atomic(out / csv, corr.to_csv(index=False))
+    write_text_atomic(out / markdown, correlation_markdown(corr))
+    plot_scores(scores, bench, options.proxy_names(), corr, out / scatter)
     result = {"kind": "benchmark-correlate", "benchmark": options.name, "options": asdict(options),
               "architectures": int(len(scores)), "valid_architectures": int(bench.table["valid"].sum()),
               "correlations": corr.to_dict("records")}

@@ -16,6 +16,7 @@ import pandas as pd
 
 from lightsnn.core.stats import paired_comparison
 from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.studies import budgeted
 from lightsnn.studies.nasbench import open_from
 from lightsnn.studies.nasbench_search import pick_label
@@ -232,9 +233,10 @@ def write_anytime(pick_files: list[str], score_files: list[str], config: dict, o
                         for name in ("sahd",) if name in at.columns}
     result = anytime(bench, records, list(options.budgets), options.budget_seeds, proxy_scores)
     out = Path(out_dir)
-    write_text_atomic(out / "anytime.csv", result.to_csv(index=False))
-    write_text_atomic(out / "anytime.md", anytime_markdown(result, bench, options))
-    plot_anytime(result, float(bench.table.loc[bench.table["valid"], "test_acc"].max()), out / "anytime.png")
+    markdown, csv, plot = BENCHMARK_OUTPUTS["anytime"]
+    write_text_atomic(out / csv, result.to_csv(index=False))
+    write_text_atomic(out / markdown, anytime_markdown(result, bench, options))
+    plot_anytime(result, float(bench.table.loc[bench.table["valid"], "test_acc"].max()), out / plot)
     return result
 
 
@@ -300,10 +302,11 @@ def write_energy_plane(pick_files: list[str], config: dict, out_dir, overrides: 
     budget = FRONT_BUDGET if FRONT_BUDGET in options.budgets else max(options.budgets)
     result = energy_plane(bench, records + training_picks(bench, budget, options.budget_seeds))
     out = Path(out_dir)
-    write_text_atomic(out / "plane.csv", result["plane"].to_csv(index=False))
-    write_text_atomic(out / "front_picks.csv", result["picks"].to_csv(index=False))
-    write_text_atomic(out / "front.md", front_markdown(result))
-    plot_plane(result, out / "front.png")
+    markdown, plane_csv, picks_csv, plot = BENCHMARK_OUTPUTS["front"]
+    write_text_atomic(out / plane_csv, result["plane"].to_csv(index=False))
+    write_text_atomic(out / picks_csv, result["picks"].to_csv(index=False))
+    write_text_atomic(out / markdown, front_markdown(result))
+    plot_plane(result, out / plot)
     return result
 
 

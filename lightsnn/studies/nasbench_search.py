@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.studies.nasbench import open_from, read_scores, require_ids_of
 
 
@@ -114,12 +115,13 @@ def write_search_quality(pick_files: list[str], score_files: list[str], config: 
     quality = search_quality(picks)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "search_quality.csv", quality.to_csv(index=False))
-    write_text_atomic(out / "search_quality.md", quality_markdown(quality, bench))
+    markdown, csv, top_csv, plot = BENCHMARK_OUTPUTS["quality"]
+    write_text_atomic(out / csv, quality.to_csv(index=False))
+    write_text_atomic(out / markdown, quality_markdown(quality, bench))
     curve = top_by_score(scores, bench, options.proxy_names(), options.top_n,
                          seed=options.sample_seed) if scores is not None else pd.DataFrame()
-    write_text_atomic(out / "top_by_score.csv", curve.to_csv(index=False))
-    plot_search_quality(picks, curve, out / "search_quality.png")
+    write_text_atomic(out / top_csv, curve.to_csv(index=False))
+    plot_search_quality(picks, curve, out / plot)
     return {"kind": "benchmark-search-quality", "methods": quality.to_dict("records")}
 
 

@@ -15,6 +15,8 @@ import pandas as pd
 
 from lightsnn.data import get_dataset_spec
 from lightsnn.pipeline.config import method_options, net_config
+from lightsnn.pipeline.targets import Targets
+from lightsnn.schema import with_defaults
 from lightsnn.space.genotype import Genotype
 
 #: A genotype that stands in for a search's pick when its training is costed (the bench suite trains it too).
@@ -50,47 +52,50 @@ def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     if not isinstance(work, dict) or not {"lightsnn_search", "snasnet_search", "training", "litesnn_step"} <= set(work):
         raise ValueError("the bench JSON is not a suite's (it has no 'workloads'); write one with "
                          "'python -m lightsnn bench --suite paper --json bench.json' on the device that will run")
-    wf = config.get("workflow") or {}
-    datasets, seeds = wf.get("datasets") or ["digits"], wf.get("seeds") or [0]
-    runs = {m: (m, {}) for m in wf.get("methods") or []}
-    runs.update({name: (spec["method"], spec.get("options") or {}) for name, spec in (wf.get("variants") or {}).items()})
+    targets = Targets(with_defaults(config))
     train = TrainOptions.from_config(config.get("train"))
     bench_flops = forward_flops(_bench_net(bench), bench["options"]["genotype"])
     train_rate, variant = training_rate(work, train, bench.get("device", "cpu"))
     flops_cache: dict = {}
     rows = []
-    for dataset in datasets:
-        spec = get_dataset_spec(dataset)
-        if spec.sizes is None:
-            raise ValueError(f"dataset {dataset!r} has no recorded size; plan cannot cost it")
-        n_train, n_test = spec.sizes
-        for run, (method, overrides) in runs.items():
-            options = method_options(method, config, overrides, dataset)
-            searched = net_config(dataset, config, options)
-            search_s, what = _search_seconds(options, searched, n_train, bench, bench_flops, flops_cache, spec.events)
-            # the network trained: a searched genotype's own size is unknown until the search ends, so the dataset's
-            # SNASNet-family network with a typical genotype stands in for every method's (LitE-SNN's included)
-            trained = net_config(dataset, config, None)
-            key = (dataset, trained.channels, trained.timesteps, trained.image_size)
-            if key not in flops_cache:
-                flops_cache[key] = forward_flops(trained, events=spec.events)
-            fwd = flops_cache[key]
-            epochs = train.epochs
-            samples = n_train * (1 - train.val_fraction)
-            if train.max_batches is not None:
-                samples = min(samples, train.max_batches * train.batch_size)
-            train_s = epochs * (3 * samples + n_test) * fwd / train_rate
-            evaluate_s = 3 * n_test * fwd / train_rate
-            for seed in seeds:
-                rows.append({"rule": "search", "dataset": dataset, "run": run, "seed": seed, "work": what,
-                             "seconds": search_s})
-                rows.append({"rule": "train", "dataset": dataset, "run": run, "seed": seed,
-                             "work": f"{epochs} epochs x {int(samples)} samples, {fwd / 1e9:.1f} GFLOP per forward, "
-                                     f"at the bench's {variant} rate",
-                             "seconds": train_s})
-                rows.append({"rule": "evaluate", "dataset": dataset, "run": run, "seed": seed,
-                             "work": f"{n_test} test samples, about 3 passes", "seconds": evaluate_s})
+    costs: dict[tuple[str, str], tuple] = {}  # (dataset, run) -> its jobs' seconds and work
+    for job in targets.runs():
+        key = (job.dataset, job.run)
+        if key not in costs:
+            costs[key] = _run_costs(job, config, train, bench, bench_flops, train_rate, variant, flops_cache)
+        (search_s, what), (train_s, train_what), (evaluate_s, evaluate_what) = costs[key]
+        common = {"dataset": job.dataset, "run": job.run, "seed": job.seed}
+        rows.append({"rule": "search", **common, "work": what, "seconds": search_s})
+        rows.append({"rule": "train", **common, "work": train_what, "seconds": train_s})
+        rows.append({"rule": "evaluate", **common, "work": evaluate_what, "seconds": evaluate_s})
     return pd.DataFrame(rows)
+
+
+def _run_costs(job, config: dict, train, bench: dict, bench_flops: float, train_rate: float, variant: str,
+               flops_cache: dict) -> tuple:
+    """(seconds, work) of one run's search, training and evaluation on its dataset."""
+    spec = get_dataset_spec(job.dataset)
+    if spec.sizes is None:
+        raise ValueError(f"dataset {job.dataset!r} has no recorded size; plan cannot cost it")
+    n_train, n_test = spec.sizes
+    options = method_options(job.method, config, job.options, job.dataset)
+    searched = net_config(job.dataset, config, options)
+    search = _search_seconds(options, searched, n_train, bench, bench_flops, flops_cache, spec.events)
+    # the network trained: a searched genotype's own size is unknown until the search ends, so the dataset's
+    # SNASNet-family network with a typical genotype stands in for every method's (LitE-SNN's included)
+    trained = net_config(job.dataset, config, None)
+    key = (job.dataset, trained.channels, trained.timesteps, trained.image_size)
+    if key not in flops_cache:
+        flops_cache[key] = forward_flops(trained, events=spec.events)
+    fwd = flops_cache[key]
+    samples = n_train * (1 - train.val_fraction)
+    if train.max_batches is not None:
+        samples = min(samples, train.max_batches * train.batch_size)
+    train_s = train.epochs * (3 * samples + n_test) * fwd / train_rate
+    return (search,
+            (train_s, f"{train.epochs} epochs x {int(samples)} samples, {fwd / 1e9:.1f} GFLOP per forward, at the "
+                      f"bench's {variant} rate"),
+            (3 * n_test * fwd / train_rate, f"{n_test} test samples, about 3 passes"))
 
 
 def training_rate(work: dict, train, device: str) -> tuple[float, str]:

@@ -2,7 +2,7 @@
 # shards (one job each), searches one job per method and seed; nothing is trained.
 rule benchmark_score:
     output:
-        f"{BM_DIR}/scores/shard-{{shard}}.csv",
+        TARGETS.benchmark_shard("{shard}"),
     log:
         f"{LOGS}/benchmark/score/shard-{{shard}}.log",
     benchmark:
@@ -21,11 +21,9 @@ rule benchmark_score:
 
 rule benchmark_correlate:
     input:
-        benchmark_shards(),
+        TARGETS.benchmark_shards(),
     output:
-        report(f"{BM_DIR}/correlation.md", caption="../report/benchmark.rst", category="Benchmark"),
-        f"{BM_DIR}/correlation.csv",
-        report(f"{BM_DIR}/scatter.png", caption="../report/benchmark.rst", category="Benchmark"),
+        *benchmark_outputs("correlate"),
     log:
         f"{LOGS}/benchmark/correlate.log",
     threads: 1
@@ -41,7 +39,7 @@ rule benchmark_correlate:
 
 rule benchmark_search:
     output:
-        f"{BM_DIR}/picks/{{bmethod}}/seed{{seed}}.json",
+        TARGETS.benchmark_pick("{bmethod}", "{seed}"),
     log:
         f"{LOGS}/benchmark/search/{{bmethod}}/seed{{seed}}.log",
     benchmark:
@@ -60,13 +58,10 @@ rule benchmark_search:
 
 rule benchmark_quality:
     input:
-        picks=benchmark_picks(),
-        scores=benchmark_shards(),
+        picks=TARGETS.benchmark_picks(),
+        scores=TARGETS.benchmark_shards(),
     output:
-        report(f"{BM_DIR}/search_quality.md", caption="../report/benchmark.rst", category="Benchmark"),
-        f"{BM_DIR}/search_quality.csv",
-        f"{BM_DIR}/top_by_score.csv",
-        report(f"{BM_DIR}/search_quality.png", caption="../report/benchmark.rst", category="Benchmark"),
+        *benchmark_outputs("quality"),
     log:
         f"{LOGS}/benchmark/quality.log",
     threads: 1
@@ -82,12 +77,10 @@ rule benchmark_quality:
 
 rule benchmark_anytime:
     input:
-        picks=benchmark_picks(),
-        scores=benchmark_shards(),
+        picks=TARGETS.benchmark_picks(),
+        scores=TARGETS.benchmark_shards(),
     output:
-        report(f"{BM_DIR}/anytime.md", caption="../report/benchmark_cost.rst", category="Benchmark"),
-        f"{BM_DIR}/anytime.csv",
-        report(f"{BM_DIR}/anytime.png", caption="../report/benchmark_cost.rst", category="Benchmark"),
+        *benchmark_outputs("anytime"),
     log:
         f"{LOGS}/benchmark/anytime.log",
     benchmark:
@@ -105,12 +98,9 @@ rule benchmark_anytime:
 
 rule benchmark_front:
     input:
-        picks=benchmark_picks(),
+        picks=TARGETS.benchmark_picks(),
     output:
-        report(f"{BM_DIR}/front.md", caption="../report/benchmark_cost.rst", category="Benchmark"),
-        f"{BM_DIR}/plane.csv",
-        f"{BM_DIR}/front_picks.csv",
-        report(f"{BM_DIR}/front.png", caption="../report/benchmark_cost.rst", category="Benchmark"),
+        *benchmark_outputs("front"),
     log:
         f"{LOGS}/benchmark/front.log",
     benchmark:
@@ -128,7 +118,4 @@ rule benchmark_front:
 
 rule benchmark:
     input:
-        f"{BM_DIR}/correlation.md",
-        f"{BM_DIR}/search_quality.md",
-        f"{BM_DIR}/anytime.md",
-        f"{BM_DIR}/front.md",
+        [TARGETS.benchmark_outputs(step)[0] for step in ("correlate", "quality", "anytime", "front")],

@@ -2,7 +2,7 @@ rule prepare:
     input:
         data_files,
     output:
-        f"{RESULTS}/prepared/{{dataset}}.json",
+        PREPARED,
     log:
         f"{LOGS}/prepare/{{dataset}}.log",
     benchmark:

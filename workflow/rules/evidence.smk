@@ -2,11 +2,9 @@
 # process (a job per seed or per architecture would pay ~9 s of start-up each).
 rule correlate:
     input:
-        f"{RESULTS}/prepared/{{edataset}}.json",
+        TARGETS.prepared("{edataset}"),
     output:
-        f"{EVIDENCE}/{{edataset}}/correlate.json",
-        f"{EVIDENCE}/{{edataset}}/architectures.csv",
-        f"{EVIDENCE}/{{edataset}}/scatter.png",
+        TARGETS.correlate_outputs("{edataset}"),
     log:
         f"{LOGS}/evidence/correlate/{{edataset}}.log",
     benchmark:
@@ -25,9 +23,9 @@ rule correlate:
 
 rule replicate:
     input:
-        f"{RESULTS}/prepared/{{edataset}}.json",
+        TARGETS.prepared("{edataset}"),
     output:
-        f"{EVIDENCE}/{{edataset}}/{RUNS}/{{erun}}/replicate.json",
+        TARGETS.replicate_output("{edataset}", "{erun}"),
     log:
         f"{LOGS}/evidence/replicate/{{edataset}}/{{erun}}.log",
     benchmark:
@@ -52,22 +50,10 @@ rule replicate:
 
 rule evidence_tables:
     input:
-        correlate=evidence_correlations(),
-        replicate=evidence_replicates(),
+        correlate=TARGETS.evidence_correlations(),
+        replicate=TARGETS.evidence_replicates(),
     output:
-        report(f"{EVIDENCE}/correlation.md", caption="../report/evidence.rst", category="Evidence"),
-        f"{EVIDENCE}/correlation.csv",
-        f"{EVIDENCE}/correlation.tex",
-        report(f"{EVIDENCE}/noise.md", caption="../report/evidence.rst", category="Evidence"),
-        f"{EVIDENCE}/noise.csv",
-        f"{EVIDENCE}/noise.tex",
-        report(f"{EVIDENCE}/comparison.md", caption="../report/evidence.rst", category="Evidence"),
-        f"{EVIDENCE}/comparison.csv",
-        f"{EVIDENCE}/comparison.tex",
-        report(f"{EVIDENCE}/ablation.md", caption="../report/evidence.rst", category="Evidence"),
-        f"{EVIDENCE}/ablation.csv",
-        f"{EVIDENCE}/ablation.tex",
-        report(f"{EVIDENCE}/comparison.png", caption="../report/evidence.rst", category="Evidence"),
+        *evidence_table_outputs(),
     log:
         f"{LOGS}/evidence/tables.log",
     params:
@@ -82,4 +68,4 @@ rule evidence_tables:
 
 rule evidence:
     input:
-        evidence_outputs(),
+        TARGETS.evidence_outputs(),

@@ -1,25 +1,15 @@
 rule aggregate:
     input:
-        evaluations=evaluations(),
-        searches=searches(),
+        evaluations=TARGETS.evaluations(),
+        searches=TARGETS.searches(),
     output:
-        report(f"{TABLES}/table2.html", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
-        report(f"{TABLES}/table2.csv", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
-        report(f"{TABLES}/table2.md", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
-        report(f"{TABLES}/table2.tex", caption="../report/table2.rst", category="Tables", subcategory="Table 2"),
-        report(f"{TABLES}/{RUNS_TABLE_HTML}", caption="../report/every_run.rst", category="Tables", subcategory="Every run"),
-        report(f"{TABLES}/{RUNS_TABLE}", caption="../report/every_run.rst", category="Tables", subcategory="Every run"),
-        report(f"{TABLES}/accuracy_vs_sar.png", caption="../report/accuracy_vs_sar.rst", category="Plots"),
-        report(f"{TABLES}/search_time.png", caption="../report/search_time.rst", category="Plots"),
-        *([report(f"{TABLES}/table1.html", caption="../report/table1.rst", category="Tables", subcategory="Table 1"),
-           report(f"{TABLES}/table1.csv", caption="../report/table1.rst", category="Tables", subcategory="Table 1"),
-           f"{TABLES}/table1.md", f"{TABLES}/table1.tex"] if WF["table1"] else []),
+        *report_outputs(),
     log:
         f"{LOGS}/aggregate.log",
     params:
-        runs=run_dirs(),
+        runs=TARGETS.run_dirs(),
         out_dir=folder_of_first_output,
-        table1=table1_flags,
+        table1=TARGETS.table1_flags(),
     conda:
         "../envs/lightsnn.yaml"
     shell:

@@ -1,6 +1,6 @@
 rule search:
     input:
-        f"{RESULTS}/prepared/{{dataset}}.json",
+        PREPARED,
     output:
         f"{RUN}/{SEARCH_FILE}",
     log:
@@ -9,7 +9,7 @@ rule search:
         f"{BENCH}/search/{RUN_ID}.tsv"
     threads: THREADS
     params:
-        method=method_of,
+        method=lambda wildcards: TARGETS.method_of(wildcards.run),
         settings=job_settings("search"),
         group=group_of,
     conda:
