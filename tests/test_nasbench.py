@@ -205,10 +205,65 @@ def test_the_cache_of_the_table_is_read_back_equal(tmp_path, bench, bench_cache)
     cached = list(bench_cache.glob("spikenas-bench-*.npz"))
     assert len(cached) == 1
     again = open_benchmark("spikenas-bench", str(BENCH_ROOT), bench_cache)
-    assert again.table.equals(bench.table) and np.array_equal(again.curves, bench.curves, equal_nan=True)
+    ids = bench.table["id"]
+    assert again.table.equals(bench.table) and np.array_equal(again.val_curves(ids), bench.val_curves(ids),
+                                                              equal_nan=True)
+    # a partial benchmark is a benchmark: it holds the ids its folder holds, and says so
     shutil.copytree(BENCH_ROOT / "CIFAR10" / "10", tmp_path / "one" / "CIFAR10" / "10")
-    with pytest.raises(FileNotFoundError, match="log .*CIFAR10/0/train_process.txt' is missing"):
-        open_benchmark("spikenas-bench", str(tmp_path / "one"), tmp_path / "cache")
+    one = open_benchmark("spikenas-bench", str(tmp_path / "one"), tmp_path / "cache")
+    assert list(one.table["id"]) == [10] and one.coverage == "1 of the space's 15,625 architectures"
+    assert one.val_curves([10])[0, 0] == bench.val_curves([10])[0, 0] and np.isnan(one.val_acc_at(1)[11])
+    with pytest.raises(ValueError, match="architecture 11 is not in this benchmark \\(1 of the space's"):
+        one.val_curves([11])
+    (tmp_path / "one" / "CIFAR10" / "12").mkdir()  # a folder without its log
+    with pytest.raises(FileNotFoundError, match="log .*CIFAR10/12/train_process.txt' is missing"):
+        open_benchmark("spikenas-bench", str(tmp_path / "one"))
+
+
+def _write_log(path: Path, arch_id: int, test_acc: float, epochs: int, rates: list[float]) -> None:
+    """A log in SpikeNAS-Bench's format (the repository's train_process.txt), with made-up numbers."""
+    lines = [f"architecture id: {arch_id}", "model parameters: 12345", "epoch, train_acc, train_loss, val_acc, val_loss"]
+    lines += [f"{e}.000, {10 + e:.3f}, 2.000, {5 + e:.3f}, 2.500" for e in range(1, epochs + 1)]
+    lines += [f"test accuracy: {test_acc}", "firing rate of layers: " + ",".join(f"{r}" for r in rates),
+              "Elapsed time: 1.0hour30.0minute0.0second"]
+    path.mkdir(parents=True)
+    (path / "train_process.txt").write_text("\n".join(lines) + "\n")
+
+
+def test_the_cifar100_logs_open_as_a_benchmark_of_their_own(tmp_path):
+    """SpikeNAS-Bench's CIFAR-100 logs (a few, in its format, written here) are a benchmark of CIFAR-100: its
+    dataset named by the folder, its network the CIFAR-100 classifier (500 outputs) that prices its energy."""
+    from lightsnn.nasbench.spikenas_bench import trained_cost
+    from lightsnn.nasbench.options import BenchmarkOptions
+
+    rates = [0.1] * 15 + [0.2]
+    for arch_id, acc in ((3906, 61.5), (7811, 58.25), (10, 1.0)):
+        _write_log(tmp_path / "bench" / "CIFAR100" / str(arch_id), arch_id, acc, 4, rates)
+    bench = open_benchmark("spikenas-bench", str(tmp_path / "bench"), dataset="cifar100")
+    assert bench.dataset == "cifar100" and bench.coverage == "3 of the space's 15,625 architectures"
+    assert list(bench.table["id"]) == [10, 3906, 7811] and list(bench.valid_ids()) == [3906, 7811]
+    assert bench.network().num_classes * bench.network().num_cluster == 500
+    assert bench.network(8).channels == 8
+    # the folder itself names the dataset
+    assert open_benchmark("spikenas-bench", str(tmp_path / "bench" / "CIFAR100")).dataset == "cifar100"
+    np.testing.assert_array_equal(bench.val_curves([7811])[0, :5], [6.0, 7.0, 8.0, 9.0, np.nan])
+    assert bench.hours_per_epoch([3906]) == pytest.approx([1.5 / 4])
+    costs = bench.trained_costs()
+    priced = trained_cost(3906, rates, outputs=500)
+    assert costs.loc[3906, "energy_pj"] == pytest.approx(priced["energy_pj"])
+    assert costs.loc[3906, "energy_pj"] > trained_cost(3906, rates, outputs=100)["energy_pj"]  # the real output size
+    assert costs.loc[3906, "firing_rate"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="no dataset 'dvs128_gesture'; it has cifar10, cifar100"):
+        open_benchmark("spikenas-bench", str(tmp_path / "bench"), dataset="dvs128_gesture")
+    with pytest.raises(FileNotFoundError, match="CIFAR10' is not a folder"):
+        open_benchmark("spikenas-bench", str(tmp_path / "bench"))  # CIFAR-10 logs are not there
+    # the studies read the benchmark's own dataset, and images of it, unless told otherwise
+    options = BenchmarkOptions(dataset="cifar100")
+    assert options.scoring_images() == "cifar100-subset" and BenchmarkOptions().scoring_images() == "cifar10-subset"
+    assert "dataset" in options.score_settings() and "dataset" not in BenchmarkOptions().score_settings()
+    with pytest.raises(ValueError, match="the accuracy-energy plane needs each architecture's trained_firing_rates"):
+        type("Bare", (), {"fields": frozenset(), "name": "bare", "require": type(bench).require})().require(
+            "trained_firing_rates", "the accuracy-energy plane")
 
 
 def test_score_files_cut_off_or_of_another_kind_are_refused_in_one_line(tmp_path, bench):

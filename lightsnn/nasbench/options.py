@@ -7,7 +7,10 @@ from typing import ClassVar
 
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import Options, opt
-from lightsnn.nasbench import BENCHMARK_NAMES
+from lightsnn.nasbench import BENCHMARK_NAMES, BENCHMARKS
+
+#: Every dataset some benchmark holds logs of (each benchmark's own are checked against its spec).
+BENCHMARK_DATASETS = tuple(dict.fromkeys(d for spec in BENCHMARKS.values() for d in spec.datasets))
 
 SCORE_SCHEMA_VERSION = 1
 
@@ -19,7 +22,10 @@ class BenchmarkOptions(Options):
     section: ClassVar[str] = "benchmark"
     name: str = opt("spikenas-bench", "tabular benchmark", BENCHMARK_NAMES)
     root: str | None = opt(None, "folder of the benchmark's released files (default data/<name>)")
-    images: str = opt("cifar10-subset", "dataset whose genuine test images the scores see (the benchmark's data)")
+    dataset: str = opt("cifar10", "the benchmark's dataset: which of its logs to read (SpikeNAS-Bench: CIFAR10/ or "
+                       "CIFAR100/ under root)", BENCHMARK_DATASETS)
+    images: str | None = opt(None, "dataset whose genuine test images the scores see (default: the benchmark's "
+                             "dataset, its local '-subset' where one is registered)")
     sample: int = opt(200, "valid architectures scored, a seeded sample (0: all valid ones)", min=0)
     sample_seed: int = opt(0, "seed of the sample", min=0)
     exclude_seed: int | None = opt(None, "draw the sample from the valid ids outside the sample of this seed (same "
@@ -48,6 +54,9 @@ class BenchmarkOptions(Options):
     def check(self) -> None:
         from lightsnn.search import METHODS, SNASNET_METHODS
 
+        if self.dataset not in BENCHMARKS[self.name].datasets:
+            raise ValueError(f"benchmark.dataset={self.dataset!r} not allowed: benchmark {self.name!r} has logs of "
+                             f"{', '.join(BENCHMARKS[self.name].datasets)}")
         unknown = [m for m in [*self.methods, *self.search] if m not in METHODS]
         if unknown:
             raise ValueError(f"benchmark: method(s) {unknown} not allowed; choose from {list(METHODS)}")
@@ -72,6 +81,15 @@ class BenchmarkOptions(Options):
                              "exclude itself; give the development sample's seed")
         if self.exclude_seed is not None and self.sample == 0:
             raise ValueError("benchmark.exclude_seed needs a sample size (sample > 0), got sample: 0 (all valid ids)")
+
+    def scoring_images(self) -> str:
+        """The dataset the scores and searches see: ``images``, else the benchmark's own dataset's registered
+        '-subset' (1,000 genuine test images suffice for scoring), else the dataset itself."""
+        from lightsnn.data import DATASET_NAMES
+
+        if self.images is not None:
+            return self.images
+        return f"{self.dataset}-subset" if f"{self.dataset}-subset" in DATASET_NAMES else self.dataset
 
     def combinations(self) -> list[tuple[str, list[str]]]:
         """The rank aggregations to correlate: (name, parts); one-line error for an unknown part."""
@@ -104,8 +122,12 @@ class BenchmarkOptions(Options):
 
     def score_settings(self) -> dict:
         """Everything a score depends on (not the sample, not the sharding)."""
-        keys = ("name", "images", "width", "weight_seeds", "batch_size", "batches", "bn_mode")
-        return {k: getattr(self, k) for k in keys} | {"proxies": self.proxy_names(), "version": SCORE_SCHEMA_VERSION}
+        keys = ("name", "width", "weight_seeds", "batch_size", "batches", "bn_mode")
+        settings = {k: getattr(self, k) for k in keys} | {"images": self.scoring_images(), "proxies": self.proxy_names(),
+                                                          "version": SCORE_SCHEMA_VERSION}
+        if self.dataset != BENCHMARKS[self.name].datasets[0]:  # absent for the default: earlier folders keep names
+            settings["dataset"] = self.dataset
+        return settings
 
     def score_folder(self, out: str | Path) -> Path:
         return Path(out) / f"scores-C{self.width}-{stable_hash(self.score_settings())[:10]}"
@@ -115,10 +137,10 @@ class BenchmarkOptions(Options):
 #: rescores nothing, more epochs of the early-stopping baselines only recorrelate. A step not named here (the
 #: search-quality table) depends on the whole section.
 STEP_KEYS: dict[str, tuple[str, ...]] = {
-    "score": ("name", "root", "images", "sample", "sample_seed", "exclude_seed", "width", "weight_seeds",
+    "score": ("name", "root", "dataset", "images", "sample", "sample_seed", "exclude_seed", "width", "weight_seeds",
               "batch_size", "batches", "bn_mode", "proxies", "shards"),
-    "search": ("name", "root", "images", "width"),
+    "search": ("name", "root", "dataset", "images", "width"),
 }
 STEP_KEYS["correlate"] = STEP_KEYS["score"] + ("epochs", "bootstrap", "combine")
-STEP_KEYS["anytime"] = ("name", "root", "budgets", "budget_seeds")
-STEP_KEYS["front"] = ("name", "root", "budgets", "budget_seeds")
+STEP_KEYS["anytime"] = ("name", "root", "dataset", "budgets", "budget_seeds")
+STEP_KEYS["front"] = ("name", "root", "dataset", "budgets", "budget_seeds")

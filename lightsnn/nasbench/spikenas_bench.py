@@ -1,9 +1,12 @@
-"""SpikeNAS-Bench's CIFAR-10 logs (one ``<id>/train_process.txt`` per architecture), as our genotypes.
+"""SpikeNAS-Bench's training logs (one ``<dataset folder>/<id>/train_process.txt`` per architecture), as our
+genotypes: all 15,625 architectures on CIFAR-10 (``CIFAR10/``), and whatever ids a folder holds (the repository's
+``CIFAR100/`` holds 276): a partial benchmark is a benchmark, and says how many of the space's ids it holds.
 
 The space: one forward cell of 4 nodes shared by both cell positions; each of the 6 edges takes op code
 0-4 = ``zero``, ``skip``, ``conv3x3(th=0.5)``, ``conv3x3(th=1)``, ``conv3x3(th=1.5)`` (LIF -> Conv3x3 -> BN with that
 firing threshold). Architecture id = sum of code_k * 5**k over the edges (0,1), (0,2), (0,3), (1,2), (1,3), (2,3).
-The network is SNASNet's CIFAR-10 skeleton with C = 128 (preset ``spikenas-bench``). An architecture is valid
+The network is SNASNet's skeleton with C = 128 (preset ``spikenas-bench``; on CIFAR-100 ``spikenas-bench-cifar100``,
+SNASNet's CIFAR-100 classifier of 100 classes x 5 clusters). An architecture is valid
 when every node lies on a path from the input to the output and the 0->3 edge is not zero (7,424 of 15,625).
 """
 from __future__ import annotations
@@ -20,7 +23,9 @@ from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError
 from lightsnn.space.ops import SPACES
 from lightsnn.space.spaces import SearchSpace
 
-DATASET_FOLDER = "CIFAR10"
+#: The benchmark's datasets: the folder of each under the benchmark's root, and the network preset it trained.
+DATASET_FOLDERS = {"cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+DATASET_PRESETS = {"cifar10": "spikenas-bench", "cifar100": "spikenas-bench-cifar100"}
 LOG_NAME = "train_process.txt"
 #: Edge k is digit k (weight 5**k) of an architecture id.
 BENCH_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
@@ -126,65 +131,102 @@ def read_log(path: Path) -> dict:
 
 
 class SpikeNASBench:
-    """The table of all 15,625 architectures: ``table`` (one row per id) and ``curves`` ([id, epoch, 4]:
-    train_acc, train_loss, val_acc, val_loss; NaN after a log's last epoch)."""
+    """The architectures a dataset folder holds: ``table`` (one row per id, indexed by id) and, row by row, their
+    curves (train_acc, train_loss, val_acc, val_loss per epoch; NaN after a log's last epoch)."""
 
     name = "spikenas-bench"
-    preset = "spikenas-bench"  # lightsnn.space.network.PRESETS key of the benchmark's network
     space_name = SPACE_NAME
     space = SearchSpace(OPS, "forward")
+    space_size = NUM_ARCHS
     pooling = "avg"
-    dataset = "cifar10"
+    #: What this benchmark records per architecture (a study that needs another field refuses in one line).
+    fields = frozenset({"test_acc", "params", "val_curve", "cost_per_epoch", "trained_firing_rates"})
 
-    def __init__(self, table: pd.DataFrame, curves: np.ndarray, root: Path):
-        self.table = table
-        self.curves = curves
+    def __init__(self, table: pd.DataFrame, curves: np.ndarray, root: Path, dataset: str = "cifar10"):
+        self.table = table.set_axis(table["id"].to_numpy(), axis=0)
+        self._curves = curves
+        self._row = {int(i): r for r, i in enumerate(self.table["id"])}
         self.root = root
+        self.dataset = dataset
+        self.preset = DATASET_PRESETS[dataset]  # lightsnn.space.network.PRESETS key of the network it trained
+
+    @property
+    def coverage(self) -> str:
+        return f"{len(self.table):,} of the space's {self.space_size:,} architectures"
+
+    def network(self, width: int | None = None):
+        """The network the benchmark trained (at C = ``width`` when given): every study builds it from here."""
+        from lightsnn.space.network import PRESETS
+
+        net = PRESETS[self.preset]
+        return net if width is None else net.with_overrides({"channels": width})
+
+    def require(self, field: str, study: str) -> None:
+        if field not in self.fields:
+            raise ValueError(f"{study} needs each architecture's {field}, which benchmark {self.name!r} does not "
+                             f"record (it has {', '.join(sorted(self.fields))})")
 
     @classmethod
-    def open(cls, root: str | Path, cache_dir=None) -> "SpikeNASBench":
-        """Read ``root/CIFAR10/<id>/train_process.txt`` for every id (about 10 s), or the .npz cache of an
-        earlier read of the same files in ``cache_dir``."""
+    def open(cls, root: str | Path, cache_dir=None, dataset: str = "cifar10") -> "SpikeNASBench":
+        """Read ``root/<CIFAR10 or CIFAR100>/<id>/train_process.txt`` for every id there (about 10 s for all
+        15,625), or the .npz cache of an earlier read of the same files in ``cache_dir``. ``root`` may also be the
+        dataset folder itself; its name then says the dataset."""
         root = Path(root)
-        folder = root / DATASET_FOLDER
+        by_folder = {folder: name for name, folder in DATASET_FOLDERS.items()}
+        if root.name in by_folder and not (root / DATASET_FOLDERS[dataset]).is_dir():
+            folder, dataset = root, by_folder[root.name]
+        else:
+            if dataset not in DATASET_FOLDERS:
+                raise ValueError(f"SpikeNAS-Bench has no dataset {dataset!r}; it has {', '.join(DATASET_FOLDERS)}")
+            folder = root / DATASET_FOLDERS[dataset]
         if not folder.is_dir():
             raise FileNotFoundError(
                 f"SpikeNAS-Bench not found: {str(folder)!r} is not a folder; expected "
-                f"{root}/{DATASET_FOLDER}/<id>/{LOG_NAME} for ids 0..{NUM_ARCHS - 1}, the layout of the "
+                f"{root}/{DATASET_FOLDERS[dataset]}/<id>/{LOG_NAME} for ids in 0..{NUM_ARCHS - 1}, the layout of the "
                 "tju-sun-lab/SpikeNAS-Bench repository's data/ folder (set benchmark.root to where it is)")
         cache = None
         if cache_dir is not None:  # keyed by the logs' sizes and times: an edited log is read again
             stats = [p.stat() for p in folder.glob(f"*/{LOG_NAME}")]
-            fingerprint = {"root": str(folder.resolve()), "version": 2, "count": len(stats),
+            fingerprint = {"root": str(folder.resolve()), "version": 3, "count": len(stats),
                            "bytes": sum(s.st_size for s in stats), "mtime": max((s.st_mtime for s in stats), default=0)}
             key = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:12]
             cache = Path(cache_dir) / f"spikenas-bench-{key}.npz"
             if cache.exists():
                 with np.load(cache, allow_pickle=False) as data:
                     table = pd.DataFrame({k[2:]: data[k] for k in data.files if k.startswith("t_")})
-                    return cls(table, data["curves"], root)
+                    return cls(table, data["curves"], root, dataset)
         table, curves = cls._read_all(folder)
         if cache is not None:
             from lightsnn.core.atomic import atomic_path
 
             with atomic_path(cache) as tmp, open(tmp, "wb") as handle:
                 np.savez(handle, curves=curves, **{f"t_{c}": table[c].to_numpy() for c in table.columns})
-        return cls(table, curves, root)
+        return cls(table, curves, root, dataset)
 
     @staticmethod
     def _read_all(folder: Path) -> tuple[pd.DataFrame, np.ndarray]:
-        rows, curves = [], np.full((NUM_ARCHS, MAX_EPOCHS, 4), np.nan, dtype=np.float32)
-        for arch_id in range(NUM_ARCHS):
+        ids = []
+        for entry in folder.iterdir():
+            if not entry.is_dir():
+                continue
+            if not (entry.name.isdigit() and int(entry.name) < NUM_ARCHS):
+                raise ValueError(f"SpikeNAS-Bench folder {str(entry)!r} is not an architecture id in "
+                                 f"0..{NUM_ARCHS - 1}")
+            ids.append(int(entry.name))
+        if not ids:
+            raise FileNotFoundError(f"SpikeNAS-Bench folder {str(folder)!r} holds no architecture (expected "
+                                    f"<id>/{LOG_NAME} folders)")
+        rows, curves = [], np.full((len(ids), MAX_EPOCHS, 4), np.nan, dtype=np.float32)
+        for row, arch_id in enumerate(sorted(ids)):
             path = folder / str(arch_id) / LOG_NAME
             if not path.is_file():
-                raise FileNotFoundError(f"SpikeNAS-Bench log {str(path)!r} is missing (every id 0..{NUM_ARCHS - 1} "
-                                        "has one)")
+                raise FileNotFoundError(f"SpikeNAS-Bench log {str(path)!r} is missing (its folder is there)")
             record = read_log(path)
             if record["id"] != arch_id:
                 raise ValueError(f"SpikeNAS-Bench log {str(path)!r} says architecture id {record['id']}, "
                                  f"its folder says {arch_id}")
             curve = np.asarray(record["curves"], dtype=np.float32)
-            curves[arch_id, :len(curve)] = curve
+            curves[row, :len(curve)] = curve
             firing = np.asarray(record["firing"])
             rows.append({"id": arch_id, "valid": is_valid(arch_id), "params": record["params"],
                          "test_acc": record["test_acc"], "epochs": len(curve), "seconds": record["seconds"],
@@ -203,27 +245,47 @@ class SpikeNASBench:
     def valid_ids(self) -> np.ndarray:
         return self.table.loc[self.table["valid"], "id"].to_numpy()
 
+    def rows_of(self, ids) -> np.ndarray:
+        try:
+            return np.asarray([self._row[int(i)] for i in ids], dtype=np.int64)
+        except KeyError as err:
+            raise ValueError(f"architecture {err.args[0]} is not in this benchmark ({self.coverage})") from None
+
+    def val_curves(self, ids) -> np.ndarray:
+        """Validation accuracy per epoch of each of ``ids`` ([len(ids), 200]; NaN after its last epoch)."""
+        return self._curves[self.rows_of(ids), :, 2].astype(np.float64)
+
     def val_acc_at(self, epochs: int) -> np.ndarray:
-        """Validation accuracy after ``epochs`` epochs, per id (the early-stopping baseline)."""
+        """Validation accuracy after ``epochs`` epochs, indexed by id over the whole space (NaN for an id the
+        benchmark does not hold, or whose training stopped earlier): the early-stopping baseline."""
         if not 1 <= epochs <= MAX_EPOCHS:
             raise ValueError(f"epochs must be in 1..{MAX_EPOCHS}, got {epochs}")
-        return self.curves[:, epochs - 1, 2].astype(np.float64)
+        out = np.full(NUM_ARCHS, np.nan)
+        out[self.table["id"].to_numpy()] = self._curves[:, epochs - 1, 2]
+        return out
 
     def percentile(self, test_acc: float) -> float:
         """Share (%) of valid architectures whose test accuracy is at most ``test_acc``."""
         valid = self.table.loc[self.table["valid"], "test_acc"].to_numpy()
         return float(100.0 * np.mean(valid <= test_acc))
 
-    def hours_per_epoch(self) -> np.ndarray:
-        """GPU-hours of one epoch of each id's training: its logged elapsed time over its epochs (the time
+    def hours_per_epoch(self, ids) -> np.ndarray:
+        """GPU-hours of one epoch of each of ``ids``' training: its logged elapsed time over its epochs (the time
         includes each epoch's validation and the final test, as a real run's would)."""
-        return (self.table["seconds"] / self.table["epochs"]).to_numpy(dtype=np.float64) / 3600.0
+        rows = self.table.loc[np.asarray(ids)]
+        return (rows["seconds"] / rows["epochs"]).to_numpy(dtype=np.float64) / 3600.0
 
     def trained_costs(self) -> pd.DataFrame:
-        """Per id: SynOps, MACs and energy (pJ) of one inference of the trained network (:func:`trained_cost`)."""
+        """Per id: SynOps, MACs and energy (pJ) of one inference of the trained network (:func:`trained_cost`,
+        priced at the benchmark network's own sizes and output count), and its logged mean firing rate."""
+        net = self.network()
+        sizes = {"timesteps": net.timesteps, "channels": net.channels, "image": net.image_size,
+                 "hidden": net.classifier_width, "outputs": net.num_classes * net.num_cluster}
         rates = self.table[[f"fr_{k}" for k in range(NUM_FIRING_RATES)]].to_numpy()
-        rows = [trained_cost(int(i), np.maximum(rates[i], 0.0)) for i in self.table["id"]]
-        return pd.DataFrame(rows, index=self.table["id"])
+        rows = [trained_cost(int(i), np.maximum(r, 0.0), **sizes) for i, r in zip(self.table["id"], rates)]
+        costs = pd.DataFrame(rows, index=self.table["id"].to_numpy())
+        costs["firing_rate"] = self.table[f"fr_{NUM_FIRING_RATES - 1}"].to_numpy()  # the mean over every LIF
+        return costs
 
 
 # --- the trained networks' cost -------------------------------------------------------------------------

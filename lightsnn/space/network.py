@@ -123,6 +123,9 @@ PRESETS: dict[str, NetConfig] = {
     # SpikeNAS-Bench's network: SNASNet's CIFAR-10 skeleton at C = 128 (cell2 256), T = 5, avg pools
     "spikenas-bench": NetConfig(in_channels=3, image_size=32, num_classes=10, channels=128, timesteps=5,
                                 num_cluster=10),
+    # its CIFAR-100 logs: the same skeleton with SNASNet's CIFAR-100 classifier (100 classes x 5 clusters)
+    "spikenas-bench-cifar100": NetConfig(in_channels=3, image_size=32, num_classes=100, channels=128, timesteps=5,
+                                         num_cluster=5),
     "dvs128_gesture": NetConfig(in_channels=2, image_size=128, num_classes=11, channels=128, timesteps=16,
                                 num_cluster=10, input_pool=True),
     # small offline presets: a fan-in of ~100 instead of 32768 needs a larger init std for the classifier

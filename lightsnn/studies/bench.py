@@ -292,14 +292,17 @@ def bench_benchmark_scoring(sizes: dict, timesteps: int, device: torch.device) -
     from lightsnn.proxies.registry import PROXIES
     from lightsnn.studies.nasbench import score_architecture
 
-    class Space:  # what score_architecture reads of a benchmark
-        preset = "spikenas-bench"
+    class Space:  # what score_architecture reads of a benchmark: its genotypes and its network
         genotype = staticmethod(genotype_of)
+
+        @staticmethod
+        def network(width: int | None = None):
+            return PRESETS["spikenas-bench"].with_overrides(None if width is None else {"channels": width})
 
     kernel = [name for name, proxy in PROXIES.items() if proxy.kind in ("kernel", "count")]
     options = BenchmarkOptions(width=sizes["width"], weight_seeds=1, batch_size=sizes["batch_size"],
                                batches=sizes["batches"], proxies=kernel)
-    image_size = PRESETS[Space.preset].image_size  # the benchmark's network, at its own input size
+    image_size = Space.network().image_size  # the benchmark's network, at its own input size
     rng = np.random.default_rng(0)
     valid = [i for i in rng.permutation(NUM_ARCHS)[:4 * sizes["archs"]] if is_valid(int(i))][: sizes["archs"]]
     g = torch.Generator().manual_seed(0)

@@ -31,7 +31,7 @@ def open_from(options: BenchmarkOptions, config: dict):
     from lightsnn.data import DataOptions
 
     data = DataOptions.from_config(config.get("data"))
-    return open_benchmark(options.name, options.root, data.cache_dir)
+    return open_benchmark(options.name, options.root, data.cache_dir, options.dataset)
 
 
 def sample_ids(bench, options: BenchmarkOptions) -> list[int]:
@@ -56,7 +56,7 @@ def _scoring_batches(options: BenchmarkOptions, config: dict, device) -> tuple[l
     from lightsnn.data import load_splits
     from lightsnn.proxies.batches import DatasetSearchBatches
 
-    splits = load_splits(options.images, config.get("data"), 1, False)
+    splits = load_splits(options.scoring_images(), config.get("data"), 1, False)
     provider = DatasetSearchBatches(splits.test, options.batch_size, options.batches, device, seed=0)
     return ([provider.get(r) for r in range(options.batches)], [provider.labels(r) for r in range(options.batches)])
 
@@ -67,9 +67,9 @@ def score_architecture(bench, arch_id: int, options: BenchmarkOptions, batches: 
     import torch
 
     from lightsnn.proxies.engine import score_proxies
-    from lightsnn.space.network import PRESETS, SNASNetwork
+    from lightsnn.space.network import SNASNetwork
 
-    netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})
+    netcfg = bench.network(options.width)
     genotype = bench.genotype(arch_id)
     row: dict = {"id": arch_id}
     start = time.perf_counter()
@@ -128,9 +128,7 @@ def _require_scoring_memory(bench, options: BenchmarkOptions, config: dict, over
     proxies backpropagate, so the floor is a training step's."""
     from lightsnn.pipeline.config import resolve_device
     from lightsnn.pipeline.jobs import given_flags, require_network_memory
-    from lightsnn.space.network import PRESETS
-
-    netcfg = PRESETS[bench.preset].with_overrides({"channels": options.width})
+    netcfg = bench.network(options.width)
     flags = given_flags({name: (overrides or {}).get(name) for name in ("width", "batch_size")})
     require_network_memory(netcfg, options.batch_size, resolve_device(config.get("device")), training=True,
                            batch="benchmark.batch_size", flags=flags, sizes="benchmark.width")

@@ -59,8 +59,9 @@ def curve_table(bench) -> budgeted.CurveTable:
             cache[p] = found
         return cache[p]
 
-    val = bench.curves[valid, :, 2].astype(np.float64)
-    return budgeted.CurveTable(ids=ids, val=val, hours_per_epoch=bench.hours_per_epoch()[valid],
+    bench.require("val_curve", "the anytime table's training-based searches")
+    bench.require("cost_per_epoch", "the anytime table's budgets")
+    return budgeted.CurveTable(ids=ids, val=bench.val_curves(ids), hours_per_epoch=bench.hours_per_epoch(ids),
                                test=table.loc[valid, "test_acc"].to_numpy(dtype=np.float64),
                                epochs=table.loc[valid, "epochs"].to_numpy(), neighbours=neighbours,
                                extra={"params": table.loc[valid, "params"].to_numpy(dtype=np.float64)})
@@ -170,13 +171,15 @@ def energy_plane(bench, pick_records: list[dict]) -> dict:
     """All valid trained networks on the accuracy-energy plane, its Pareto front, where each method's picks lie
     (on the front, within :data:`NEAR_FRONT_PP` of it), and whether SAHD's picks fire less than random picks
     after training (paired by seed)."""
+    bench.require("trained_firing_rates", "the accuracy-energy plane")
     table = bench.table
     costs = bench.trained_costs()
     valid = table[table["valid"]].set_index("id")
     plane = pd.DataFrame({"id": valid.index, "test_acc": valid["test_acc"].to_numpy(),
                           "energy_uj": costs.loc[valid.index, "energy_pj"].to_numpy() / 1e6,
                           "synops": costs.loc[valid.index, "synops"].to_numpy(),
-                          "firing_rate": valid["fr_15"].to_numpy(), "params": valid["params"].to_numpy()})
+                          "firing_rate": costs.loc[valid.index, "firing_rate"].to_numpy(),
+                          "params": valid["params"].to_numpy()})
     acc, energy = plane["test_acc"].to_numpy(), plane["energy_uj"].to_numpy()
     plane["on_front"] = pareto_front(acc, energy)
     front = plane["on_front"].to_numpy()

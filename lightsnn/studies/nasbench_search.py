@@ -16,8 +16,8 @@ from lightsnn.studies.nasbench import open_from, read_scores, require_ids_of
 def benchmark_search_config(bench, options: BenchmarkOptions, config: dict, method: str) -> tuple[dict, dict]:
     """The job config and method overrides that search the benchmark's space with its network at
     ``options.width`` on its images: its ops, cell type and pooling, as the benchmark trained them."""
-    bench_net = {"channels": options.width}
-    job = {**config, "networks": {**(config.get("networks") or {}), options.images: bench_net}}
+    bench_net = bench.network(options.width).to_dict()  # the benchmark's own network, whatever the images' preset
+    job = {**config, "network": {}, "networks": {**(config.get("networks") or {}), options.scoring_images(): bench_net}}
     overrides = {"space": bench.space_name, "cell_type": bench.space.cell_type, "pooling": bench.pooling,
                  **(options.search.get(method) or {})}
     return job, overrides
@@ -32,7 +32,7 @@ def search_on_benchmark(config: dict, method: str, seed: int, overrides: dict | 
     options = BenchmarkOptions.from_config(config.get("benchmark"), overrides)
     bench = open_from(options, config)
     job, method_overrides = benchmark_search_config(bench, options, config, method)
-    result = run_search(method, options.images, seed, job, method_overrides, progress,
+    result = run_search(method, options.scoring_images(), seed, job, method_overrides, progress,
                         flags=["--width"] if (overrides or {}).get("width") else None)
     genotype = Genotype.from_json(result["genotype"]["json"])
     arch_id = bench.id_of(genotype)
