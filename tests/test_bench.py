@@ -5,8 +5,8 @@ import torch
 
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork
-from lightsnn.studies.bench import (TRAINING_VARIANTS, BenchOptions, ConvRecorder, plain_conv_flops_per_second,
-                                    run_bench)
+from lightsnn.studies.bench import TRAINING_VARIANTS, BenchOptions, plain_conv_flops_per_second, run_bench
+from lightsnn.studies.flops import ConvRecorder
 
 
 def test_flop_count_is_analytic_two_macs_per_conv_and_linear():
@@ -101,7 +101,7 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
 def test_plan_counts_flops_without_computing_and_runs_an_event_stem_at_every_timestep():
     """Counted on the meta device (a paper-size network costs no compute), equal to a real forward's count; event
     input passes the stem T times where a static image passes it once."""
-    from lightsnn.studies.plan import TYPICAL, forward_flops
+    from lightsnn.studies.flops import TYPICAL, forward_flops
 
     cfg = PRESETS["ndigits"].with_overrides({"channels": 3, "timesteps": 4, "classifier_width": 8})
     net = SNASNetwork.from_genotype(cfg, Genotype.from_str(TYPICAL)).eval()

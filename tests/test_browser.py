@@ -1,7 +1,6 @@
 """What a user sees in a real browser (headless Chromium from Debian's packages): the MLflow UI served from a store
 the pipeline wrote, opened at the address the workflow prints. Skipped, with one line saying what to install,
 where Chromium is missing (.ci/run installs it)."""
-import os
 
 import pytest
 

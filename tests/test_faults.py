@@ -1,7 +1,6 @@
 """Faults a careful or hostile user meets (issue 36): each ends in one line naming what was wrong and a non-zero
 exit, before any work where it can be known before, and nothing the user gave is changed or left half-written."""
 import argparse
-import json
 import os
 import shutil
 import subprocess

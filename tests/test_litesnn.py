@@ -6,7 +6,7 @@ import statistics
 import pytest
 import torch
 
-from lightsnn.search.litesnn import decode, lite_loss, psi_weights
+from lightsnn.search.litesnn_objective import decode, lite_loss, psi_weights
 from lightsnn.space.compconv import CompConv, effective_weights, kept_count, quantize, top_k_mask
 from lightsnn.space.litesnn_genotype import LiteGenotype, LiteGenotypeError, edge_index
 from lightsnn.space.litesnn_net import LiteNet, LiteNetConfig, LiteSearchNet

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from lightsnn.proxies.registry import PROXIES, count_conv_edges, get_proxy
+from lightsnn.proxies.builtin import count_conv_edges
+from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.proxies.sahd import KernelHooks
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork, count_parameters

@@ -43,7 +43,3 @@ def run_id(dataset, run, seed) -> str:
     """``<dataset>/<run>/seed<seed>``: a run folder below ``runs/``, its logs' names and its MLflow group.
     Snakemake passes ``"{dataset}"``-style wildcards to get a pattern."""
     return f"{dataset}/{run}/{seed_folder(seed)}"
-
-
-def run_folder(results: str, dataset, run, seed) -> str:
-    return f"{results}/{RUNS}/{run_id(dataset, run, seed)}"

@@ -316,9 +316,6 @@ class SuperNet(SNASNetwork):
                 for run in runs:
                     _init_weights(cell.edge_ops[key][run.module_key])
 
-    def is_single_path(self) -> bool:
-        return bool((self.active_mask().sum(-1) == 1).all())
-
     def genotype(self) -> Genotype:
         """The argmax op of every edge."""
         best = self.weights().argmax(-1).tolist()

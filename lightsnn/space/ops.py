@@ -111,10 +111,6 @@ class OpSpec:
         return f"{self.kind}(" + ",".join(f"{k}={v:g}" for k, v in self.params) + ")"
 
     @property
-    def is_zero(self) -> bool:
-        return self.kind == "zero"
-
-    @property
     def code(self) -> int | None:
         return OPS[self.kind].code if not self.params else None
 

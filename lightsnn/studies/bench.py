@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import ClassVar
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
@@ -24,6 +23,7 @@ from lightsnn.data import Splits
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import PRESETS, SNASNetwork, SuperNet
 from lightsnn.space.neurons import run_sequence
+from lightsnn.studies.flops import ConvRecorder, forward_flops
 
 
 @dataclass(frozen=True)
@@ -45,33 +45,6 @@ class BenchOptions(Options):
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-class ConvRecorder:
-    """Records FLOPs and conv input/weight shapes of every Conv2d/Linear call while active."""
-
-    def __init__(self, net: nn.Module):
-        self.flops = 0.0
-        self.conv_shapes: Counter = Counter()
-        self.handles = []
-        for m in net.modules():
-            if isinstance(m, nn.Conv2d):
-                self.handles.append(m.register_forward_hook(self._conv))
-            elif isinstance(m, nn.Linear):
-                self.handles.append(m.register_forward_hook(self._linear))
-
-    def _conv(self, m, inputs, out):
-        x = inputs[0]
-        self.flops += 2.0 * m.in_channels * m.kernel_size[0] * m.kernel_size[1] * out.shape[0] * out.shape[1] \
-            * out.shape[2] * out.shape[3]
-        self.conv_shapes[(tuple(x.shape), tuple(m.weight.shape), m.padding[0])] += 1
-
-    def _linear(self, m, inputs, out):
-        self.flops += 2.0 * m.in_features * m.out_features * inputs[0].shape[0]
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
 
 
 def plain_conv_flops_per_second(shapes: Counter, device: torch.device, dtype=torch.float32,
@@ -111,7 +84,8 @@ def _random_splits(opts: BenchOptions, n: int) -> Splits:
     return Splits(TensorDataset(x, y), TensorDataset(x[:64], y[:64]))
 
 
-def _net_config(opts: BenchOptions, pooling: str):
+def bench_network(opts: BenchOptions, pooling: str):
+    """The network the bench measures: CIFAR-10's skeleton at the bench's sizes (``plan`` scales from it)."""
     return PRESETS["cifar10"].with_overrides({"channels": opts.channels, "image_size": opts.image_size,
                                               "timesteps": opts.timesteps, "pooling": pooling})
 
@@ -121,7 +95,7 @@ def bench_search(method: str, opts: BenchOptions, device: torch.device, override
     from lightsnn.search import SearchContext, get_method
 
     options = method_options(method, {}, {"batch_size": opts.batch_size, "repeat": opts.repeat, **overrides})
-    cfg = _net_config(opts, options.pooling)
+    cfg = bench_network(opts, options.pooling)
     splits = _random_splits(opts, max(256, opts.batch_size * 2))
     ctx = SearchContext(net_config=cfg, splits=splits, device=device, seed=0, progress=False)
     _sync(device)
@@ -193,12 +167,11 @@ def bench_training(opts: BenchOptions, device: torch.device, variant: dict | Non
     import numpy as np
 
     from lightsnn.data.static import ArrayImageDataset, cifar_transforms
-    from lightsnn.studies.plan import forward_flops
     from lightsnn.training.train import Trainer, TrainOptions
 
     variant = variant or {}
     opts = replace(opts, image_size=32)
-    cfg = _net_config(opts, "max")
+    cfg = bench_network(opts, "max")
     torch.manual_seed(0)
     net = SNASNetwork.from_genotype(cfg, Genotype.from_str(opts.genotype))
     rng = np.random.default_rng(0)
@@ -227,10 +200,10 @@ def require_bench_memory(opts: BenchOptions, device: torch.device, flags: list[s
     """The searches' and the training's networks at these sizes fit the device, or one line naming the flags."""
     from lightsnn.pipeline.jobs import require_network_memory
 
-    netcfg = _net_config(opts, "max")
+    netcfg = bench_network(opts, "max")
     require_network_memory(netcfg, opts.batch_size, device, training=False, batch="bench.batch_size", flags=flags,
                            sizes="bench.timesteps, bench.channels, bench.image_size")
-    require_network_memory(_net_config(opts, "avg"), opts.train_batch_size, device, training=True,
+    require_network_memory(bench_network(opts, "avg"), opts.train_batch_size, device, training=True,
                            batch="bench.train_batch_size", flags=flags,
                            sizes="bench.timesteps, bench.channels, bench.image_size")
 
@@ -332,7 +305,7 @@ def bench_litesnn(sizes: dict, image_size: int, device: torch.device) -> dict:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 3, image_size, image_size, generator=g)
     y = torch.randint(0, 10, (n,), generator=g)
-    preset = _net_config(BenchOptions(image_size=image_size, timesteps=SIZE_PRESETS[sizes["preset"]]["max_timesteps"]),
+    preset = bench_network(BenchOptions(image_size=image_size, timesteps=SIZE_PRESETS[sizes["preset"]]["max_timesteps"]),
                          "avg")
     ctx = SearchContext(net_config=options.search_network(preset), splits=Splits(TensorDataset(x, y),
                         TensorDataset(x[:8], y[:8])), device=device, seed=0, progress=False, log=lambda _: None)

@@ -17,31 +17,7 @@ from lightsnn.data import get_dataset_spec
 from lightsnn.pipeline.config import method_options, net_config
 from lightsnn.pipeline.targets import Targets
 from lightsnn.schema import with_defaults
-from lightsnn.space.genotype import Genotype
-
-#: A genotype that stands in for a search's pick when its training is costed (the bench suite trains it too).
-TYPICAL = "0313 3031 1303 3310"
-
-
-def forward_flops(netcfg, genotype: str = TYPICAL, events: bool = False) -> float:
-    """FLOPs of one sample's forward pass (2 x MACs of every conv and linear call over the T timesteps), counted on
-    the meta device: shapes only, so a paper-size network costs no compute. ``events``: the input is T frames and
-    the stem runs at every timestep (a static image passes the stem once)."""
-    import torch
-
-    from lightsnn.space.neurons import run_sequence
-    from lightsnn.space.network import SNASNetwork
-    from lightsnn.studies.bench import ConvRecorder
-
-    with torch.device("meta"):
-        net = SNASNetwork.from_genotype(netcfg, Genotype.from_str(genotype)).eval()
-    record = ConvRecorder(net)
-    shape = (1, netcfg.in_channels, netcfg.image_size, netcfg.image_size)
-    with torch.no_grad():
-        run_sequence(net, torch.zeros((netcfg.timesteps, *shape) if events else shape, device="meta"))
-    record.close()
-    return float(record.flops)
-
+from lightsnn.studies.flops import forward_flops
 
 def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     """One row per job of the workflow's default target (search, train, evaluate per dataset, run and seed):
@@ -112,9 +88,9 @@ def training_rate(work: dict, train, device: str) -> tuple[float, str]:
 
 
 def _bench_net(bench: dict):
-    from lightsnn.studies.bench import BenchOptions, _net_config
+    from lightsnn.studies.bench import BenchOptions, bench_network
 
-    return _net_config(BenchOptions(**bench["options"]), "avg")
+    return bench_network(BenchOptions(**bench["options"]), "avg")
 
 
 def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: float, cache: dict,
@@ -125,6 +101,10 @@ def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: flo
     kind, units = options.planned_work(n_train)
     if kind == "none":
         return 1.0, "no scoring"
+    if kind not in work:  # a method declares the work it does; the bench prices the kinds it measured
+        raise ValueError(f"{options.section} declares its search work as {kind!r}, which the bench JSON does not "
+                         f"price (it measured: {', '.join(sorted(work))}); add that workload to the bench suite "
+                         "(lightsnn.studies.bench) and rerun 'python -m lightsnn bench --suite paper'")
     if kind == "litesnn_step":
         step = work[kind]
         scale = (options.batch_size / step["batch_size"]) * (netcfg.image_size / 32) ** 2

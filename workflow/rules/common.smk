@@ -13,7 +13,7 @@ except ImportError:  # a Snakemake of its own: the modules read here need only t
     sys.path.append(os.path.dirname(workflow.basedir))
 from lightsnn.core.layout import CHECKPOINT_FILE, EVALUATE_FILE, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, run_id
 from lightsnn.nasbench.options import STEP_KEYS as BM_KEYS
-from lightsnn.pipeline.journal import WorkflowRelay
+from lightsnn.pipeline.relay import WorkflowRelay
 from lightsnn.pipeline.targets import Targets
 
 
