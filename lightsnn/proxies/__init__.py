@@ -1,5 +1,6 @@
-"""Training-free scores of architectures at initialisation (SAHD and its plain-Hamming baseline) and the
-search batches every scoring reads its data through.
+"""Training-free scores of architectures at initialisation: the registry of proxies (:mod:`.registry`), the
+built-in ones (:mod:`.builtin`, computed in :mod:`.sahd` and :mod:`.measures`) and the one engine that computes
+every kind (:mod:`.engine`).
 
 May import: :mod:`lightsnn.core`, :mod:`lightsnn.space`, :mod:`lightsnn.data`.
 """

@@ -1,5 +1,6 @@
 """Search methods, in a registry keyed by name (the CLI and the workflow schema read it), and the scoring
-protocol they share (options, reference-compat flags, the scoring loop, the search record).
+protocol they share (options, reference-compat flags, the scoring loop, the search record, the search batches
+every scoring reads its data through).
 
 A method is one module of this package that declares ``METHOD = Method(...)`` (docs/extending.md): the
 registry finds it, so adding a method edits no list.

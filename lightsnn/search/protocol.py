@@ -17,7 +17,7 @@ from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig
 
 if TYPE_CHECKING:
-    from lightsnn.proxies.batches import SearchBatches
+    from lightsnn.search.batches import SearchBatches
     from lightsnn.search.options import ScoringOptions
 
 
@@ -33,7 +33,7 @@ class SearchContext:
     log: Callable[[str], None] = print
 
     def batches(self, options: ScoringOptions) -> SearchBatches:
-        from lightsnn.proxies.batches import DatasetSearchBatches
+        from lightsnn.search.batches import DatasetSearchBatches
         return DatasetSearchBatches(self.splits.train, options.batch_size, options.repeat, self.device,
                                     seed=self.seed, fresh="fresh_batches" in options.compat(),
                                     events=self.splits.events)

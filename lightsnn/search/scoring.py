@@ -9,7 +9,7 @@ from typing import Callable
 
 import torch
 
-from lightsnn.proxies.batches import SearchBatches
+from lightsnn.search.batches import SearchBatches
 from lightsnn.proxies.engine import ScoringSetup, score_candidates, score_proxies
 from lightsnn.proxies.registry import PROXIES
 from lightsnn.search.options import ScoringOptions

@@ -141,7 +141,7 @@ def _score(net: SNASNetwork, genotype: Genotype, batches: list[torch.Tensor], va
 
 
 def _search_batches(splits, size: int, repeat: int, device, seed: int) -> list[torch.Tensor]:
-    from lightsnn.proxies.batches import DatasetSearchBatches
+    from lightsnn.search.batches import DatasetSearchBatches
 
     provider = DatasetSearchBatches(splits.train, size, repeat, device, seed=seed, events=splits.events)
     return [provider.get(r) for r in range(repeat)]

@@ -54,7 +54,7 @@ def sample_ids(bench, options: BenchmarkOptions) -> list[int]:
 def _scoring_batches(options: BenchmarkOptions, config: dict, device) -> tuple[list, list]:
     """The scoring images and their labels (for the proxies that need a loss), the same for every architecture."""
     from lightsnn.data import load_splits
-    from lightsnn.proxies.batches import DatasetSearchBatches
+    from lightsnn.search.batches import DatasetSearchBatches
 
     splits = load_splits(options.scoring_images(), config.get("data"), 1, False)
     provider = DatasetSearchBatches(splits.test, options.batch_size, options.batches, device, seed=0)
