@@ -24,7 +24,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 # What a GPU decides, in about 5 minutes: the paper bench suite, the plan of config/paper.yaml, bf16's effect on
-# SNASNet's ranks and on training accuracy (docs/benchmarks.md). DEVICE=cuda:1 picks another GPU.
+# SNASNet's ranks and on training accuracy (docs/bench.md). DEVICE=cuda:1 picks another GPU.
 bench-gpu: $(STAMP)
 	PYTHON=$(BIN)/python scripts/gpu-check.sh results/gpu-check $(or $(DEVICE),cuda)
 

@@ -12,6 +12,7 @@ import types
 import typing
 from dataclasses import fields
 
+from lightsnn.core.names import old_names
 from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DATASETS, DataOptions
 from lightsnn.nasbench.options import BenchmarkOptions
@@ -42,7 +43,7 @@ def _json_type(hint) -> dict:
 
 def _type_of(hint, name: str) -> dict:
     if name == "space":
-        return {"oneOf": [{"type": "string", "enum": list(SPACES)},
+        return {"oneOf": [{"type": "string", "enum": list(SPACES) + list(old_names("op space"))},
                           {"type": "array", "items": {"type": "string"}, "minItems": 2}]}
     if name == "reference_compat":
         return {"oneOf": [{"type": "boolean"}, {"type": "array", "items": {"type": "string",

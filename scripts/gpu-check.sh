@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Everything a GPU decides in one bounded run (each step has its own time limit; about 5 minutes on an H200 by
-# the H200 figures of 2026-12-04 in docs/benchmarks.md, not yet run there):
+# the H200 figures of 2026-12-04 in docs/bench.md, not yet run there):
 #   1. the paper bench suite (LightSNN and SNASNet searches, SNASNet in bf16, SpikeNAS-Bench scoring, training in
 #      three variants, LitE-SNN steps)                                   -> OUT/bench.json, OUT/bench.log
 #   2. the plan of config/paper.yaml from that bench, against the SLURM profile's runtimes -> OUT/plan.txt, .csv

@@ -170,7 +170,7 @@ def test_options_are_frozen_and_check_themselves_when_built():
     from lightsnn.training.metrics import EvaluateOptions
     from lightsnn.training.train import TrainOptions
 
-    options = SNASNetOptions(space="snasnet")
+    options = SNASNetOptions(space="snasnet-ops")
     assert options.space == ["zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"]  # canonical form
     with pytest.raises(dataclasses.FrozenInstanceError):
         options.num_search = 3  # type: ignore[misc]

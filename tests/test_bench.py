@@ -46,7 +46,11 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
     import yaml
 
     from lightsnn.cli import main
-    from lightsnn.studies.plan import job_estimates, largest, summarise
+    from lightsnn.schema import with_defaults
+    from lightsnn.studies.plan import job_estimates as estimates, largest, summarise
+
+    def job_estimates(config, bench):  # plan reads a config as the workflow does: its defaults filled in
+        return estimates(with_defaults(config), bench)
 
     assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     bench = json.loads((tmp_path / "b.json").read_text())
@@ -61,7 +65,7 @@ def test_the_suite_measures_five_workloads_and_plan_costs_a_config_from_it(tmp_p
                                work["snasnet_search"]["seconds_per_scoring"]))
     config = {"workflow": {"datasets": ["digits"], "methods": ["snasnet", "lightsnn", "litesnn", "random"],
                            "seeds": [0, 1], "variants": {"lightsnn-5op": {"method": "lightsnn",
-                                                                           "options": {"space": "snasnet"}}},
+                                                                           "options": {"space": "snasnet-ops"}}},
                            "table1": {"dataset": "digits", "random": "snasnet", "pruning": "lightsnn-5op"}},
               "networks": {"digits": {"channels": 8, "timesteps": 4}}, "train": {"recipe": "quick", "epochs": 4},
               "search": {"snasnet": {"num_search": 30}}}
@@ -123,12 +127,13 @@ def test_plan_names_the_jobs_a_profiles_runtime_would_kill(tmp_path, capsys):
     import yaml
 
     from lightsnn.cli import main
+    from lightsnn.schema import with_defaults
     from lightsnn.studies.plan import job_estimates, over_runtime, profile_runtimes
 
     assert main(["bench", "--suite", "smoke", "--device", "cpu", "--threads", "1", "--json", str(tmp_path / "b.json")]) == 0
     config = {"workflow": {"datasets": ["digits"], "methods": ["snasnet", "random"], "seeds": [0, 1]},
               "networks": {"digits": {"channels": 4, "timesteps": 2}}, "train": {"recipe": "quick", "epochs": 2}}
-    jobs = job_estimates(config, json.loads((tmp_path / "b.json").read_text()))
+    jobs = job_estimates(with_defaults(config), json.loads((tmp_path / "b.json").read_text()))
     train_min = jobs.loc[jobs["rule"] == "train", "seconds"].max() / 60
     profile = tmp_path / "profile"
     profile.mkdir()

@@ -24,7 +24,7 @@ def test_lightsnn_scores_60_times_on_3_ops_and_168_on_5(tiny_config):
     three = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1})
     assert three["num_scorings"] == 60
     assert [r["round"] for r in three["details"]["rounds"]] == [0, 1]
-    five = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, "space": "snasnet"})
+    five = run_search("lightsnn", "digits", 0, tiny_config, {"repeat": 1, "space": "snasnet-ops"})
     assert five["num_scorings"] == 168
     for result, space in ((three, {"zero", "conv3x3", "skip"}), (five, None)):
         g = Genotype.from_str(result["genotype"]["str"])
@@ -176,7 +176,7 @@ def test_cli_errors_are_one_clear_line(tmp_path):
     assert proc.returncode == 0 and "--num-search" in proc.stdout and "dead_backward" in proc.stdout
 
 
-@pytest.mark.parametrize("extra", [{}, {"space": "snasnet", "max_chunk": 7},
+@pytest.mark.parametrize("extra", [{}, {"space": "snasnet-ops", "max_chunk": 7},
                                    {"separate_cell_alphas": True, "reference_compat": ["count_normalize"]},
                                    {"proxy": "sahd_layer"}, {"proxy": "hamming"}])
 def test_lightsnn_stacked_scoring_gives_the_one_at_a_time_scores(tiny_config, extra):

@@ -17,13 +17,13 @@ def _targets(**workflow):
 
 def test_table1_runs_join_table2s_once_with_their_variant_options():
     targets = _targets(datasets=["digits", "ndigits"], methods=["snasnet", "lightsnn"], seeds=[0, 3],
-                       variants={"lightsnn-5op": {"method": "lightsnn", "options": {"space": "snasnet"}}},
+                       variants={"lightsnn-5op": {"method": "lightsnn", "options": {"space": "snasnet-ops"}}},
                        table1={"dataset": "digits", "random": "snasnet", "pruning": "lightsnn-5op"})
     assert targets.run_pairs() == [("digits", "snasnet"), ("digits", "lightsnn"), ("ndigits", "snasnet"),
                                    ("ndigits", "lightsnn"), ("digits", "lightsnn-5op")]  # snasnet on digits once
     runs = targets.runs()
     assert len(runs) == 5 * 2 and runs[-1].id == "digits/lightsnn-5op/seed3"
-    assert (runs[-1].method, runs[-1].options) == ("lightsnn", {"space": "snasnet"})
+    assert (runs[-1].method, runs[-1].options) == ("lightsnn", {"space": "snasnet-ops"})
     assert targets.searches()[0] == "results/runs/digits/snasnet/seed0/search.json"
     assert targets.evaluations()[-1] == "results/runs/digits/lightsnn-5op/seed3/evaluate.json"
     assert targets.table1_flags() == "--table1 digits snasnet lightsnn-5op"
@@ -31,12 +31,12 @@ def test_table1_runs_join_table2s_once_with_their_variant_options():
 
 
 def test_a_jobs_settings_hold_its_method_with_the_variants_options_over_it():
-    targets = _targets(variants={"lightsnn-5op": {"method": "lightsnn", "options": {"space": "snasnet"}}})
+    targets = _targets(variants={"lightsnn-5op": {"method": "lightsnn", "options": {"space": "snasnet-ops"}}})
     search = json.loads(targets.job_settings("search", "digits", run="lightsnn-5op"))
     assert list(search["search"]) == ["lightsnn"]  # the variant's method only
-    assert search["search"]["lightsnn"]["space"] == "snasnet" and search["search"]["lightsnn"]["batch_size"] == 16
+    assert search["search"]["lightsnn"]["space"] == "snasnet-ops" and search["search"]["lightsnn"]["batch_size"] == 16
     plain = json.loads(targets.job_settings("search", "digits", run="lightsnn"))
-    assert plain["search"]["lightsnn"]["space"] == "lightsnn"
+    assert plain["search"]["lightsnn"]["space"] == "lightsnn-ops"
     assert "train" not in search
     train = json.loads(targets.job_settings("train", "digits", run="lightsnn-5op"))
     assert "search" not in train and train["device"] == "auto"

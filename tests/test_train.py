@@ -73,7 +73,7 @@ def test_bf16_and_channels_last_apply_on_the_device_that_trains_and_their_weight
 
 
 def test_speed_options_left_null_are_on_for_cuda_and_off_elsewhere_and_a_run_records_what_it_used():
-    """Device data is on for CUDA by default; bf16 and channels-last are off unless set (docs/benchmarks.md: bf16
+    """Device data is on for CUDA by default; bf16 and channels-last are off unless set (docs/bench.md: bf16
     trains to the same mean accuracy but spreads wider over seeds), and null turns them on for CUDA only."""
     from lightsnn.training.train import TrainOptions
 
@@ -169,10 +169,10 @@ def test_operation_counts_equal_spikingjellys_counter_and_skip_importing_torch_d
 
 
 def test_train_options_come_from_named_recipes():
-    assert TrainOptions.from_config({"recipe": "lightsnn"}).lr == 0.2
-    assert TrainOptions.from_config({"recipe": "lightsnn"}).floor() == pytest.approx(0.002)
-    assert TrainOptions.from_config({"recipe": "snasnet"}).floor() == 0.001
-    assert TrainOptions.from_config({"recipe": "snasnet", "epochs": 2}).epochs == 2
+    assert TrainOptions.from_config({"recipe": "lightsnn-paper"}).lr == 0.2
+    assert TrainOptions.from_config({"recipe": "lightsnn-paper"}).floor() == pytest.approx(0.002)
+    assert TrainOptions.from_config({"recipe": "snasnet-paper"}).floor() == 0.001
+    assert TrainOptions.from_config({"recipe": "snasnet-paper", "epochs": 2}).epochs == 2
     with pytest.raises(ValueError, match="unknown training recipe"):
         TrainOptions.from_config({"recipe": "fast"})
     with pytest.raises(ValueError, match=r"unknown train option\(s\) \['epoch'\]"):
@@ -402,3 +402,18 @@ def test_a_sigterm_inside_signals_deferred_waits_for_its_end_even_when_another_t
         signal.signal(signal.SIGTERM, previous)
         done.set()
         worker.join()
+
+
+def test_the_old_recipe_and_op_space_names_still_work_and_say_their_new_ones(capsys):
+    """One meaning per word: a bare method name is the method; recipes and op spaces have their own names, and
+    the old spellings are read as the new ones with one line saying so."""
+    from lightsnn.space.ops import SPACES, parse_space
+
+    assert TrainOptions.from_config({"recipe": "lightsnn"}).lr == TrainOptions.from_config(
+        {"recipe": "lightsnn-paper"}).lr == 0.2
+    assert parse_space("lightsnn") == parse_space("lightsnn-ops") == SPACES["lightsnn-ops"]
+    err = capsys.readouterr().err
+    assert "note: training recipe 'lightsnn' is now called 'lightsnn-paper'" in err
+    assert "note: op space 'lightsnn' is now called 'lightsnn-ops'" in err
+    parse_space("lightsnn")
+    assert capsys.readouterr().err == ""  # said once per process

@@ -138,7 +138,7 @@ def test_lint_and_the_paper_dag(tmp_path):
     paper = Targets(with_defaults(load_config([work / "config" / "config.yaml", work / "config" / "paper.yaml"])))
     assert len(paper.runs()) == len(set(paper.searches())) == counts["search"]
     assert [(r.dataset, r.method, r.options) for r in paper.runs() if r.run == "lightsnn-5op"] == \
-        [("cifar10", "lightsnn", {"space": "snasnet"})] * 3
+        [("cifar10", "lightsnn", {"space": "snasnet-ops"})] * 3
     assert counts["prepare"] == 3 and counts["aggregate"] == 1
     # the default config: 2 offline datasets x 5 methods (LitE-SNN among them) x 2 seeds
     dry = _smk(work, "-n", "--quiet", "rules")
@@ -183,7 +183,7 @@ def test_the_whole_workflow_produces_tables_plots_report_and_mlflow_runs(tmp_pat
         assert (tables / plot).read_bytes()[:4] == b"\x89PNG"
     search = json.loads((results / "runs/digits/lightsnn-5op/seed0/search.json").read_text())
     assert search["num_scorings"] == 168 and search["options"]["space"][0] == "zero"
-    assert (results / "benchmarks/train/digits/lightsnn/seed0.tsv").exists()
+    assert (results / "timings/train/digits/lightsnn/seed0.tsv").exists()
     # every job logged to the default MLflow store
     from mlflow.tracking import MlflowClient
     client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")

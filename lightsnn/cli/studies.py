@@ -89,7 +89,9 @@ def _cmd_plan(args) -> int:
     except (ValueError, UnicodeDecodeError):
         raise ValueError(f"--bench {args.bench!r} is not a JSON file; write one with 'python -m lightsnn bench "
                          "--suite paper --json bench.json'") from None
-    jobs = job_estimates(_config(args), bench)
+    from lightsnn.schema import with_defaults
+
+    jobs = job_estimates(with_defaults(_config(args)), bench)
     table = summarise(jobs)
     print(f"estimated on {bench.get('device_name', '?')} (bench suite {bench.get('suite')}, torch "
           f"{bench.get('torch', '?')}), one job at a time:")

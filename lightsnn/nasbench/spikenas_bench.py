@@ -29,7 +29,7 @@ DATASET_PRESETS = {"cifar10": "spikenas-bench", "cifar100": "spikenas-bench-cifa
 LOG_NAME = "train_process.txt"
 #: Edge k is digit k (weight 5**k) of an architecture id.
 BENCH_EDGES: tuple[tuple[int, int], ...] = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
-SPACE_NAME = "spikenas-bench"  # lightsnn.space.ops.SPACES key
+SPACE_NAME = "spikenas-bench-ops"  # lightsnn.space.ops.SPACES key
 OPS = SPACES[SPACE_NAME]  # op code -> op name
 NUM_ARCHS = len(OPS) ** len(BENCH_EDGES)
 MAX_EPOCHS = 200

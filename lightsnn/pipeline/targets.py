@@ -79,7 +79,7 @@ class Targets:
         self.results = self.wf["results"]
         self.runs_dir = f"{self.results}/{RUNS}"
         self.logs = f"{self.results}/logs"
-        self.timings = f"{self.results}/benchmarks"  # Snakemake's per-job benchmark files
+        self.timings = f"{self.results}/timings"  # Snakemake's per-job timings (its benchmark: files)
         self.tables = f"{self.results}/tables"
         self.evidence_dir = f"{self.results}/evidence"
         self.benchmark_dir = f"{self.results}/benchmark"

@@ -21,7 +21,7 @@ PRUNED = -1000.0  # the logit LightSNN writes for a removed op
 @dataclass(frozen=True)
 class LightSNNOptions(ScoringOptions):
     section: ClassVar[str] = "search.lightsnn"
-    space: str | list[str] = opt("lightsnn", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    space: str | list[str] = opt("lightsnn-ops", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
     pooling: str = opt("max", "resdown pooling of the macro network (LightSNN: max)", POOLINGS)
     batch_size: int = opt(32, "search batch size (paper 32; released code 64)", min=2)
     bn_mode: str = opt("eval", "BatchNorm/Dropout mode while scoring (LightSNN calls eval())", BN_MODES)

@@ -82,7 +82,7 @@ class MethodOptions(Options):
 class BaseOptions(MethodOptions):
     """Options of the methods that search the SNASNet cell."""
 
-    space: str | list[str] = opt("snasnet", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    space: str | list[str] = opt("snasnet-ops", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
     cell_type: str = opt("backward", "cell type: backward (with next-timestep edges) or forward", CELL_TYPES)
     pooling: str = opt("avg", "resdown pooling of the macro network", POOLINGS)
 
@@ -114,7 +114,7 @@ class ScoringOptions(BaseOptions):
     proxy: str = opt("sahd", "training-free score the candidates are ranked by (docs/evidence.md); sahd is the "
                              "papers'", SEARCH_PROXIES)
     bf16: bool = opt(False, "score under bf16 autocast (tensor cores on a GPU); spikes near a threshold can differ "
-                            "from fp32's, so ranks can too (measured in docs/benchmarks.md); kernel proxies only")
+                            "from fp32's, so ranks can too (measured in docs/bench.md); kernel proxies only")
 
     def check(self) -> None:
         super().check()

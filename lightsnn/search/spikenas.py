@@ -25,7 +25,7 @@ from lightsnn.space.ops import SPACES, OpSpec
 @dataclass(frozen=True)
 class SpikeNASOptions(ScoringOptions):
     section: ClassVar[str] = "search.spikenas"
-    space: str | list[str] = opt("spikenas", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
+    space: str | list[str] = opt("spikenas-ops", "op space: a named space (" + ", ".join(SPACES) + ") or a list of ops")
     candidates_per_cell: int = opt(100, "distinct in-budget candidates scored per cell", min=1)
     mem_budget_mb: float | None = opt(None, "weight-memory budget in MB (10^6 bytes); null: no budget")
     weight_bits: int = opt(32, "bits per weight in the memory model", (1, 2, 4, 8, 16, 32))

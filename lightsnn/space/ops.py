@@ -14,6 +14,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from lightsnn.core.names import current
 from lightsnn.space.neurons import LIFConfig, make_lif
 from lightsnn.space.pooling import AvgPool2d, MaxPool2d
 
@@ -59,11 +60,11 @@ CODE_TO_OP: dict[int, str] = {k.code: k.name for k in OPS.values() if k.code is 
 
 #: Named op spaces of the papers.
 SPACES: dict[str, tuple[str, ...]] = {
-    "snasnet": ("zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"),
-    "lightsnn": ("zero", "conv3x3", "skip"),
-    "spikenas": ("zero", "skip", "conv3x3"),
+    "snasnet-ops": ("zero", "skip", "conv1x1", "conv3x3", "avgpool3x3"),
+    "lightsnn-ops": ("zero", "conv3x3", "skip"),
+    "spikenas-ops": ("zero", "skip", "conv3x3"),
     # SpikeNAS-Bench's op codes 0-4 (forward cells): conv3x3 with three LIF thresholds
-    "spikenas-bench": ("zero", "skip", "conv3x3(th=0.5)", "conv3x3(th=1)", "conv3x3(th=1.5)"),
+    "spikenas-bench-ops": ("zero", "skip", "conv3x3(th=0.5)", "conv3x3(th=1)", "conv3x3(th=1.5)"),
 }
 
 _PARAM_KEYS = {"th": "v_threshold", "tau": "tau"}
@@ -131,8 +132,10 @@ def canonical_op(text: str) -> str:
 
 
 def parse_space(space: str | list[str] | tuple[str, ...]) -> tuple[str, ...]:
-    """A space given by name ("lightsnn") or as a list of ops, in canonical spelling."""
+    """A space given by name ("lightsnn-ops"; an old name such as "lightsnn" says its new one) or as a list of
+    ops, in canonical spelling."""
     if isinstance(space, str):
+        space = current("op space", space)
         if space not in SPACES:
             raise OpError(f"unknown op space {space!r}; named spaces: {', '.join(SPACES)} (or give a list of ops)")
         space = SPACES[space]

@@ -239,7 +239,7 @@ def run_bench(opts: BenchOptions, device: torch.device, log=print, flags: list[s
 
 # --- the suite: the five workloads a paper-size run pays for, each at the size users run ----------------------
 #: Sizes per suite. ``paper``: the papers' presets on CIFAR-10 (by the H200 figures of 2026-12-04 in
-#: docs/benchmarks.md about a minute, most of it the LightSNN search and the LitE-SNN steps; the suite itself has not
+#: docs/bench.md about a minute, most of it the LightSNN search and the LitE-SNN steps; the suite itself has not
 #: run there yet); ``smoke``: the same code at tiny sizes, for a CPU and the test suite.
 SUITES: dict[str, dict] = {
     "paper": {"bench": {"channels": 256, "image_size": 32, "timesteps": 5, "batch_size": 32, "repeat": 2,

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 
 from lightsnn.core.atomic import write_text_atomic
 from lightsnn.core.layout import EVALUATE_FILE, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, seed_folder
+from lightsnn.core.names import old_names
 from lightsnn.core.options import Options, opt
 from lightsnn.core.stats import correlation_summary
 from lightsnn.data import load_splits
@@ -53,7 +54,8 @@ class EvidenceOptions(Options):
 
     section: ClassVar[str] = "evidence"
     datasets: list[str] = opt(["digits", "ndigits"], "datasets of the study")
-    space: str = opt("snasnet", "op space the correlation study samples from (a named space)", tuple(SPACES))
+    space: str = opt("snasnet-ops", "op space the correlation study samples from (a named space)",
+                     tuple(SPACES) + old_names("op space"))
     cell_type: str = opt("backward", "cell type of the sampled architectures", CELL_TYPES)
     num_archs: int = opt(40, "architectures sampled per dataset (distinct canonical cells)", min=3)
     weight_seeds: int = opt(3, "initial-weight seeds each architecture is scored under (the score's own noise)", min=2)

@@ -16,19 +16,19 @@ import pandas as pd
 from lightsnn.data import get_dataset_spec
 from lightsnn.pipeline.config import method_options, net_config
 from lightsnn.pipeline.targets import Targets
-from lightsnn.schema import with_defaults
 from lightsnn.studies.flops import forward_flops
 
 def job_estimates(config: dict, bench: dict) -> pd.DataFrame:
     """One row per job of the workflow's default target (search, train, evaluate per dataset, run and seed):
-    its rule, dataset, run, the work it does and its estimated seconds."""
+    its rule, dataset, run, the work it does and its estimated seconds. ``config`` as the workflow reads it, its
+    schema defaults filled in (:func:`lightsnn.schema.with_defaults`)."""
     from lightsnn.training.train import TrainOptions
 
     work = bench.get("workloads")
     if not isinstance(work, dict) or not {"lightsnn_search", "snasnet_search", "training", "litesnn_step"} <= set(work):
         raise ValueError("the bench JSON is not a suite's (it has no 'workloads'); write one with "
                          "'python -m lightsnn bench --suite paper --json bench.json' on the device that will run")
-    targets = Targets(with_defaults(config))
+    targets = Targets(config)
     train = TrainOptions.from_config(config.get("train"))
     bench_flops = forward_flops(_bench_net(bench), bench["options"]["genotype"])
     train_rate, variant = training_rate(work, train, bench.get("device", "cpu"))

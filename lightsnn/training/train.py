@@ -42,6 +42,7 @@ from lightsnn.core.checkpoints import (
 )
 from lightsnn.core.hashing import stable_hash
 from lightsnn.core.layout import BEST_FILE, CHECKPOINT_FILE, file_name
+from lightsnn.core.names import current, old_names
 from lightsnn.core.options import Options, from_section, opt
 from lightsnn.data import DATASETS, collate, get_dataset_spec
 from lightsnn.data import LOSSES as DATASET_LOSSES
@@ -58,8 +59,8 @@ _AUTO_LOSSES = "".join(f"{loss.upper()} on one-hot for {', '.join(n for n, s in 
 
 #: Named recipes (methods.md §2.3, 3.3); any field can be overridden in the config's ``train`` section.
 RECIPES: dict[str, dict] = {
-    "snasnet": {"lr": 0.1, "eta_min": 0.001, "epochs": 300, "batch_size": 64},
-    "lightsnn": {"lr": 0.2, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the paper's lr
+    "snasnet-paper": {"lr": 0.1, "eta_min": 0.001, "epochs": 300, "batch_size": 64},
+    "lightsnn-paper": {"lr": 0.2, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the paper's lr
     "lightsnn-code": {"lr": 0.1, "eta_min_ratio": 0.01, "epochs": 300, "batch_size": 64},  # the released code's
     "quick": {"lr": 0.1, "eta_min": 0.0, "epochs": 5, "batch_size": 64},
 }
@@ -70,7 +71,8 @@ class TrainOptions(Options):
     """The config's ``train`` section: a named recipe and any field overriding it."""
 
     section: ClassVar[str] = "train"
-    recipe: str = opt("snasnet", "named recipe: the defaults of the other fields", tuple(RECIPES))
+    recipe: str = opt("snasnet-paper", "named recipe: the defaults of the other fields (old names " +
+                      ", ".join(old_names("training recipe")) + " still work)", tuple(RECIPES) + old_names("training recipe"))
     epochs: int = opt(300, "epochs", min=1)
     batch_size: int = opt(64, "batch size", min=1)
     lr: float = opt(0.1, "initial learning rate")
@@ -83,7 +85,7 @@ class TrainOptions(Options):
     bf16: bool | None = opt(False, "train under bf16 autocast (tensor cores on a GPU; avx512-bf16 on a CPU): "
                                    "convolutions and the LIF membrane in bf16, the loss in fp32; null: on where "
                                    "training runs on CUDA. Off by default: same mean accuracy as fp32 but a wider "
-                                   "spread over seeds (docs/benchmarks.md)")
+                                   "spread over seeds (docs/bench.md)")
     channels_last: bool | None = opt(False, "channels-last memory format for the network and its 4-D inputs (no "
                                             "NCHW<->NHWC conversions around cuDNN's bf16 convolutions); null: on "
                                             "where training runs on CUDA")
@@ -98,7 +100,7 @@ class TrainOptions(Options):
         """The recipe's values, then the section's, then the non-None ``overrides``."""
         values = dict(section or {})
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-        recipe = values.get("recipe", "snasnet")
+        recipe = values["recipe"] = current("training recipe", values.get("recipe", "snasnet-paper"))
         if recipe not in RECIPES:
             raise ValueError(f"unknown training recipe {recipe!r}; known: {', '.join(RECIPES)}")
         merged = {**RECIPES[recipe], **values}

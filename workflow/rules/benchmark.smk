@@ -6,7 +6,7 @@ rule benchmark_score:
     log:
         f"{LOGS}/benchmark/score/shard-{{shard}}.log",
     benchmark:
-        f"{BENCH}/benchmark/score/shard-{{shard}}.tsv"
+        f"{TIMINGS}/benchmark/score/shard-{{shard}}.tsv"
     threads: THREADS
     params:
         settings=benchmark_settings("score"),
@@ -43,7 +43,7 @@ rule benchmark_search:
     log:
         f"{LOGS}/benchmark/search/{{bmethod}}/seed{{seed}}.log",
     benchmark:
-        f"{BENCH}/benchmark/search/{{bmethod}}/seed{{seed}}.tsv"
+        f"{TIMINGS}/benchmark/search/{{bmethod}}/seed{{seed}}.tsv"
     threads: THREADS
     params:
         settings=benchmark_settings("search"),
@@ -84,7 +84,7 @@ rule benchmark_anytime:
     log:
         f"{LOGS}/benchmark/anytime.log",
     benchmark:
-        f"{BENCH}/benchmark/anytime.tsv"
+        f"{TIMINGS}/benchmark/anytime.tsv"
     threads: 1
     params:
         settings=benchmark_settings("anytime"),
@@ -104,7 +104,7 @@ rule benchmark_front:
     log:
         f"{LOGS}/benchmark/front.log",
     benchmark:
-        f"{BENCH}/benchmark/front.tsv"
+        f"{TIMINGS}/benchmark/front.tsv"
     threads: 1
     params:
         settings=benchmark_settings("front"),

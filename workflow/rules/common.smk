@@ -37,7 +37,7 @@ RUN_ID = run_id("{dataset}", "{run}", "{seed}")
 RUN = f"{RUNS_DIR}/{RUN_ID}"
 PREPARED = TARGETS.prepared("{dataset}")
 LOGS = TARGETS.logs
-BENCH = TARGETS.timings
+TIMINGS = TARGETS.timings
 TABLES = TARGETS.tables
 #: Torch threads of every compute job (Snakemake caps them at --cores; profiles may set-threads per rule).
 THREADS = WF["threads"]

@@ -6,7 +6,7 @@ rule prepare:
     log:
         f"{LOGS}/prepare/{{dataset}}.log",
     benchmark:
-        f"{BENCH}/prepare/{{dataset}}.tsv"
+        f"{TIMINGS}/prepare/{{dataset}}.tsv"
     threads: THREADS
     params:
         settings=job_settings("prepare"),

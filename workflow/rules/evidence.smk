@@ -8,7 +8,7 @@ rule correlate:
     log:
         f"{LOGS}/evidence/correlate/{{edataset}}.log",
     benchmark:
-        f"{BENCH}/evidence/correlate/{{edataset}}.tsv"
+        f"{TIMINGS}/evidence/correlate/{{edataset}}.tsv"
     priority: 1  # the longest jobs of the study: start them first
     threads: THREADS
     params:
@@ -29,7 +29,7 @@ rule replicate:
     log:
         f"{LOGS}/evidence/replicate/{{edataset}}/{{erun}}.log",
     benchmark:
-        f"{BENCH}/evidence/replicate/{{edataset}}/{{erun}}.tsv"
+        f"{TIMINGS}/evidence/replicate/{{edataset}}/{{erun}}.tsv"
     params:
         method=evidence_method,
         flags=evidence_flags,

@@ -6,7 +6,7 @@ rule search:
     log:
         f"{LOGS}/search/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/search/{RUN_ID}.tsv"
+        f"{TIMINGS}/search/{RUN_ID}.tsv"
     threads: THREADS
     params:
         method=lambda wildcards: TARGETS.method_of(wildcards.run),

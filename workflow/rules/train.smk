@@ -8,7 +8,7 @@ rule train:
     log:
         f"{LOGS}/train/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/train/{RUN_ID}.tsv"
+        f"{TIMINGS}/train/{RUN_ID}.tsv"
     threads: THREADS
     params:
         out_dir=train_dir,
@@ -32,7 +32,7 @@ rule evaluate:
     log:
         f"{LOGS}/evaluate/{RUN_ID}.log",
     benchmark:
-        f"{BENCH}/evaluate/{RUN_ID}.tsv"
+        f"{TIMINGS}/evaluate/{RUN_ID}.tsv"
     threads: THREADS
     params:
         checkpoint=checkpoint_of,
