@@ -15,7 +15,7 @@ from dataclasses import fields
 from lightsnn.core.names import old_names
 from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DATASETS, DataOptions
-from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
 from lightsnn.pipeline.tracking import TrackingOptions
 from lightsnn.search import COMPAT_FLAGS, METHODS

@@ -102,7 +102,7 @@ from typing import ClassVar
 import numpy as np
 
 from lightsnn.core.options import opt
-from lightsnn.search.options import ScoringOptions
+from lightsnn.search.method_options import ScoringOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.search.scoring import Scorer, best_index
 from lightsnn.space.genotype import Genotype

@@ -234,7 +234,7 @@ def test_the_cifar100_logs_open_as_a_benchmark_of_their_own(tmp_path):
     """SpikeNAS-Bench's CIFAR-100 logs (a few, in its format, written here) are a benchmark of CIFAR-100: its
     dataset named by the folder, its network the CIFAR-100 classifier (500 outputs) that prices its energy."""
     from lightsnn.nasbench.spikenas_bench import trained_cost
-    from lightsnn.nasbench.options import BenchmarkOptions
+    from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 
     rates = [0.1] * 15 + [0.2]
     for arch_id, acc in ((3906, 61.5), (7811, 58.25), (10, 1.0)):

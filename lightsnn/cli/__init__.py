@@ -1,5 +1,5 @@
 """Command line: ``python -m lightsnn <verb> ...``. Each verb's parser and command live in
-:mod:`lightsnn.cli.jobs` (the pipeline) or :mod:`lightsnn.cli.studies`; :mod:`lightsnn.cli.flags` holds what
+:mod:`lightsnn.cli.pipeline_verbs` (the pipeline) or :mod:`lightsnn.cli.study_verbs`; :mod:`lightsnn.cli.flags` holds what
 they share."""
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import argparse
 import sys
 
 from lightsnn.cli.flags import config_inputs
-from lightsnn.cli.jobs import add_evaluate, add_prepare, add_relay, add_report, add_schema, add_search, add_train
-from lightsnn.cli.studies import add_bench, add_benchmark, add_correlate, add_evidence, add_plan, add_replicate
+from lightsnn.cli.pipeline_verbs import add_evaluate, add_prepare, add_relay, add_report, add_schema, add_search, add_train
+from lightsnn.cli.study_verbs import add_bench, add_benchmark, add_correlate, add_evidence, add_plan, add_replicate
 from lightsnn.core.paths import check_paths
 from lightsnn.core.runtime import keep_freed_memory
 

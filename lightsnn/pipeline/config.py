@@ -19,7 +19,7 @@ import yaml
 from lightsnn.core.options import from_section
 from lightsnn.data import DATASET_NAMES, get_dataset_spec
 from lightsnn.search import METHODS, get_method
-from lightsnn.search.options import MethodOptions
+from lightsnn.search.method_options import MethodOptions
 from lightsnn.space.network import PRESETS
 
 #: A config ``name`` becomes an MLflow experiment and a folder name: no path separators, no leading dot.

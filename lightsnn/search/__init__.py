@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from lightsnn.search.options import COMPAT_FLAGS, MethodOptions
+from lightsnn.search.method_options import COMPAT_FLAGS, MethodOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchResult
 from lightsnn.space.genotype import Genotype
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.search.options import BN_MODES, ScoringOptions
+from lightsnn.search.method_options import BN_MODES, ScoringOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.search.scoring import CandidateScorer, Scorer
 from lightsnn.space.genotype import edge_key

@@ -32,7 +32,7 @@ from lightsnn.core.hashing import stable_hash
 from lightsnn.core.options import opt
 from lightsnn.data import DATASETS, SCALES, collate, get_dataset_spec
 from lightsnn.search.litesnn_objective import decode, lite_loss, psi_weights
-from lightsnn.search.options import MethodOptions
+from lightsnn.search.method_options import MethodOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.compconv import GAUSSIAN_STEPS
 from lightsnn.space.litesnn_genotype import LITE_OPS, LiteGenotype

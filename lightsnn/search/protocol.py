@@ -12,13 +12,13 @@ import torch
 from tqdm.auto import tqdm
 
 from lightsnn.data import Splits
-from lightsnn.search.options import MethodOptions
+from lightsnn.search.method_options import MethodOptions
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import NetConfig
 
 if TYPE_CHECKING:
     from lightsnn.search.batches import SearchBatches
-    from lightsnn.search.options import ScoringOptions
+    from lightsnn.search.method_options import ScoringOptions
 
 
 @dataclass

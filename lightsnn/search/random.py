@@ -7,7 +7,7 @@ from typing import ClassVar
 import numpy as np
 
 from lightsnn.core.options import opt
-from lightsnn.search.options import BaseOptions
+from lightsnn.search.method_options import BaseOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.genotype import Genotype
 

@@ -12,7 +12,7 @@ import torch
 from lightsnn.search.batches import SearchBatches
 from lightsnn.proxies.engine import ScoringSetup, score_candidates, score_proxies
 from lightsnn.proxies.registry import PROXIES
-from lightsnn.search.options import ScoringOptions
+from lightsnn.search.method_options import ScoringOptions
 from lightsnn.search.protocol import SearchRecord
 from lightsnn.space.network import SNASNetwork
 from lightsnn.space.neurons import run_sequence

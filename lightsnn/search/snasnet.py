@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from lightsnn.core.options import opt
-from lightsnn.search.options import BN_MODES, ScoringOptions
+from lightsnn.search.method_options import BN_MODES, ScoringOptions
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.search.scoring import Scorer, best_index
 from lightsnn.space.genotype import Genotype

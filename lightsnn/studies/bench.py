@@ -260,7 +260,7 @@ def bench_benchmark_scoring(sizes: dict, timesteps: int, device: torch.device) -
     benchmark's width, on random images (timing only: no benchmark files are needed)."""
     import numpy as np
 
-    from lightsnn.nasbench.options import BenchmarkOptions
+    from lightsnn.nasbench.benchmark_options import BenchmarkOptions
     from lightsnn.nasbench.spikenas_bench import NUM_ARCHS, genotype_of, is_valid
     from lightsnn.proxies.registry import PROXIES
     from lightsnn.studies.nasbench import score_architecture

@@ -22,7 +22,7 @@ import pandas as pd
 
 from lightsnn.core.stats import correlation_summary
 from lightsnn.nasbench import open_benchmark
-from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.proxies.registry import PROXIES, get_proxy
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from lightsnn.core.stats import paired_comparison
-from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.studies import budgeted
 from lightsnn.studies.nasbench import open_from

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lightsnn.nasbench.options import BenchmarkOptions
+from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 from lightsnn.pipeline.targets import BENCHMARK_OUTPUTS
 from lightsnn.studies.nasbench import open_from, read_scores, require_ids_of
 

@@ -12,7 +12,7 @@ try:
 except ImportError:  # a Snakemake of its own: the modules read here need only the standard library
     sys.path.append(os.path.dirname(workflow.basedir))
 from lightsnn.core.layout import CHECKPOINT_FILE, EVALUATE_FILE, SEARCH_FILE, TRAIN_DIR, TRAIN_FILE, run_id
-from lightsnn.nasbench.options import STEP_KEYS as BM_KEYS
+from lightsnn.nasbench.benchmark_options import STEP_KEYS as BM_KEYS
 from lightsnn.pipeline.relay import WorkflowRelay
 from lightsnn.pipeline.targets import Targets
 

@@ -219,7 +219,7 @@ def _cmd_evidence(args) -> int:
 
 
 def add_benchmark(sub) -> None:
-    from lightsnn.nasbench.options import BenchmarkOptions
+    from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 
     p = sub.add_parser("benchmark", help="score, correlate and search on a tabular NAS benchmark (no training)",
                        description="Evidence from a NAS benchmark of trained SNNs (default SpikeNAS-Bench: 15,625 "
@@ -288,7 +288,7 @@ def add_benchmark(sub) -> None:
 
 
 def _benchmark_overrides(args) -> dict:
-    from lightsnn.nasbench.options import BenchmarkOptions
+    from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 
     return _given(args, BenchmarkOptions)
 
