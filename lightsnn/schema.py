@@ -17,7 +17,7 @@ from lightsnn.core.options import field_default
 from lightsnn.data import DATASET_NAMES, DATASETS, DataOptions
 from lightsnn.nasbench.benchmark_options import BenchmarkOptions
 from lightsnn.pipeline.config import DEVICE_PATTERN, MAX_SEED, NAME_PATTERN, RESULTS_PATTERN
-from lightsnn.pipeline.tracking import TrackingOptions
+from lightsnn.pipeline.tracking import DEFAULT_EXPERIMENT, TrackingOptions
 from lightsnn.search import COMPAT_FLAGS, METHODS
 from lightsnn.space.network import NetConfig
 from lightsnn.space.neurons import LIFConfig
@@ -139,7 +139,7 @@ def config_schema() -> dict:
         "type": "object",
         "additionalProperties": False,
         "properties": {
-            "name": {"type": "string", "pattern": NAME_PATTERN, "default": "lightsnn-default",
+            "name": {"type": "string", "pattern": NAME_PATTERN, "default": DEFAULT_EXPERIMENT,
                      "description": "name of the run set (an MLflow experiment and results/<name>/): letters, digits and "
                                     "_ . -, starting with a letter or digit"},
             "device": {"type": "string", "pattern": DEVICE_PATTERN, "default": "auto",

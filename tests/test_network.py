@@ -104,7 +104,7 @@ def test_presets_match_the_papers():
 def test_zero_edges_build_no_modules_and_discrete_params_are_smaller(tiny):
     g = Genotype.from_str("0003 0000 0000 0000")
     net = SNASNetwork.from_genotype(tiny, g)
-    sup = SuperNet(tiny, "lightsnn")
+    sup = SuperNet(tiny, "lightsnn-ops")
     assert count_parameters(net) < count_parameters(sup)
     # LIFs: downconv, last_act, classifier, one per conv3x3 edge in each cell
     assert len(spiking_modules(net)) == 3 + 2

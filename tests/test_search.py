@@ -201,7 +201,7 @@ def test_lightsnn_scores_one_at_a_time_where_stacking_would_change_the_scores(ti
 def test_a_search_space_is_one_object_that_samples_and_checks():
     from lightsnn.space.spaces import SearchSpace
 
-    space = SearchSpace.of("lightsnn")
+    space = SearchSpace.of("lightsnn-ops")
     assert space.ops == ("zero", "conv3x3", "skip") and space.cell_type == "backward" and len(space.edges) == 12
     assert SearchSpace.of(space) is space
     forward = SearchSpace(("zero", "skip", "conv3x3"), "forward")

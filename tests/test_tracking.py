@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from waiting import next_millisecond, wait_for
 
-from lightsnn.pipeline.tracking import log_result, tracking_uri
+from lightsnn.pipeline.tracking import DEFAULT_EXPERIMENT, log_result, tracking_uri
 
 RESULT = {"kind": "search", "method": "lightsnn", "dataset": "digits", "seed": 3, "score": 12.5,
           "num_scorings": 60, "genotype": {"str": "0302 0030 3003 0000"}, "config_hash": "abc",
@@ -18,7 +18,7 @@ RESULT = {"kind": "search", "method": "lightsnn", "dataset": "digits", "seed": 3
           "versions": {"torch": "x"}}
 
 
-def _runs(uri, experiment="lightsnn"):
+def _runs(uri, experiment=DEFAULT_EXPERIMENT):
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)

@@ -52,6 +52,10 @@ class TrackingOptions(Options):
                             "to MLflow (no MLflow start-up per job, one writer); false: each job writes itself")
 
 
+#: The experiment of a config without a name (and of a command run without a config): not "Default", MLflow's own.
+DEFAULT_EXPERIMENT = "lightsnn-default"
+
+
 def _options(config: dict | None) -> TrackingOptions:
     return TrackingOptions.from_config((config or {}).get("tracking"))
 
@@ -103,7 +107,7 @@ def runs_table_link(config: dict | None, ui: str = "http://127.0.0.1:5000") -> s
     if db is not None and not db.is_file():  # no store yet: opening one would create it (with a "Default")
         return None
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(
-        check_name((config or {}).get("name") or "lightsnn"))
+        check_name((config or {}).get("name") or DEFAULT_EXPERIMENT))
     if experiment is None:
         return None
     base = uri.rstrip("/") if uri.startswith(("http://", "https://")) else ui
@@ -215,7 +219,7 @@ class LiveRun:
         from lightsnn.pipeline.config import check_name
 
         if key and key != self.key:
-            experiment = check_name(self.config.get("name") or "lightsnn")
+            experiment = check_name(self.config.get("name") or DEFAULT_EXPERIMENT)
             self._guard(self._emit, {"event": "stale", "experiment": experiment}, key)
 
     # --- the run's life -------------------------------------------------------------------------------
@@ -228,7 +232,7 @@ class LiveRun:
             return None
         self.key = key or uuid.uuid4().hex
         label = self.group or f"{self.tags['method']}-{self.tags['dataset']}-s{self.tags['seed']}"
-        experiment = check_name(self.config.get("name") or "lightsnn")
+        experiment = check_name(self.config.get("name") or DEFAULT_EXPERIMENT)
         self._guard(self._emit, {"event": "start", "experiment": experiment, "tags": self.tags, "group": self.group,
                                  "run_name": f"{self.kind} {label}", "resume": key is not None,
                                  "time": self.created_ms})
