@@ -261,9 +261,12 @@ def test_the_cifar100_logs_open_as_a_benchmark_of_their_own(tmp_path):
     options = BenchmarkOptions(dataset="cifar100")
     assert options.scoring_images() == "cifar100-subset" and BenchmarkOptions().scoring_images() == "cifar10-subset"
     assert "dataset" in options.score_settings() and "dataset" not in BenchmarkOptions().score_settings()
-    with pytest.raises(ValueError, match="the accuracy-energy plane needs each architecture's trained_firing_rates"):
-        type("Bare", (), {"fields": frozenset(), "name": "bare", "require": type(bench).require})().require(
-            "trained_firing_rates", "the accuracy-energy plane")
+    from lightsnn.nasbench.base import BenchmarkBase
+
+    bare = type("Bare", (BenchmarkBase,), {"name": "bare"})()  # records test accuracy and parameters only
+    with pytest.raises(ValueError, match="pricing trained networks needs each architecture's trained_firing_rates, "
+                                         "which benchmark 'bare' does not record \\(it has params, test_acc\\)"):
+        bare.trained_costs()
 
 
 def test_score_files_cut_off_or_of_another_kind_are_refused_in_one_line(tmp_path, bench):

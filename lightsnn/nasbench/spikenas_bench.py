@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lightsnn.nasbench.base import BenchmarkBase
 from lightsnn.space.genotype import CellGenotype, Genotype, GenotypeError
 from lightsnn.space.ops import SPACES
 from lightsnn.space.spaces import SearchSpace
@@ -130,7 +131,7 @@ def read_log(path: Path) -> dict:
     return record
 
 
-class SpikeNASBench:
+class SpikeNASBench(BenchmarkBase):
     """The architectures a dataset folder holds: ``table`` (one row per id, indexed by id) and, row by row, their
     curves (train_acc, train_loss, val_acc, val_loss per epoch; NaN after a log's last epoch)."""
 
@@ -149,22 +150,6 @@ class SpikeNASBench:
         self.root = root
         self.dataset = dataset
         self.preset = DATASET_PRESETS[dataset]  # lightsnn.space.network.PRESETS key of the network it trained
-
-    @property
-    def coverage(self) -> str:
-        return f"{len(self.table):,} of the space's {self.space_size:,} architectures"
-
-    def network(self, width: int | None = None):
-        """The network the benchmark trained (at C = ``width`` when given): every study builds it from here."""
-        from lightsnn.space.network import PRESETS
-
-        net = PRESETS[self.preset]
-        return net if width is None else net.with_overrides({"channels": width})
-
-    def require(self, field: str, study: str) -> None:
-        if field not in self.fields:
-            raise ValueError(f"{study} needs each architecture's {field}, which benchmark {self.name!r} does not "
-                             f"record (it has {', '.join(sorted(self.fields))})")
 
     @classmethod
     def open(cls, root: str | Path, cache_dir=None, dataset: str = "cifar10") -> "SpikeNASBench":
@@ -242,9 +227,6 @@ class SpikeNASBench:
     def id_of(self, genotype: Genotype) -> int:
         return id_of(genotype)
 
-    def valid_ids(self) -> np.ndarray:
-        return self.table.loc[self.table["valid"], "id"].to_numpy()
-
     def rows_of(self, ids) -> np.ndarray:
         try:
             return np.asarray([self._row[int(i)] for i in ids], dtype=np.int64)
@@ -263,11 +245,6 @@ class SpikeNASBench:
         out = np.full(NUM_ARCHS, np.nan)
         out[self.table["id"].to_numpy()] = self._curves[:, epochs - 1, 2]
         return out
-
-    def percentile(self, test_acc: float) -> float:
-        """Share (%) of valid architectures whose test accuracy is at most ``test_acc``."""
-        valid = self.table.loc[self.table["valid"], "test_acc"].to_numpy()
-        return float(100.0 * np.mean(valid <= test_acc))
 
     def hours_per_epoch(self, ids) -> np.ndarray:
         """GPU-hours of one epoch of each of ``ids``' training: its logged elapsed time over its epochs (the time

@@ -254,6 +254,8 @@ def correlate(scores: pd.DataFrame, bench, options: BenchmarkOptions) -> pd.Data
                          **correlation_summary(values, acc, options.bootstrap, options.sample_seed),
                          "seconds_per_arch": cost, "gpu_hours_per_arch": 0.0})
     ids = table["id"].to_numpy()
+    if options.epochs:
+        bench.require("val_curve", "the early-stopping baselines (benchmark.epochs; [] leaves them out)")
     for epochs in options.epochs:
         val = bench.val_acc_at(epochs)[ids]
         hours = float(np.mean(table["seconds"].to_numpy() * np.minimum(epochs / table["epochs"].to_numpy(), 1.0))) / 3600
