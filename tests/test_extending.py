@@ -154,7 +154,7 @@ def test_a_new_proxy_and_a_new_method_are_each_one_file(tmp_path):
                                   "from lightsnn.proxies.registry import PROXIES; "
                                   "print(json.dumps([lightsnn.__file__, list(METHODS), PROXIES['out_energy'].kind]))"))
     assert listed[0].startswith(str(tmp_path))
-    assert listed[1] == ["snasnet", "lightsnn", "spikenas", "litesnn", "firstof", "random"]
+    assert listed[1] == ["snasnet", "lightsnn", "spikenas", "litesnn", "budgeted", "firstof", "random"]
     assert listed[2] == "activity"
     schema = run("-m", "lightsnn", "schema")
     assert "firstof" in schema and "out_energy" in schema

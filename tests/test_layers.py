@@ -4,7 +4,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lightsnn"
 #: Lowest first. A module may import its own layer and those before it.
-LAYERS = ["core", "data", "space", "proxies", "search", "nasbench", "training", "pipeline", "studies", "entry"]
+LAYERS = ["core", "data", "space", "proxies", "training", "search", "nasbench", "pipeline", "studies", "entry"]
 
 
 def _layer(module: str) -> str:

@@ -35,7 +35,8 @@ def run_search(method: str, dataset: str, seed: int, config: dict, overrides: di
     splits = load_splits(dataset, config.get("data"), netcfg.timesteps, progress)
     load_seconds = time.perf_counter() - start
     context = SearchContext(net_config=netcfg, splits=splits, device=device, seed=seed, progress=progress,
-                            checkpoint=checkpoint, on_epoch=on_epoch, log=log or (lambda line: print(line, flush=True)))
+                            checkpoint=checkpoint, on_epoch=on_epoch, log=log or (lambda line: print(line, flush=True)),
+                            dataset=dataset)
     result = get_method(method).run(options, context)
     record = result.record
     resolved = {"method": method, "dataset": dataset, "options": asdict(options), "network": netcfg.to_dict()}

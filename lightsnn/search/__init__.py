@@ -5,7 +5,8 @@ every scoring reads its data through).
 A method is one module of this package that declares ``METHOD = Method(...)`` (docs/extending.md): the
 registry finds it, so adding a method edits no list.
 
-May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`.
+May import: :mod:`lightsnn.core`, :mod:`lightsnn.data`, :mod:`lightsnn.space`, :mod:`lightsnn.proxies`,
+:mod:`lightsnn.training` (a search that trains its candidates trains them as `train` does).
 """
 from __future__ import annotations
 

@@ -31,6 +31,7 @@ class SearchContext:
     checkpoint: Path | None = None  # where a long (epoch-based) search checkpoints; None: it does not
     on_epoch: Callable[[dict], None] | None = None  # an epoch-based search reports each finished epoch
     log: Callable[[str], None] = print
+    dataset: str | None = None  # the dataset's name (a search that trains its candidates takes its loss from it)
 
     def batches(self, options: ScoringOptions) -> SearchBatches:
         from lightsnn.search.batches import DatasetSearchBatches

@@ -101,6 +101,11 @@ def _search_seconds(options, netcfg, n_train: int, bench: dict, bench_flops: flo
     kind, units = options.planned_work(n_train)
     if kind == "none":
         return 1.0, "no scoring"
+    if kind == "training":  # a search that trains its candidates: samples trained, at the bench's training rate
+        key = (netcfg.channels, netcfg.timesteps, netcfg.image_size, netcfg.in_channels, netcfg.pooling, events)
+        if key not in cache:
+            cache[key] = forward_flops(netcfg, events=events)
+        return 3 * units * cache[key] / work["training"]["flops_per_second"], f"{units} samples trained"
     if kind not in work:  # a method declares the work it does; the bench prices the kinds it measured
         raise ValueError(f"{options.section} declares its search work as {kind!r}, which the bench JSON does not "
                          f"price (it measured: {', '.join(sorted(work))}); add that workload to the bench suite "

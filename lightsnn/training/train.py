@@ -214,6 +214,17 @@ class Trainer:
                           num_workers=0, collate_fn=collate(self.events),
                           pin_memory=self.device.type == "cuda")
 
+    def val_loader(self) -> DataLoader:
+        """The held-out part of the training set (``val_fraction``): what a search that trains its candidates
+        may select by (never the test set)."""
+        if self.val is None:
+            raise ValueError("a held-out split needs train.val_fraction > 0")
+        return self._loader(self.val, shuffle=False)
+
+    def validate(self) -> dict:
+        """Loss and top-1 accuracy on :meth:`val_loader`'s samples."""
+        return evaluate_accuracy(self.model, self.val_loader(), self.device, self.loss)
+
     def _sync_logits(self):
         if self.logits_param is not None:
             self.model.set_logits(self.logits_param.detach())

@@ -1,0 +1,256 @@
+"""Budgeted search on Optuna: candidates are trained for real, epoch by epoch, on a training split and judged on
+validation accuracy (a held-out part of the training set, never test); Optuna's pruner stops the unpromising
+ones, its sampler picks the next, and the search stops inside a stated budget of trials and seconds.
+
+- Prefilter (optional): a pool of distinct valid cells, the top ``prefilter_keep`` of it by a registered proxy
+  (the parameter count is the one that helped on SpikeNAS-Bench, docs/evidence.md); ties are broken by the
+  seed's random stream, not by position.
+- Energy: each completed candidate's energy per inference is measured as ``evaluate`` measures it (SynOps and
+  MACs at the trained network's firing rates, on validation samples). ``objective: accuracy`` with
+  ``max_energy_uj`` makes it a constraint (Optuna's constraints; the pruner still acts);
+  ``objective: accuracy_energy`` makes it a second objective (the result records the Pareto set; Optuna's pruners
+  serve single-objective studies only, so every candidate trains its full ``epochs``).
+- ``storage`` (an Optuna journal file, or a database URL) shares one study between processes.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from lightsnn.core.options import opt
+from lightsnn.proxies.engine import score_proxies
+from lightsnn.proxies.registry import PROXIES, get_proxy
+from lightsnn.search.method_options import BaseOptions
+from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
+from lightsnn.space.genotype import Genotype
+from lightsnn.space.network import SNASNetwork
+
+PRUNERS = ("successive_halving", "hyperband", "median", "none")
+SAMPLERS = ("tpe", "random")
+OBJECTIVES = ("accuracy", "accuracy_energy")
+
+
+@dataclass(frozen=True)
+class BudgetedOptions(BaseOptions):
+    section: ClassVar[str] = "search.budgeted"
+    space: str | list[str] = opt("lightsnn-ops", "op space: a named space or a list of ops")
+    trials: int = opt(12, "most candidates trained (pruned ones count)", min=1)
+    budget_seconds: float | None = opt(None, "wall-clock budget: no trial starts after it, a running one stops "
+                                             "at its next epoch (null: trials only)", above=0.0)
+    epochs: int = opt(3, "epochs a candidate that is never pruned trains (the full fidelity)", min=1)
+    min_epochs: int = opt(1, "epochs every candidate trains before the pruner may stop it", min=1)
+    pruner: str = opt("successive_halving", "Optuna pruner (single-objective studies only)", PRUNERS)
+    sampler: str = opt("tpe", "Optuna sampler", SAMPLERS)
+    prefilter: str | None = opt("params", "registered proxy ranking the pool before any training (null: none)")
+    pool: int = opt(60, "distinct valid cells drawn for the pool", min=2)
+    prefilter_keep: float = opt(0.5, "share of the pool the prefilter keeps (its top by the proxy)", above=0.0,
+                                max=1.0)
+    objective: str = opt("accuracy", "accuracy (with max_energy_uj: a constraint) or accuracy_energy (two "
+                                     "objectives: the Pareto set)", OBJECTIVES)
+    max_energy_uj: float | None = opt(None, "energy per inference a chosen network may cost (µJ)", above=0.0)
+    energy_val_samples: int = opt(64, "validation samples the energy is counted on", min=1)
+    val_fraction: float = opt(0.2, "share of the training set held out for validation", above=0.0, max=0.9)
+    batch_size: int = opt(64, "training batch of the candidates", min=1)
+    lr: float = opt(0.1, "SGD learning rate of the candidates (cosine over epochs)", above=0.0)
+    max_batches: int | None = opt(None, "cap training batches per epoch (null: whole epochs)", min=1)
+    storage: str | None = opt(None, "Optuna storage shared by parallel workers: a journal file path or a database "
+                                    "URL (null: in memory)")
+
+    def check(self) -> None:
+        super().check()
+        if self.prefilter is not None and self.prefilter not in PROXIES:
+            raise ValueError(f"search.budgeted.prefilter={self.prefilter!r} is not a registered proxy; known: "
+                             f"{', '.join(PROXIES)}")
+        if self.min_epochs > self.epochs:
+            raise ValueError(f"search.budgeted.min_epochs={self.min_epochs} exceeds epochs={self.epochs}")
+
+    def planned_work(self, train_samples: int) -> tuple[str, int]:
+        per_epoch = train_samples * (1 - self.val_fraction)
+        if self.max_batches is not None:
+            per_epoch = min(per_epoch, self.max_batches * self.batch_size)
+        return "training", int(self.trials * self.epochs * per_epoch)
+
+    def train_options(self):
+        from lightsnn.training.train import TrainOptions
+
+        return TrainOptions.from_config({"recipe": "quick", "epochs": self.epochs, "batch_size": self.batch_size,
+                                         "lr": self.lr, "val_fraction": self.val_fraction,
+                                         "max_batches": self.max_batches, "bf16": False, "channels_last": False})
+
+
+def candidate_pool(options: BudgetedOptions, ctx: SearchContext, rng: np.random.Generator) -> tuple[list, dict]:
+    """Distinct valid shared cells, in the seed's random order; with a prefilter, its top share by the proxy
+    (stable sort: equal scores keep the random order)."""
+    space = options.search_space()
+    pool, seen, draws = [], set(), 0
+    while len(pool) < options.pool and draws < 50 * options.pool:
+        cell, n = space.sample_valid(rng)
+        draws += n
+        if cell not in seen:
+            seen.add(cell)
+            pool.append(Genotype.shared(cell))
+    info = {"pool": len(pool), "draws": draws}
+    if options.prefilter is None:
+        return pool, info
+    proxy = get_proxy(options.prefilter)
+    batches = [ctx.splits.train[i][0] for i in rng.permutation(len(ctx.splits.train))[:32]]
+    batch = [torch.stack(batches).to(ctx.device)] if proxy.needs_data else []
+    if proxy.needs_data and ctx.splits.events:
+        batch = [batch[0].transpose(0, 1).contiguous()]
+    scores = []
+    for genotype in pool:
+        net = SNASNetwork.from_genotype(ctx.net_config, genotype).to(ctx.device).eval()
+        scores.append(score_proxies(net, genotype, batch, [proxy.name])[proxy.name])
+    order = sorted(range(len(pool)), key=lambda i: -scores[i] if math.isfinite(scores[i]) else math.inf)
+    kept = order[:max(1, int(round(options.prefilter_keep * len(pool))))]
+    info.update(prefilter=proxy.name, kept=len(kept), kept_scores=[scores[i] for i in kept])
+    return [pool[i] for i in kept], info
+
+
+def _sampler(options: BudgetedOptions, seed: int):
+    import optuna
+
+    def energy_over_limit(trial) -> list[float]:  # <= 0 is feasible; a pruned trial, never measured, is not
+        return [trial.user_attrs.get("energy_uj", math.inf) - options.max_energy_uj]
+
+    if options.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    constrained = options.objective == "accuracy" and options.max_energy_uj is not None
+    return optuna.samplers.TPESampler(seed=seed, constraints_func=energy_over_limit if constrained else None)
+
+
+def _pruner(options: BudgetedOptions):
+    import optuna
+
+    if options.objective != "accuracy" or options.pruner == "none":
+        return optuna.pruners.NopPruner()
+    if options.pruner == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=options.min_epochs, reduction_factor=3)
+    if options.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=options.min_epochs, max_resource=options.epochs,
+                                              reduction_factor=3)
+    return optuna.pruners.MedianPruner(n_warmup_steps=options.min_epochs)
+
+
+def _storage(options: BudgetedOptions):
+    if options.storage is None:
+        return None
+    if "://" in options.storage:
+        return options.storage
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    Path(options.storage).parent.mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(options.storage))
+
+
+@timed
+def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
+    """Train candidates from the (prefiltered) pool, epoch by epoch, under Optuna's sampler and pruner, within the
+    budget; the chosen network is the most accurate on validation among those within the energy limit."""
+    import optuna
+
+    from lightsnn.training.metrics import operation_counts
+    from lightsnn.training.train import Trainer, loss_kind
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rng = np.random.default_rng(ctx.seed)
+    torch.manual_seed(ctx.seed)
+    pool, pool_info = candidate_pool(options, ctx, rng)
+    record = SearchRecord()
+    train_options = options.train_options()
+    loss = loss_kind(train_options, ctx.dataset) if ctx.dataset else "ce"
+    multi = options.objective == "accuracy_energy"
+    study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"],
+                                sampler=_sampler(options, ctx.seed), pruner=_pruner(options),
+                                storage=_storage(options), study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
+                                load_if_exists=True)
+    start = time.perf_counter()
+    paid = {"epochs": 0}
+    unused = Path("budgeted-trials")  # a Trainer writes only from run(); its epochs here write nothing
+
+    def over_budget() -> bool:
+        return options.budget_seconds is not None and time.perf_counter() - start > options.budget_seconds
+
+    def objective(trial):
+        index = trial.suggest_categorical("cell", list(range(len(pool))))
+        genotype = pool[index]
+        trial.set_user_attr("genotype", genotype.to_str())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        others = [t for t in trial.study.get_trials(deepcopy=False)  # this worker's and every other's
+                  if t.number != trial.number and not t.user_attrs.get("revisit") and "cell" in t.params]
+        if any(t.params["cell"] == index for t in others):  # a revisit trains nothing and pays nothing
+            trial.set_user_attr("revisit", True)
+            if len({t.params["cell"] for t in others}) >= len(pool):  # the pool's end ends the search
+                trial.study.stop()
+            raise optuna.TrialPruned()
+        torch.manual_seed(ctx.seed * 100_003 + trial.number)
+        net = SNASNetwork.from_genotype(ctx.net_config, genotype)
+        trainer = Trainer(net, train_options, ctx.splits, ctx.device, ctx.seed, unused, ctx.net_config.num_classes,
+                          loss, progress=False, log=lambda line: None)
+        curve = []
+        for epoch in range(1, options.epochs + 1):
+            trainer.train_epoch(epoch)
+            trainer.scheduler.step()
+            paid["epochs"] += 1
+            curve.append(100.0 * trainer.validate()["top1"])
+            trial.set_user_attr("val_acc", curve)
+            if ctx.on_epoch is not None:
+                ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "trial_epoch": epoch,
+                              "val_acc": curve[-1]})
+            if not multi:
+                trial.report(curve[-1], epoch)
+                if trial.should_prune() or (over_budget() and epoch < options.epochs):
+                    trial.set_user_attr("stopped_by", "budget" if over_budget() else "pruner")
+                    raise optuna.TrialPruned()
+        counts = operation_counts(trainer.model, trainer.val_loader(), ctx.device, options.energy_val_samples)
+        energy = counts["energy_pj_per_sample"] / 1e6
+        trial.set_user_attr("energy_uj", energy)
+        return (curve[-1], energy) if multi else curve[-1]
+
+    def stop_at_budget(study, trial):
+        if over_budget():
+            study.stop()
+
+    # trials counts every worker's: the last one started ends the study for all of them
+    every_worker = optuna.study.MaxTrialsCallback(options.trials, states=None)
+    study.optimize(objective, n_trials=options.trials, timeout=options.budget_seconds,
+                   callbacks=[stop_at_budget, every_worker], catch=())
+    trials = study.get_trials(deepcopy=False)
+    for t in trials:
+        val = t.user_attrs.get("val_acc") or []
+        record.add(val[-1] if val else math.nan, trial=t.number, genotype=t.user_attrs.get("genotype"),
+                   state=t.state.name.lower(), epochs=len(val), val_acc=val, energy_uj=t.user_attrs.get("energy_uj"),
+                   revisit=bool(t.user_attrs.get("revisit")), stopped_by=t.user_attrs.get("stopped_by"),
+                   worker=t.user_attrs.get("worker"))
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise RuntimeError(f"no candidate finished training within the budget ({len(trials)} trials, "
+                           f"{time.perf_counter() - start:.0f} s); raise budget_seconds or trials")
+    front = [t.number for t in study.best_trials] if multi else None
+    feasible = [t for t in complete if options.max_energy_uj is None
+                or t.user_attrs["energy_uj"] <= options.max_energy_uj]
+    candidates = [t for t in (feasible or complete) if not multi or t.number in front or not feasible]
+    chosen = max(candidates, key=lambda t: (t.user_attrs["val_acc"][-1], -t.user_attrs["energy_uj"], -t.number))
+    record.details = {
+        **pool_info, "trials": len(trials), "complete": len(complete),
+        "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
+        "revisits": sum(bool(t.user_attrs.get("revisit")) for t in trials), "paid_epochs": paid["epochs"],
+        "seconds": time.perf_counter() - start, "chosen_trial": chosen.number,
+        "chosen_energy_uj": chosen.user_attrs["energy_uj"], "within_energy_limit": chosen in feasible,
+        "front": front, "sampler": options.sampler, "pruner": _pruner(options).__class__.__name__,
+    }
+    return SearchResult(pool[chosen.params["cell"]], chosen.user_attrs["val_acc"][-1], record, ctx.net_config)
+
+
+METHOD = Method("budgeted", "budgeted search on Optuna: candidates trained epoch by epoch, pruned on validation "
+                            "accuracy, energy as a constraint or an objective", BudgetedOptions, run_budgeted,
+                position=50)
