@@ -7,7 +7,7 @@ ones, its sampler picks the next, and the search stops inside a stated budget of
   seed's random stream, not by position.
 - Energy: each completed candidate's energy per inference is measured as ``evaluate`` measures it (SynOps and
   MACs at the trained network's firing rates, on validation samples). ``objective: accuracy`` with
-  ``max_energy_uj`` makes it a constraint (Optuna's constraints; the pruner still acts);
+  ``max_energy_uj`` makes it a constraint (Optuna's trial constraints; the pruner still acts);
   ``objective: accuracy_energy`` makes it a second objective (the result records the Pareto set; Optuna's pruners
   serve single-objective studies only, so every candidate trains its full ``epochs``).
 - ``storage`` (an Optuna journal file, or a database URL) shares one study between processes.
@@ -118,13 +118,9 @@ def candidate_pool(options: BudgetedOptions, ctx: SearchContext, rng: np.random.
 def _sampler(options: BudgetedOptions, seed: int):
     import optuna
 
-    def energy_over_limit(trial) -> list[float]:  # <= 0 is feasible; a pruned trial, never measured, is not
-        return [trial.user_attrs.get("energy_uj", math.inf) - options.max_energy_uj]
-
     if options.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    constrained = options.objective == "accuracy" and options.max_energy_uj is not None
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=energy_over_limit if constrained else None)
+    return optuna.samplers.TPESampler(seed=seed)  # it reads the trials' constraints (Trial.set_constraint)
 
 
 def _pruner(options: BudgetedOptions):
@@ -214,6 +210,8 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         counts = operation_counts(trainer.model, trainer.val_loader(), ctx.device, options.energy_val_samples)
         energy = counts["energy_pj_per_sample"] / 1e6
         trial.set_user_attr("energy_uj", energy)
+        if options.max_energy_uj is not None and not multi:  # <= 0 is feasible
+            trial.set_constraint("energy", energy - options.max_energy_uj)
         return (curve[-1], energy) if multi else curve[-1]
 
     def stop_at_budget(study, trial):
