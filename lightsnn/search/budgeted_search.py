@@ -197,7 +197,7 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
             trainer.train_epoch(epoch)
             trainer.scheduler.step()
             paid["epochs"] += 1
-            curve.append(100.0 * trainer.validate()["top1"])
+            curve.append(trainer.validate()["top1"])  # a fraction, as every accuracy in a result file
             trial.set_user_attr("val_acc", curve)
             if ctx.on_epoch is not None:
                 ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "trial_epoch": epoch,
@@ -206,10 +206,14 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
                 trial.report(curve[-1], epoch)
                 if trial.should_prune() or (over_budget() and epoch < options.epochs):
                     trial.set_user_attr("stopped_by", "budget" if over_budget() else "pruner")
+                    if ctx.on_epoch is not None:  # MLflow: the trial's end, at its last epoch's step
+                        ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "pruned": 1.0})
                     raise optuna.TrialPruned()
         counts = operation_counts(trainer.model, trainer.val_loader(), ctx.device, options.energy_val_samples)
         energy = counts["energy_pj_per_sample"] / 1e6
         trial.set_user_attr("energy_uj", energy)
+        if ctx.on_epoch is not None:
+            ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "pruned": 0.0, "energy_uj": energy})
         if options.max_energy_uj is not None and not multi:  # <= 0 is feasible
             trial.set_constraint("energy", energy - options.max_energy_uj)
         return (curve[-1], energy) if multi else curve[-1]
