@@ -24,9 +24,9 @@ def _run(net, x, train):
 
 
 @pytest.mark.parametrize("space, genotype", [
-    ("lightsnn", "0313 3031 1303 3310"),
-    ("snasnet", "0302 0030 3003 0000"),
-    ("snasnet", "0241 0004 3001 0200 | 0003 1003 0100 0000"),
+    ("lightsnn-ops", "0313 3031 1303 3310"),
+    ("snasnet-ops", "0302 0030 3003 0000"),
+    ("snasnet-ops", "0241 0004 3001 0200 | 0003 1003 0100 0000"),
 ])
 @pytest.mark.parametrize("train", [False, True])
 def test_supernet_masked_to_one_path_equals_the_discrete_network(tiny, space, genotype, train):
@@ -157,8 +157,8 @@ def _candidate_logits(net, count, seed):
     return sets
 
 
-@pytest.mark.parametrize("space, shared, events", [("lightsnn", True, False), ("snasnet", False, False),
-                                                   ("lightsnn", True, True)])
+@pytest.mark.parametrize("space, shared, events", [("lightsnn-ops", True, False), ("snasnet-ops", False, False),
+                                                   ("lightsnn-ops", True, True)])
 @pytest.mark.parametrize("normalize, aware", [("none", True), ("count", True), ("layer", True), ("none", False)])
 def test_stacked_candidates_score_as_each_alone(tiny, space, shared, events, normalize, aware):
     from lightsnn.proxies.sahd import KernelHooks

@@ -407,8 +407,10 @@ def test_a_sigterm_inside_signals_deferred_waits_for_its_end_even_when_another_t
 def test_the_old_recipe_and_op_space_names_still_work_and_say_their_new_ones(capsys):
     """One meaning per word: a bare method name is the method; recipes and op spaces have their own names, and
     the old spellings are read as the new ones with one line saying so."""
+    import lightsnn.core.names as names
     from lightsnn.space.ops import SPACES, parse_space
 
+    names._told.clear()  # as in a fresh process (another test may have used an old name already)
     assert TrainOptions.from_config({"recipe": "lightsnn"}).lr == TrainOptions.from_config(
         {"recipe": "lightsnn-paper"}).lr == 0.2
     assert parse_space("lightsnn") == parse_space("lightsnn-ops") == SPACES["lightsnn-ops"]
