@@ -95,3 +95,54 @@ def test_two_worker_processes_share_one_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     seen = [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
     assert len(seen[-1]) >= len(trials) - 1  # each worker's result lists the study's trials, the other's included
+
+
+def test_a_killed_workers_trial_is_retried_by_the_next_worker_and_not_counted_twice(tmp_path):
+    """SIGKILL a worker in the middle of a trial: the next worker on the study marks that trial failed, trains
+    its cell again (the retry says which trial it replaces), and the failed one counts toward neither the budget
+    nor the choice."""
+    import os
+    import signal
+    import time
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    journal = tmp_path / "study.log"
+    slow = {"device": "cpu", "networks": {"digits": {"channels": 16, "timesteps": 4}}}  # seconds per epoch
+    options = {"trials": 3, "epochs": 3, "pool": 12, "batch_size": 16, "energy_val_samples": 16,
+               "pruner": "none", "storage": str(journal)}
+    code = (f"from lightsnn.pipeline.jobs import run_search; "
+            f"run_search('budgeted', 'digits', 0, {slow!r}, {options!r}, progress=False)")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    storage = lambda: JournalStorage(JournalFileBackend(str(journal)))  # noqa: E731
+    deadline = time.monotonic() + 300
+    running = []
+    while not running and time.monotonic() < deadline and worker.poll() is None:
+        time.sleep(0.2)
+        if journal.exists():
+            try:
+                study = optuna.load_study(study_name="budgeted-digits-seed0", storage=storage())
+            except KeyError:  # the study is not written yet
+                continue
+            running = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING
+                       and t.user_attrs.get("val_acc")]  # its first epoch done, two more to go: mid-trial
+    assert running, "the first worker never got through a trial's first epoch"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait(timeout=60)
+    study = optuna.load_study(study_name="budgeted-digits-seed0", storage=storage())
+    orphans = [t for t in study.get_trials() if t.state == optuna.trial.TrialState.RUNNING]
+    assert len(orphans) == 1 and orphans[0].user_attrs["worker"].endswith(f":{worker.pid}")
+    killed = orphans[0]
+    result = run_search("budgeted", "digits", 0, slow, {**options, "trials": 2}, progress=False)
+    study = optuna.load_study(study_name="budgeted-digits-seed0", storage=storage())
+    by_number = {t.number: t for t in study.get_trials()}
+    assert by_number[killed.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in by_number.values() if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retries) == 1 and retries[0].params["cell"] == killed.params["cell"]
+    assert retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert result["details"]["retried_after_a_killed_worker"] == [killed.number]
+    counted = [t for t in by_number.values() if t.state in (optuna.trial.TrialState.COMPLETE,
+                                                              optuna.trial.TrialState.PRUNED)]
+    assert killed.number not in {t.number for t in counted} and len(counted) >= 2

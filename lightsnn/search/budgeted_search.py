@@ -148,6 +148,39 @@ def _storage(options: BudgetedOptions):
     return JournalStorage(JournalFileBackend(options.storage))
 
 
+def _alive(worker: str | None) -> bool:
+    """Whether the process a trial's ``worker`` attribute names ("host:pid") still runs. A worker on another
+    host cannot be asked: it counts as alive (its trial is left to it)."""
+    host, _, pid = (worker or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_orphans(study, storage) -> list[int]:
+    """Trials left RUNNING by a worker that was killed (SIGKILL, a cluster's preemption) are marked failed and
+    their cell is queued again, so a later worker (or this rerun) trains it; a failed trial counts toward neither
+    the budget nor the result. Returns the numbers of the trials retried."""
+    import optuna
+
+    retried = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if _alive(trial.user_attrs.get("worker")):
+            continue
+        # the storage's own call: Optuna offers no public one for another process's trial (FrozenTrial._trial_id)
+        storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        if "cell" in trial.params:
+            study.enqueue_trial({"cell": trial.params["cell"]}, user_attrs={"retry_of": trial.number})
+        retried.append(trial.number)
+    return retried
+
+
 @timed
 def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
     """Train candidates from the (prefiltered) pool, epoch by epoch, under Optuna's sampler and pruner, within the
@@ -165,10 +198,12 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
     train_options = options.train_options()
     loss = loss_kind(train_options, ctx.dataset) if ctx.dataset else "ce"
     multi = options.objective == "accuracy_energy"
+    storage = _storage(options)
     study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"],
                                 sampler=_sampler(options, ctx.seed), pruner=_pruner(options),
-                                storage=_storage(options), study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
+                                storage=storage, study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
                                 load_if_exists=True)
+    retried = recover_orphans(study, study._storage) if storage is not None else []
     start = time.perf_counter()
     paid = {"epochs": 0}
     unused = Path("budgeted-trials")  # a Trainer writes only from run(); its epochs here write nothing
@@ -182,7 +217,8 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         trial.set_user_attr("genotype", genotype.to_str())
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         others = [t for t in trial.study.get_trials(deepcopy=False)  # this worker's and every other's
-                  if t.number != trial.number and not t.user_attrs.get("revisit") and "cell" in t.params]
+                  if t.number != trial.number and not t.user_attrs.get("revisit") and "cell" in t.params
+                  and t.state != optuna.trial.TrialState.FAIL]  # a killed worker's trial is retried, not revisited
         if any(t.params["cell"] == index for t in others):  # a revisit trains nothing and pays nothing
             trial.set_user_attr("revisit", True)
             if len({t.params["cell"] for t in others}) >= len(pool):  # the pool's end ends the search
@@ -223,7 +259,8 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
             study.stop()
 
     # trials counts every worker's: the last one started ends the study for all of them
-    every_worker = optuna.study.MaxTrialsCallback(options.trials, states=None)
+    every_worker = optuna.study.MaxTrialsCallback(options.trials, states=(optuna.trial.TrialState.COMPLETE,
+                                                                          optuna.trial.TrialState.PRUNED))
     study.optimize(objective, n_trials=options.trials, timeout=options.budget_seconds,
                    callbacks=[stop_at_budget, every_worker], catch=())
     trials = study.get_trials(deepcopy=False)
@@ -249,6 +286,7 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         "seconds": time.perf_counter() - start, "chosen_trial": chosen.number,
         "chosen_energy_uj": chosen.user_attrs["energy_uj"], "within_energy_limit": chosen in feasible,
         "front": front, "sampler": options.sampler, "pruner": _pruner(options).__class__.__name__,
+        "retried_after_a_killed_worker": retried,
     }
     return SearchResult(pool[chosen.params["cell"]], chosen.user_attrs["val_acc"][-1], record, ctx.net_config)
 
