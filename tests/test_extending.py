@@ -71,7 +71,8 @@ def test_the_workflow_reads_the_layout_sections_and_methods_from_the_library():
     assert "from lightsnn.core.layout import" in common and "from lightsnn.pipeline.targets import Targets" in common
     owned = ("/runs", "search.json", "train.json", "evaluate.json", "checkpoint.pt", "table1.csv", "table2.csv",
              "table2.md", "runs.csv", "accuracy_vs_sar.png", "search_time.png", "correlate.json", "replicate.json", "architectures.csv", "correlation.",
-             "search_quality", "anytime.md", "front.md", "plane.csv", "scores/shard-", "picks/", "prepared/")
+             "search_quality", "anytime.md", "front.md", "plane.csv", "scores/shard-", "picks/", "prepared/",
+             "workers/", "study.journal")
     for rules in [*(ROOT / "workflow" / "rules").glob("*.smk"), ROOT / "workflow" / "Snakefile"]:
         text = rules.read_text()
         spelled = [name for name in owned if name in text]

@@ -468,3 +468,33 @@ def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
     counts, _ = _scheduled(work, "config/test.yaml", "bench.yaml", "more.yaml", extra=("benchmark",))
     assert counts == {"benchmark_search": 3, "benchmark_quality": 1, "benchmark_anytime": 1, "benchmark_front": 1,
                       "benchmark": 1}, counts
+
+
+def test_the_budgeted_searchs_workers_share_one_study_then_one_job_writes_the_result(tmp_path):
+    """search.budgeted.workers: 2 makes two worker jobs per dataset and seed on one journal in the run folder;
+    the run's search job comes after them, trains nothing more (the trial budget is spent) and writes the result
+    from the study, which the pipeline trains and evaluates as every method's pick."""
+    work = _workdir(tmp_path)
+    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
+    config["workflow"].update(methods=["budgeted", "random"], variants={}, table1=None)
+    config["search"]["budgeted"] = {"workers": 2, "trials": 4, "epochs": 2, "pool": 8, "max_batches": 2,
+                                    "batch_size": 32, "energy_val_samples": 8, "pruner": "none"}
+    config["tracking"] = {"enabled": False}
+    (work / "workers.yaml").write_text(yaml.safe_dump(config))
+    dry = _smk(work, "-n", "--quiet", "rules", "--configfile", "workers.yaml")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    counts = {line.split()[0]: int(line.split()[1]) for line in dry.stdout.splitlines()
+              if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert counts["search_worker"] == 2 and counts["search"] == 2  # budgeted's result job and random's search
+    proc = _smk(work, "--cores", "2", "--configfile", "workers.yaml")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    run = work / "results" / "test" / "runs" / "digits" / "budgeted" / "seed0"
+    result = json.loads((run / "search.json").read_text())
+    trials = {t["trial"]: t for t in result["candidates"]}
+    assert result["details"]["paid_epochs"] == 0  # the result job trained nothing
+    assert sum(t["state"] in ("complete", "pruned") for t in trials.values()) >= 4
+    for k in (0, 1):  # each worker wrote the study as it saw it when it ended: all of it is in the result
+        seen = json.loads((run / "workers" / f"worker-{k}.json").read_text())["candidates"]
+        assert {t["trial"] for t in seen} <= set(trials)
+        assert all(trials[t["trial"]]["worker"] == t["worker"] for t in seen)
+    assert (run / "study.journal").is_file() and (run / "evaluate.json").is_file()

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from lightsnn.core.layout import EVALUATE_FILE, RUNS, RUNS_TABLE, RUNS_TABLE_HTML, SEARCH_FILE, run_id
 from lightsnn.pipeline.sections import JOB_SECTIONS, NETWORK_KEYS
 
+#: A run's shared Optuna study (a journal file) and its workers' result files, when its method has workers.
+STUDY_FILE = "study.journal"
+WORKERS_DIR = "workers"
 #: The formats every table is written in (the report shows the HTML one inline; the others download).
 TABLE_FORMATS = ("html", "csv", "md", "tex")
 #: The report's figures.
@@ -125,6 +128,29 @@ class Targets:
 
     def evaluations(self) -> list[str]:
         return [f"{d}/{EVALUATE_FILE}" for d in self.run_dirs()]
+
+    def workers(self, run: str) -> int:
+        """Worker jobs that share one study before the run's search job writes its result (a method's
+        ``workers`` option, e.g. the budgeted search's; 1: the search job alone)."""
+        method = self.method_of(run)
+        options = {**((self.config.get("search") or {}).get(method) or {}),
+                   **(self.variants.get(run, {}).get("options") or {})}
+        return int(options.get("workers") or 1)
+
+    def study_file(self, dataset: str, run: str, seed) -> str:
+        """The journal the workers of a run share (with the run's search job, which reads it last)."""
+        return f"{self.runs_dir}/{run_id(dataset, run, seed)}/{STUDY_FILE}"
+
+    def worker_output(self, dataset: str, run: str, seed, worker) -> str:
+        return f"{self.runs_dir}/{run_id(dataset, run, seed)}/{WORKERS_DIR}/worker-{worker}.json"
+
+    def worker_outputs(self, dataset: str, run: str, seed) -> list[str]:
+        workers = self.workers(run)
+        return [self.worker_output(dataset, run, seed, k) for k in range(workers)] if workers > 1 else []
+
+    def storage_flag(self, dataset: str, run: str, seed) -> str:
+        """``--storage <journal>`` for a run with workers, else nothing."""
+        return f"--storage {shlex.quote(self.study_file(dataset, run, seed))}" if self.workers(run) > 1 else ""
 
     def report_outputs(self) -> dict[str, list[str]]:
         return {kind: [f"{self.tables}/{name}" for name in names]

@@ -62,7 +62,9 @@ class BudgetedOptions(BaseOptions):
     lr: float = opt(0.1, "SGD learning rate of the candidates (cosine over epochs)", above=0.0)
     max_batches: int | None = opt(None, "cap training batches per epoch (null: whole epochs)", min=1)
     storage: str | None = opt(None, "Optuna storage shared by parallel workers: a journal file path or a database "
-                                    "URL (null: in memory)")
+                                    "URL (null: in memory; the workflow gives each run a journal file)")
+    workers: int = opt(1, "worker jobs the workflow runs on one study per dataset and seed (each its own GPU on "
+                          "SLURM), then one job that writes the result from the study", min=1)
 
     def check(self) -> None:
         super().check()
@@ -258,11 +260,14 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         if over_budget():
             study.stop()
 
-    # trials counts every worker's: the last one started ends the study for all of them
-    every_worker = optuna.study.MaxTrialsCallback(options.trials, states=(optuna.trial.TrialState.COMPLETE,
-                                                                          optuna.trial.TrialState.PRUNED))
-    study.optimize(objective, n_trials=options.trials, timeout=options.budget_seconds,
-                   callbacks=[stop_at_budget, every_worker], catch=())
+    # trials counts every worker's: the last one started ends the study for all of them, and a job that comes
+    # after the workers (the workflow's) trains nothing and writes the result from the study
+    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    left = options.trials - len(study.get_trials(deepcopy=False, states=counted))
+    if left > 0:
+        study.optimize(objective, n_trials=left, timeout=options.budget_seconds,
+                       callbacks=[stop_at_budget, optuna.study.MaxTrialsCallback(options.trials, states=counted)],
+                       catch=())
     trials = study.get_trials(deepcopy=False)
     for t in trials:
         val = t.user_attrs.get("val_acc") or []

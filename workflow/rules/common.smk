@@ -160,5 +160,6 @@ wildcard_constraints:
     erun="|".join(sorted(EVIDENCE_RUNS, key=len, reverse=True)),
     run="|".join(sorted(set(r for _, r in TARGETS.run_pairs()), key=len, reverse=True)),
     seed=r"\d+",
+    worker=r"\d+",
     shard=r"\d+",
     bmethod="|".join(BM["methods"]),
