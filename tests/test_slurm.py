@@ -37,26 +37,35 @@ def test_tiny_config_runs_through_the_slurm_profile(slurm, tmp_path):
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "config", work / "config")
     config = yaml.safe_load((work / "config" / "test.yaml").read_text())
-    config["workflow"].update(methods=["random"], variants={}, table1=None)
+    config["workflow"].update(methods=["budgeted", "random"], variants={}, table1=None)
+    # two workers of the budgeted search on one study, each its own SLURM job
+    config["search"]["budgeted"] = {"workers": 2, "trials": 4, "epochs": 2, "pool": 8, "max_batches": 2,
+                                    "batch_size": 32, "energy_val_samples": 8, "pruner": "none"}
     config["tracking"] = {"enabled": False}
     (work / "slurm-test.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("SLURM_CONF", None)
     # the profile as users run it; only what a 2-CPU node without GPUs cannot give is overridden
     small = "gpu=0 mem_mb=1000 runtime=10"
-    overrides = [f"{rule}:{item}" for rule in ("search", "train", "evaluate", "prepare") for item in small.split()]
+    rules = ("search", "search_worker", "train", "evaluate", "prepare")
+    overrides = [f"{rule}:{item}" for rule in rules for item in small.split()]
     start = time.time()
     proc = subprocess.run(
         ["timeout", "-k", "10", "900", str(BIN / "snakemake"), "--workflow-profile", "workflow/profiles/slurm",
          "--configfile", "slurm-test.yaml", "--default-resources", "mem_mb=1000", "runtime=10",
-         "--set-resources", *overrides, "--set-threads", *[f"{rule}=1" for rule in ("search", "train", "evaluate",
-                                                                                    "prepare")], "--jobs", "4", "--slurm-init-seconds-before-status-checks", "1"],
+         "--set-resources", *overrides, "--set-threads", *[f"{rule}=1" for rule in rules], "--jobs", "4",
+         "--slurm-init-seconds-before-status-checks", "1"],
         cwd=work, env=env, capture_output=True, text=True)
     elapsed = time.time() - start
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:] + slurm.logs()
     assert "sbatch" in proc.stdout + proc.stderr or "slurm" in (proc.stdout + proc.stderr).lower()
     run = work / "results/test/runs/digits/random/seed0"
     assert json.loads((run / "evaluate.json").read_text())["top1"] > 0
+    budgeted = work / "results/test/runs/digits/budgeted/seed0"
+    assert (budgeted / "workers" / "worker-0.json").is_file() and (budgeted / "workers" / "worker-1.json").is_file()
+    result = json.loads((budgeted / "search.json").read_text())
+    assert result["details"]["paid_epochs"] == 0 and (budgeted / "evaluate.json").is_file()
+    assert sum(t["state"] in ("complete", "pruned") for t in result["candidates"]) >= 4
     assert (work / "results/test/tables/table2.csv").exists()
     jobs = subprocess.run(["squeue", "-h", "-t", "all", "-o", "%j %T"], capture_output=True, text=True).stdout
     print(f"SLURM workflow finished in {elapsed:.0f}s; jobs seen by squeue:\n{jobs}")
