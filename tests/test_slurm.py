@@ -12,6 +12,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).parent))
 from slurm_cluster import LocalSlurm, unavailable_reason  # noqa: E402
+from workflow_configs import with_budgeted_workers  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -36,12 +37,8 @@ def test_tiny_config_runs_through_the_slurm_profile(slurm, tmp_path):
     work.mkdir()
     shutil.copytree(ROOT / "workflow", work / "workflow")
     shutil.copytree(ROOT / "config", work / "config")
-    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
-    config["workflow"].update(methods=["budgeted", "random"], variants={}, table1=None)
-    # two workers of the budgeted search on one study, each its own SLURM job
-    config["search"]["budgeted"] = {"workers": 2, "trials": 4, "epochs": 2, "pool": 8, "max_batches": 2,
-                                    "batch_size": 32, "energy_val_samples": 8, "pruner": "none"}
-    config["tracking"] = {"enabled": False}
+    # random, and two workers of the budgeted search on one study, each its own SLURM job
+    config = with_budgeted_workers(yaml.safe_load((work / "config" / "test.yaml").read_text()))
     (work / "slurm-test.yaml").write_text(yaml.safe_dump(config))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     env.pop("SLURM_CONF", None)

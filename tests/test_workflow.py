@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from waiting import wait_for
+from workflow_configs import with_budgeted_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -475,11 +476,7 @@ def test_the_budgeted_searchs_workers_share_one_study_then_one_job_writes_the_re
     the run's search job comes after them, trains nothing more (the trial budget is spent) and writes the result
     from the study, which the pipeline trains and evaluates as every method's pick."""
     work = _workdir(tmp_path)
-    config = yaml.safe_load((work / "config" / "test.yaml").read_text())
-    config["workflow"].update(methods=["budgeted", "random"], variants={}, table1=None)
-    config["search"]["budgeted"] = {"workers": 2, "trials": 4, "epochs": 2, "pool": 8, "max_batches": 2,
-                                    "batch_size": 32, "energy_val_samples": 8, "pruner": "none"}
-    config["tracking"] = {"enabled": False}
+    config = with_budgeted_workers(yaml.safe_load((work / "config" / "test.yaml").read_text()))
     (work / "workers.yaml").write_text(yaml.safe_dump(config))
     dry = _smk(work, "-n", "--quiet", "rules", "--configfile", "workers.yaml")
     assert dry.returncode == 0, dry.stdout + dry.stderr
