@@ -165,7 +165,7 @@ def _alive(worker: str | None) -> bool:
     return True
 
 
-def recover_orphans(study, storage) -> list[int]:
+def recover_orphans(study) -> list[int]:
     """Trials left RUNNING by a worker that was killed (SIGKILL, a cluster's preemption) are marked failed and
     their cell is queued again, so a later worker (or this rerun) trains it; a failed trial counts toward neither
     the budget nor the result. Returns the numbers of the trials retried."""
@@ -175,8 +175,8 @@ def recover_orphans(study, storage) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         if _alive(trial.user_attrs.get("worker")):
             continue
-        # the storage's own call: Optuna offers no public one for another process's trial (FrozenTrial._trial_id)
-        storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        # the storage's own call: Optuna offers no public one for another process's trial (_storage, _trial_id)
+        study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
         if "cell" in trial.params:
             study.enqueue_trial({"cell": trial.params["cell"]}, user_attrs={"retry_of": trial.number})
         retried.append(trial.number)
@@ -205,7 +205,7 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
                                 sampler=_sampler(options, ctx.seed), pruner=_pruner(options),
                                 storage=storage, study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
                                 load_if_exists=True)
-    retried = recover_orphans(study, study._storage) if storage is not None else []
+    retried = recover_orphans(study) if storage is not None else []
     start = time.perf_counter()
     paid = {"epochs": 0}
     unused = Path("budgeted-trials")  # a Trainer writes only from run(); its epochs here write nothing
@@ -290,7 +290,7 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         "revisits": sum(bool(t.user_attrs.get("revisit")) for t in trials), "paid_epochs": paid["epochs"],
         "seconds": time.perf_counter() - start, "chosen_trial": chosen.number,
         "chosen_energy_uj": chosen.user_attrs["energy_uj"], "within_energy_limit": chosen in feasible,
-        "front": front, "sampler": options.sampler, "pruner": _pruner(options).__class__.__name__,
+        "front": front, "sampler": options.sampler, "pruner": type(study.pruner).__name__,
         "retried_after_a_killed_worker": retried,
     }
     return SearchResult(pool[chosen.params["cell"]], chosen.user_attrs["val_acc"][-1], record, ctx.net_config)
