@@ -20,7 +20,7 @@ VAL = np.array([
 TABLE = budgeted.CurveTable(ids=np.array([100, 101, 102, 103]), val=VAL,
                             hours_per_epoch=np.array([1.0, 2.0, 0.5, 1.0]), test=np.array([70.0, 90.0, 75.0, 60.0]),
                             epochs=np.array([9, 9, 9, 3]),
-                            neighbours=lambda i: {0: [1], 1: [2], 2: [0], 3: [0]}[i])
+                            neighbours=lambda i: {0: [1], 1: [2], 2: [0], 3: [0]}[i], steps=9)
 
 
 class _Order:
@@ -39,48 +39,116 @@ class _Order:
         return 0
 
 
-def test_random_with_early_stopping_reads_epoch_k_and_pays_k_epochs():
-    events = list(budgeted.random_epochs(TABLE, _Order([0, 1, 2, 3]), epochs=2))
+def test_random_with_early_stopping_reads_step_k_pays_k_epochs_and_owes_the_rest():
+    events = list(budgeted.random_epochs(TABLE, _Order([0, 1, 2, 3]), steps=2))
+    # step 2 of 9 is epoch 2 of a 9-epoch schedule and epoch 1 of candidate 3's 3-epoch one (ceil(2 * 3 / 9))
     assert [(e.hours, e.pick, e.epochs_trained) for e in events] == [(2.0, 0, 2), (6.0, 0, 4), (7.0, 0, 6),
-                                                                    (9.0, 0, 8)]
-    # after 2 epochs candidate 0 looks best (60) although 1 ends best: what early stopping costs
-    full = list(budgeted.random_epochs(TABLE, _Order([3, 1]), epochs=9))
-    # candidate 3 was logged for 3 epochs only: it costs 3, and is read at its last epoch (59)
-    assert [(e.hours, e.pick) for e in full] == [(3.0, 3), (21.0, 1)]
+                                                                    (8.0, 0, 7)]
+    # after 2 steps candidate 0 looks best (60) although 1 ends best: what early stopping costs; finishing
+    # candidate 0's training (7 more epochs at 1 h) is still owed
+    assert events[-1].unpaid == 7.0 and events[-1].evaluated() == [0, 1, 2, 3]
+    full = list(budgeted.random_epochs(TABLE, _Order([3, 1]), steps=9))
+    # candidate 3's schedule is 3 epochs: 9 steps train all 3 (3 h), read at its last epoch (59), nothing owed
+    assert [(e.hours, e.pick, e.unpaid) for e in full] == [(3.0, 3, 0.0), (21.0, 1, 0.0)]
 
 
-def test_successive_halving_promotes_and_resumes_paying_only_the_extra_epochs():
-    events = list(budgeted.successive_halving(TABLE, _Order([0, 1, 2]), n=3, min_epochs=1, max_epochs=9, eta=3))
-    # rung 1: 3 candidates x 1 epoch = 1 + 2 + 0.5 h; the best at epoch 1 is 0 (50); it alone goes on to 3 epochs
-    # (2 more: 2 h) and to 9 (6 more: 6 h). The incumbent is the best at the highest epochs reached.
-    assert [(e.hours, e.pick) for e in events] == [(1.0, 0), (3.0, 0), (3.5, 0), (5.5, 0), (11.5, 0)]
-    assert events[-1].epochs_trained == 1 + 1 + 1 + 2 + 6
+def _replay(plan, budget):
+    """The budgeted search's Optuna loop on TABLE, its trials enqueued in a known order (0, 1, 2, 3)."""
+    import optuna
+
+    from lightsnn.search.optuna_study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(plan),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for cell in range(4):
+        study.enqueue_trial({"cell": cell})
+    events = budgeted.optuna_search(TABLE, np.random.default_rng(0), plan, budget, study=study)
+    return events, study
 
 
-def test_hyperband_cycles_brackets_from_many_short_to_few_long():
-    events = budgeted.hyperband(TABLE, _Order([1, 2, 0, 3]), max_epochs=9, eta=3)
-    picks = budgeted.incumbent_at(events, [0.5, 2.0, 1000.0])
-    # first bracket (s = 2): 9 candidates asked, 4 exist, at 1 epoch: 1 (2 h) first, so nothing fits 0.5 h
-    assert picks[0] is None and picks[1].pick == 1 and picks[1].hours == 2.0
-    assert picks[2].pick == 1  # in the end candidate 1, trained longest, wins: 85 at 9 epochs
+def test_the_replay_runs_the_searchs_optuna_loop_as_worked_by_hand():
+    """Successive halving (rungs at 1, 3, 9 steps, a third promoted). Trial 0 (candidate 0) is alone at every rung:
+    promoted to the end, 9 epochs, 9 h, validation 68. Trial 1: 10 at step 1 against 50: pruned (2 h). Trial 2:
+    40 against {50, 10}: pruned (0.5 h). Trial 3 (a 3-epoch schedule, epoch 1 at steps 1-3): 55, the best of
+    four at rung 1 step: promoted; at step 3 still 55 against trial 0's 65: pruned (1 h). Then every candidate
+    was tried: the study stops."""
+    from lightsnn.search.optuna_study import StudyPlan
+
+    plan = StudyPlan(trials=None, budget=None, steps=9, pruner="successive_halving", sampler="random")
+    events, study = _replay(plan, budget=100.0)
+    states = [(t.params["cell"], t.state.name, len(t.user_attrs["val_acc"]), t.user_attrs["spent"])
+              for t in study.trials if not t.user_attrs.get("revisit")]
+    assert states == [(0, "COMPLETE", 9, 9.0), (1, "PRUNED", 1, 11.0), (2, "PRUNED", 1, 11.5),
+                      (3, "PRUNED", 3, 12.5)]
+    assert [(e.hours, e.pick, e.unpaid, e.tried) for e in events] == [(9.0, 0, 0.0, 1)]
+    assert [p and p.pick for p in budgeted.incumbent_at(events, [8.0, 9.0])] == [None, 0]
+    # a budget cuts the running trial at its next step: at 10 h trial 1 stops after its first epoch (11 h)
+    cut, study = _replay(plan, budget=10.0)
+    ran = [t for t in study.trials if t.state.name != "WAITING"]  # the enqueued trials after it never run
+    assert [t.user_attrs.get("stopped_by") for t in ran] == [None, "budget"]
+    assert [(e.hours, e.pick) for e in cut] == [(9.0, 0)]
 
 
-def test_regularised_evolution_mutates_the_tournament_winner_and_ages_out():
-    events = list(zip(range(4), budgeted.regularized_evolution(TABLE, _Order([0, 2, 1, 3]), epochs=1, population=2,
-                                                               sample=2)))
-    # population: 0 (50 at epoch 1, 1 h), 2 (40, 0.5 h); the tournament picks 0, its mutant is 1 (2 h, 10 at
-    # epoch 1): the incumbent stays 0; then 0 ages out and the winner of {2, 1} is 2, whose mutant is 0 again
-    assert [(e.hours, e.pick) for _, e in events] == [(1.0, 0), (1.5, 0), (3.5, 0), (3.5, 0)]
+def test_an_energy_limit_stops_a_costly_candidate_after_its_first_rung_and_is_the_pick_rule():
+    from dataclasses import replace
+
+    from lightsnn.search.optuna_study import StudyPlan
+
+    table = replace(TABLE, energy_uj=np.array([5.0, 1.0, 1.0, 1.0]))  # candidate 0 over a 2 µJ limit
+    plan = StudyPlan(trials=None, budget=None, steps=9, pruner="none", sampler="random", max_energy_uj=2.0)
+    events, study = _replay_on(table, plan)
+    stopped = {t.params["cell"]: t.user_attrs.get("stopped_by") for t in study.trials}
+    assert stopped[0] == "energy" and len(study.trials[0].user_attrs["val_acc"]) == 1
+    assert events[-1].pick == 1  # the most accurate of those within the limit (85 at 9 epochs)
 
 
-def test_the_incumbent_at_a_budget_is_the_last_one_paid_for():
+def _replay_on(table, plan):
+    import optuna
+
+    from lightsnn.search.optuna_study import make_pruner
+
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(plan),
+                                sampler=optuna.samplers.RandomSampler(seed=0))
+    for cell in range(4):
+        study.enqueue_trial({"cell": cell})
+    return budgeted.optuna_search(table, np.random.default_rng(0), plan, 100.0, study=study), study
+
+
+def test_regularised_evolution_mutates_the_tournament_winner_ages_out_and_ends_on_revisits():
+    events = list(budgeted.regularized_evolution(TABLE, _Order([0, 2, 1, 3]), steps=1, population=2, sample=2))
+    # population: 0 (50 at step 1, 1 h), 2 (40, 0.5 h); the tournament picks 0, its mutant is 1 (2 h, 10 at
+    # step 1): the incumbent stays 0; then every mutant (of 2: 0; of 0: 1; ...) was trained before: they pay
+    # nothing and, after 2 (the population) revisits in a row, the search ends
+    assert [(e.hours, e.pick) for e in events] == [(1.0, 0), (1.5, 0), (3.5, 0)]
+
+
+def test_the_incumbent_at_a_budget_is_the_last_one_paid_for_and_finished():
     events = [budgeted.Event(1.0, 2, 1), budgeted.Event(3.0, 0, 2), budgeted.Event(10.0, 1, 9)]
     picks = budgeted.incumbent_at(iter(events), [0.5, 1.0, 2.9, 3.0, 100.0])
     assert [p and p.pick for p in picks] == [None, 2, 2, 0, 1]
+    owed = [budgeted.Event(1.0, 2, 1, unpaid=5.0), budgeted.Event(3.0, 0, 2, unpaid=0.5)]
+    assert [p and p.pick for p in budgeted.incumbent_at(owed, [3.0, 3.5, 6.0])] == [None, 0, 0]
+
+
+def test_prefilter_ties_follow_the_seeds_random_stream():
+    values = np.array([1.0, 5.0, 5.0, 5.0, np.nan, 0.0])
+    tops = {tuple(TABLE_6.ranked(values, 0.4, np.random.default_rng(seed))) for seed in range(20)}
+    assert all(len(t) == 2 and set(t) <= {1, 2, 3} for t in tops) and len(tops) > 1  # 2 of the tied, varied
+
+
+TABLE_6 = budgeted.CurveTable(ids=np.arange(6), val=np.zeros((6, 1)), hours_per_epoch=np.ones(6), test=np.zeros(6),
+                              epochs=np.ones(6, dtype=int), steps=1)
+
+
+def test_the_hypervolume_by_hand():
+    acc, energy = np.array([90.0, 85.0, 80.0]), np.array([4.0, 2.0, 3.0])  # 80 at 3 is dominated by 85 at 2
+    # reference (80, 5): 85 over energies [2, 4) -> 5 x 2 = 10; 90 over [4, 5) -> 10 x 1 = 10
+    assert budgeted.hypervolume(acc, energy, (80.0, 5.0)) == 20.0
+    assert budgeted.hypervolume(acc[:1], energy[:1], (80.0, 5.0)) == 10.0
 
 
 def test_the_pareto_front_and_the_gap_to_it():
-    from lightsnn.studies.nasbench_cost import front_accuracy, pareto_front
+    from lightsnn.studies.budgeted import front_accuracy, pareto_front
 
     acc = np.array([80.0, 85.0, 84.0, 90.0, 89.0])
     energy = np.array([1.0, 2.0, 3.0, 4.0, 4.0])

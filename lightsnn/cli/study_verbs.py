@@ -372,7 +372,7 @@ def _cmd_benchmark_anytime(args) -> int:
 
 
 def _cmd_benchmark_front(args) -> int:
-    from lightsnn.studies.nasbench_cost import write_energy_plane
+    from lightsnn.studies.nasbench_front import write_energy_plane
 
     config = _config(args)
     result = write_energy_plane(args.picks, config, args.out, _benchmark_overrides(args))

@@ -29,13 +29,12 @@ from lightsnn.core.options import opt
 from lightsnn.proxies.engine import score_proxies
 from lightsnn.proxies.registry import PROXIES, get_proxy
 from lightsnn.search.method_options import BaseOptions
+from lightsnn.search.optuna_study import (OBJECTIVES, PRUNERS, SAMPLERS, StudyPlan, chosen_trial, front_numbers,
+                                          make_pruner, make_sampler, run_study)
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
 from lightsnn.space.genotype import Genotype
 from lightsnn.space.network import SNASNetwork
 
-PRUNERS = ("successive_halving", "hyperband", "median", "none")
-SAMPLERS = ("tpe", "random")
-OBJECTIVES = ("accuracy", "accuracy_energy")
 
 
 @dataclass(frozen=True)
@@ -117,25 +116,15 @@ def candidate_pool(options: BudgetedOptions, ctx: SearchContext, rng: np.random.
     return [pool[i] for i in kept], info
 
 
-def _sampler(options: BudgetedOptions, seed: int):
-    import optuna
-
-    if options.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)  # it reads the trials' constraints (Trial.set_constraint)
+def study_plan(options: BudgetedOptions) -> StudyPlan:
+    """The options as the shared Optuna loop reads them (the budget in wall-clock seconds, a step an epoch)."""
+    return StudyPlan(trials=options.trials, budget=options.budget_seconds, steps=options.epochs,
+                     min_steps=options.min_epochs, pruner=options.pruner, sampler=options.sampler,
+                     objective=options.objective, max_energy_uj=options.max_energy_uj)
 
 
 def _pruner(options: BudgetedOptions):
-    import optuna
-
-    if options.objective != "accuracy" or options.pruner == "none":
-        return optuna.pruners.NopPruner()
-    if options.pruner == "successive_halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=options.min_epochs, reduction_factor=3)
-    if options.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=options.min_epochs, max_resource=options.epochs,
-                                              reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_warmup_steps=options.min_epochs)
+    return make_pruner(study_plan(options))
 
 
 def _storage(options: BudgetedOptions):
@@ -183,91 +172,87 @@ def recover_orphans(study) -> list[int]:
     return retried
 
 
+class _TrainedCandidates:
+    """The pool's cells, trained for real on this machine: a step is an epoch; the budget is wall-clock."""
+
+    def __init__(self, options: BudgetedOptions, ctx: SearchContext, pool: list):
+        from lightsnn.training.train import loss_kind
+
+        self.options, self.ctx, self.pool, self.size = options, ctx, pool, len(pool)
+        self.train_options = options.train_options()
+        self.loss = loss_kind(self.train_options, ctx.dataset) if ctx.dataset else "ce"
+        self.started = time.perf_counter()
+
+    def describe(self, index: int) -> dict:
+        return {"genotype": self.pool[index].to_str()}
+
+    def spent(self) -> float:
+        return time.perf_counter() - self.started
+
+    def start(self, index: int, number: int):
+        from lightsnn.training.metrics import operation_counts
+        from lightsnn.training.train import Trainer
+
+        ctx = self.ctx
+        torch.manual_seed(ctx.seed * 100_003 + number)
+        net = SNASNetwork.from_genotype(ctx.net_config, self.pool[index])
+        unused = Path("budgeted-trials")  # a Trainer writes only from run(); its epochs here write nothing
+        trainer = Trainer(net, self.train_options, ctx.splits, ctx.device, ctx.seed, unused,
+                          ctx.net_config.num_classes, self.loss, progress=False, log=lambda line: None)
+        samples = self.options.energy_val_samples
+
+        class Run:
+            epoch = 0
+
+            def step(self) -> float:
+                self.epoch += 1
+                trainer.train_epoch(self.epoch)
+                trainer.scheduler.step()
+                return trainer.validate()["top1"]  # a fraction, as every accuracy in a result file
+
+            def energy_uj(self) -> float:
+                counts = operation_counts(trainer.model, trainer.val_loader(), ctx.device, samples)
+                return counts["energy_pj_per_sample"] / 1e6
+
+        return Run()
+
+
 @timed
 def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
     """Train candidates from the (prefiltered) pool, epoch by epoch, under Optuna's sampler and pruner, within the
-    budget; the chosen network is the most accurate on validation among those within the energy limit."""
+    budget (the shared loop of :mod:`.optuna_study`); the chosen network is the most accurate on validation among
+    those within the energy limit."""
     import optuna
-
-    from lightsnn.training.metrics import operation_counts
-    from lightsnn.training.train import Trainer, loss_kind
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     rng = np.random.default_rng(ctx.seed)
     torch.manual_seed(ctx.seed)
     pool, pool_info = candidate_pool(options, ctx, rng)
-    record = SearchRecord()
-    train_options = options.train_options()
-    loss = loss_kind(train_options, ctx.dataset) if ctx.dataset else "ce"
-    multi = options.objective == "accuracy_energy"
+    plan = study_plan(options)
     storage = _storage(options)
-    study = optuna.create_study(directions=["maximize", "minimize"] if multi else ["maximize"],
-                                sampler=_sampler(options, ctx.seed), pruner=_pruner(options),
+    study = optuna.create_study(directions=["maximize", "minimize"] if plan.multi else ["maximize"],
+                                sampler=make_sampler(options.sampler, ctx.seed), pruner=make_pruner(plan),
                                 storage=storage, study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
                                 load_if_exists=True)
     retried = recover_orphans(study) if storage is not None else []
-    start = time.perf_counter()
+    candidates = _TrainedCandidates(options, ctx, pool)
     paid = {"epochs": 0}
-    unused = Path("budgeted-trials")  # a Trainer writes only from run(); its epochs here write nothing
 
-    def over_budget() -> bool:
-        return options.budget_seconds is not None and time.perf_counter() - start > options.budget_seconds
+    def on_step(row: dict) -> None:
+        paid["epochs"] = row["paid_steps"]
+        if ctx.on_epoch is None:
+            return
+        metrics = {"epoch": row["paid_steps"], "trial": row["trial"]}  # MLflow's step: this worker's epochs
+        if "val_acc" in row:
+            metrics.update(trial_epoch=row["step"], val_acc=row["val_acc"])
+        else:  # the trial's end, at its last epoch's step
+            metrics["pruned"] = 1.0 if row["state"] == "pruned" else 0.0
+            if "energy_uj" in row:
+                metrics["energy_uj"] = row["energy_uj"]
+        ctx.on_epoch(metrics)
 
-    def objective(trial):
-        index = trial.suggest_categorical("cell", list(range(len(pool))))
-        genotype = pool[index]
-        trial.set_user_attr("genotype", genotype.to_str())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        others = [t for t in trial.study.get_trials(deepcopy=False)  # this worker's and every other's
-                  if t.number != trial.number and not t.user_attrs.get("revisit") and "cell" in t.params
-                  and t.state != optuna.trial.TrialState.FAIL]  # a killed worker's trial is retried, not revisited
-        if any(t.params["cell"] == index for t in others):  # a revisit trains nothing and pays nothing
-            trial.set_user_attr("revisit", True)
-            if len({t.params["cell"] for t in others}) >= len(pool):  # the pool's end ends the search
-                trial.study.stop()
-            raise optuna.TrialPruned()
-        torch.manual_seed(ctx.seed * 100_003 + trial.number)
-        net = SNASNetwork.from_genotype(ctx.net_config, genotype)
-        trainer = Trainer(net, train_options, ctx.splits, ctx.device, ctx.seed, unused, ctx.net_config.num_classes,
-                          loss, progress=False, log=lambda line: None)
-        curve = []
-        for epoch in range(1, options.epochs + 1):
-            trainer.train_epoch(epoch)
-            trainer.scheduler.step()
-            paid["epochs"] += 1
-            curve.append(trainer.validate()["top1"])  # a fraction, as every accuracy in a result file
-            trial.set_user_attr("val_acc", curve)
-            if ctx.on_epoch is not None:
-                ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "trial_epoch": epoch,
-                              "val_acc": curve[-1]})
-            if not multi:
-                trial.report(curve[-1], epoch)
-                if trial.should_prune() or (over_budget() and epoch < options.epochs):
-                    trial.set_user_attr("stopped_by", "budget" if over_budget() else "pruner")
-                    if ctx.on_epoch is not None:  # MLflow: the trial's end, at its last epoch's step
-                        ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "pruned": 1.0})
-                    raise optuna.TrialPruned()
-        counts = operation_counts(trainer.model, trainer.val_loader(), ctx.device, options.energy_val_samples)
-        energy = counts["energy_pj_per_sample"] / 1e6
-        trial.set_user_attr("energy_uj", energy)
-        if ctx.on_epoch is not None:
-            ctx.on_epoch({"epoch": paid["epochs"], "trial": trial.number, "pruned": 0.0, "energy_uj": energy})
-        if options.max_energy_uj is not None and not multi:  # <= 0 is feasible
-            trial.set_constraint("energy", energy - options.max_energy_uj)
-        return (curve[-1], energy) if multi else curve[-1]
-
-    def stop_at_budget(study, trial):
-        if over_budget():
-            study.stop()
-
-    # trials counts every worker's: the last one started ends the study for all of them, and a job that comes
-    # after the workers (the workflow's) trains nothing and writes the result from the study
-    counted = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    left = options.trials - len(study.get_trials(deepcopy=False, states=counted))
-    if left > 0:
-        study.optimize(objective, n_trials=left, timeout=options.budget_seconds,
-                       callbacks=[stop_at_budget, optuna.study.MaxTrialsCallback(options.trials, states=counted)],
-                       catch=())
+    run_study(plan, candidates, study, on_step)
+    record = SearchRecord()
     trials = study.get_trials(deepcopy=False)
     for t in trials:
         val = t.user_attrs.get("val_acc") or []
@@ -275,23 +260,20 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
                    state=t.state.name.lower(), epochs=len(val), val_acc=val, energy_uj=t.user_attrs.get("energy_uj"),
                    revisit=bool(t.user_attrs.get("revisit")), stopped_by=t.user_attrs.get("stopped_by"),
                    worker=t.user_attrs.get("worker"))
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
+    chosen = chosen_trial(trials, plan)
+    if chosen is None:
         raise RuntimeError(f"no candidate finished training within the budget ({len(trials)} trials, "
-                           f"{time.perf_counter() - start:.0f} s); raise budget_seconds or trials")
-    front = [t.number for t in study.best_trials] if multi else None
-    feasible = [t for t in complete if options.max_energy_uj is None
-                or t.user_attrs["energy_uj"] <= options.max_energy_uj]
-    candidates = [t for t in (feasible or complete) if not multi or t.number in front or not feasible]
-    chosen = max(candidates, key=lambda t: (t.user_attrs["val_acc"][-1], -t.user_attrs["energy_uj"], -t.number))
+                           f"{candidates.spent():.0f} s); raise budget_seconds or trials")
     record.details = {
-        **pool_info, "trials": len(trials), "complete": len(complete),
+        **pool_info, "trials": len(trials),
+        "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
         "revisits": sum(bool(t.user_attrs.get("revisit")) for t in trials), "paid_epochs": paid["epochs"],
-        "seconds": time.perf_counter() - start, "chosen_trial": chosen.number,
-        "chosen_energy_uj": chosen.user_attrs["energy_uj"], "within_energy_limit": chosen in feasible,
-        "front": front, "sampler": options.sampler, "pruner": type(study.pruner).__name__,
-        "retried_after_a_killed_worker": retried,
+        "seconds": candidates.spent(), "chosen_trial": chosen.number,
+        "chosen_energy_uj": chosen.user_attrs["energy_uj"],
+        "within_energy_limit": options.max_energy_uj is None or chosen.user_attrs["energy_uj"] <= options.max_energy_uj,
+        "front": front_numbers(trials) if plan.multi else None, "sampler": options.sampler,
+        "pruner": type(study.pruner).__name__, "retried_after_a_killed_worker": retried,
     }
     return SearchResult(pool[chosen.params["cell"]], chosen.user_attrs["val_acc"][-1], record, ctx.net_config)
 
