@@ -76,7 +76,7 @@ def test_the_replay_runs_the_searchs_optuna_loop_as_worked_by_hand():
 
     plan = StudyPlan(trials=None, budget=None, steps=9, pruner="successive_halving", sampler="random")
     events, study = _replay(plan, budget=100.0)
-    states = [(t.params["cell"], t.state.name, len(t.user_attrs["val_acc"]), t.user_attrs["spent"])
+    states = [(t.user_attrs["cell"], t.state.name, len(t.user_attrs["val_acc"]), t.user_attrs["spent"])
               for t in study.trials if not t.user_attrs.get("revisit")]
     assert states == [(0, "COMPLETE", 9, 9.0), (1, "PRUNED", 1, 11.0), (2, "PRUNED", 1, 11.5),
                       (3, "PRUNED", 3, 12.5)]
@@ -97,7 +97,7 @@ def test_an_energy_limit_stops_a_costly_candidate_after_its_first_rung_and_is_th
     table = replace(TABLE, energy_uj=np.array([5.0, 1.0, 1.0, 1.0]))  # candidate 0 over a 2 µJ limit
     plan = StudyPlan(trials=None, budget=None, steps=9, pruner="none", sampler="random", max_energy_uj=2.0)
     events, study = _replay_on(table, plan)
-    stopped = {t.params["cell"]: t.user_attrs.get("stopped_by") for t in study.trials}
+    stopped = {t.user_attrs["cell"]: t.user_attrs.get("stopped_by") for t in study.trials}
     assert stopped[0] == "energy" and len(study.trials[0].user_attrs["val_acc"]) == 1
     assert events[-1].pick == 1  # the most accurate of those within the limit (85 at 9 epochs)
 
@@ -190,3 +190,28 @@ def test_the_logged_rates_sit_where_the_benchmarks_code_put_them(tmp_path):
 
     rates = read_log(SHARED / "CIFAR10" / "276" / "train_process.txt")["firing"]
     assert [k for k, r in enumerate(rates[:12]) if r >= 0] == [2, 8]
+
+
+def test_a_sampler_over_edge_ops_trains_only_the_pools_cells():
+    """With ``by_edges`` the sampler proposes one op per edge (TPE can learn which op helps on which edge); a
+    proposal naming no cell of the pool trains nothing and costs nothing."""
+    from dataclasses import replace
+
+    import optuna
+
+    from lightsnn.search.optuna_study import StudyPlan, make_pruner
+
+    table = replace(TABLE, cells=[("a", "x"), ("b", "x"), ("a", "y"), ("b", "y")])
+    plan = StudyPlan(trials=3, budget=None, steps=9, pruner="none", sampler="tpe")
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(plan))
+    for ops in (("a", "y"), ("b", "y"), ("a", "x")):  # candidate 2 (outside the pool), then 3, then 0
+        study.enqueue_trial({"edge0": ops[0], "edge1": ops[1]})
+    events = budgeted.optuna_search(table, np.random.default_rng(0), plan, 1000.0, pool=np.array([0, 3]),
+                                    study=study, by_edges=True)
+    first = study.trials[:3]
+    assert [t.user_attrs.get("outside_pool", False) for t in first] == [True, False, False]
+    assert [t.user_attrs.get("cell") for t in first] == [None, 1, 0]  # indices into the pool
+    assert study.trials[-1].user_attrs.get("revisit")  # the replay runs on until the pool is used up
+    assert [(e.hours, e.pick) for e in events] == [(3.0, 3), (12.0, 0)]  # 3 epochs at 1 h, then 9 at 1 h
+    with pytest.raises(ValueError, match="needs the table's cells"):
+        budgeted.optuna_search(TABLE, np.random.default_rng(0), plan, 10.0, by_edges=True)

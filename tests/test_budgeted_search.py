@@ -67,6 +67,20 @@ def test_successive_halving_stops_the_worst_curves_and_never_the_best():
     assert decisions[90.0] is False and decisions[10.0] and decisions[20.0]
 
 
+def test_proposals_over_edge_ops_train_only_valid_cells_that_pass_the_prefilter():
+    from lightsnn.space.genotype import Genotype
+
+    result = _search(propose="edges", trials=6)
+    trials, details = result["candidates"], result["details"]
+    lowest = min(details["kept_scores"])  # the kept pool's lowest parameter count
+    trained = [t for t in trials if t["epochs"] > 0]
+    assert trained and all(Genotype.from_str(t["genotype"]).cells[0].is_valid() for t in trained)
+    assert all(t["prefilter_score"] >= lowest for t in trained)
+    assert all(t["epochs"] == 0 and t["genotype"] is None for t in trials if t["outside_pool"])
+    assert details["outside_pool"] == sum(t["outside_pool"] for t in trials) and details["propose"] == "edges"
+    assert result["genotype"]["str"] in {t["genotype"] for t in trained}
+
+
 def test_bad_options_are_one_line():
     with pytest.raises(ValueError, match="search.budgeted.prefilter='nope' is not a registered proxy"):
         _search(prefilter="nope")

@@ -32,9 +32,13 @@ from lightsnn.search.method_options import BaseOptions
 from lightsnn.search.optuna_study import (OBJECTIVES, PRUNERS, SAMPLERS, StudyPlan, chosen_trial, front_numbers,
                                           make_pruner, make_sampler, run_study)
 from lightsnn.search.protocol import Method, SearchContext, SearchRecord, SearchResult, timed
-from lightsnn.space.genotype import Genotype
+from lightsnn.space.genotype import CellGenotype, Genotype
 from lightsnn.space.network import SNASNetwork
+from lightsnn.space.sampling import raw_cell_count
 
+
+
+PROPOSALS = ("pool", "edges")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ class BudgetedOptions(BaseOptions):
     pool: int = opt(60, "distinct valid cells drawn for the pool", min=2)
     prefilter_keep: float = opt(0.5, "share of the pool the prefilter keeps (its top by the proxy)", above=0.0,
                                 max=1.0)
+    propose: str = opt("pool", "what the sampler proposes: pool (a cell of the pool, by position) or edges (an op "
+                               "per edge of the space, so TPE learns which op helps where; a proposal is trained "
+                               "if valid and, with a prefilter, scored at least the kept pool's lowest score)",
+                       PROPOSALS)
     objective: str = opt("accuracy", "accuracy (with max_energy_uj: a constraint) or accuracy_energy (two "
                                      "objectives: the Pareto set)", OBJECTIVES)
     max_energy_uj: float | None = opt(None, "energy per inference a chosen network may cost (µJ)", above=0.0)
@@ -106,14 +114,16 @@ def candidate_pool(options: BudgetedOptions, ctx: SearchContext, rng: np.random.
     batch = [torch.stack(batches).to(ctx.device)] if proxy.needs_data else []
     if proxy.needs_data and ctx.splits.events:
         batch = [batch[0].transpose(0, 1).contiguous()]
-    scores = []
-    for genotype in pool:
-        net = SNASNetwork.from_genotype(ctx.net_config, genotype).to(ctx.device).eval()
-        scores.append(score_proxies(net, genotype, batch, [proxy.name])[proxy.name])
+    scores = [_score(proxy.name, genotype, ctx, batch) for genotype in pool]
     order = sorted(range(len(pool)), key=lambda i: -scores[i] if math.isfinite(scores[i]) else math.inf)
     kept = order[:max(1, int(round(options.prefilter_keep * len(pool))))]
-    info.update(prefilter=proxy.name, kept=len(kept), kept_scores=[scores[i] for i in kept])
+    info.update(prefilter=proxy.name, kept=len(kept), kept_scores=[scores[i] for i in kept], batch=batch)
     return [pool[i] for i in kept], info
+
+
+def _score(proxy: str, genotype: Genotype, ctx: SearchContext, batch: list) -> float:
+    net = SNASNetwork.from_genotype(ctx.net_config, genotype).to(ctx.device).eval()
+    return score_proxies(net, genotype, batch, [proxy])[proxy]
 
 
 def study_plan(options: BudgetedOptions) -> StudyPlan:
@@ -166,8 +176,8 @@ def recover_orphans(study) -> list[int]:
             continue
         # the storage's own call: Optuna offers no public one for another process's trial (_storage, _trial_id)
         study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
-        if "cell" in trial.params:
-            study.enqueue_trial({"cell": trial.params["cell"]}, user_attrs={"retry_of": trial.number})
+        if trial.params:  # the same cell again
+            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
         retried.append(trial.number)
     return retried
 
@@ -175,16 +185,45 @@ def recover_orphans(study) -> list[int]:
 class _TrainedCandidates:
     """The pool's cells, trained for real on this machine: a step is an epoch; the budget is wall-clock."""
 
-    def __init__(self, options: BudgetedOptions, ctx: SearchContext, pool: list):
+    def __init__(self, options: BudgetedOptions, ctx: SearchContext, pool: list, pool_info: dict, batch: list):
         from lightsnn.training.train import loss_kind
 
-        self.options, self.ctx, self.pool, self.size = options, ctx, pool, len(pool)
+        self.options, self.ctx, self.pool, self.size = options, ctx, list(pool), len(pool)
+        self.scores = list(pool_info.get("kept_scores", []))  # the prefilter's score of each pool cell
         self.train_options = options.train_options()
         self.loss = loss_kind(self.train_options, ctx.dataset) if ctx.dataset else "ce"
         self.started = time.perf_counter()
+        if options.propose == "edges":  # the whole space, proposals judged as they come
+            self.space = options.search_space()
+            self.size = raw_cell_count(list(self.space.ops), self.space.cell_type)
+            self.lowest = min(pool_info["kept_scores"]) if options.prefilter is not None else None
+            self.batch, self.verdicts = batch, {}
+            self.suggest = self._suggest_edges
+
+    def _suggest_edges(self, trial) -> int | None:
+        edges = {edge: trial.suggest_categorical(f"{edge[0]}->{edge[1]}", list(self.space.ops))
+                 for edge in self.space.edges}
+        cell = CellGenotype.from_edges(edges).pruned()
+        if cell not in self.verdicts:
+            genotype = Genotype.shared(cell)
+            fits, score = cell.is_valid(), None
+            if fits and self.lowest is not None:
+                score = _score(self.options.prefilter, genotype, self.ctx, self.batch)
+                fits = score >= self.lowest
+            self.verdicts[cell] = fits
+            if fits:
+                self.pool.append(genotype)
+                self.scores.append(score)
+        if not self.verdicts[cell]:
+            return None
+        return next(i for i, g in enumerate(self.pool) if g.cells[0] == cell)
+
+    def key(self, index: int) -> str:
+        return self.pool[index].to_str()
 
     def describe(self, index: int) -> dict:
-        return {"genotype": self.pool[index].to_str()}
+        score = self.scores[index] if index < len(self.scores) else None
+        return {"genotype": self.pool[index].to_str(), "prefilter_score": score}
 
     def spent(self) -> float:
         return time.perf_counter() - self.started
@@ -235,7 +274,7 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
                                 storage=storage, study_name=f"budgeted-{ctx.dataset}-seed{ctx.seed}",
                                 load_if_exists=True)
     retried = recover_orphans(study) if storage is not None else []
-    candidates = _TrainedCandidates(options, ctx, pool)
+    candidates = _TrainedCandidates(options, ctx, pool, pool_info, pool_info.pop("batch", []))
     paid = {"epochs": 0}
 
     def on_step(row: dict) -> None:
@@ -259,6 +298,8 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         record.add(val[-1] if val else math.nan, trial=t.number, genotype=t.user_attrs.get("genotype"),
                    state=t.state.name.lower(), epochs=len(val), val_acc=val, energy_uj=t.user_attrs.get("energy_uj"),
                    revisit=bool(t.user_attrs.get("revisit")), stopped_by=t.user_attrs.get("stopped_by"),
+                   outside_pool=bool(t.user_attrs.get("outside_pool")),
+                   prefilter_score=t.user_attrs.get("prefilter_score"),
                    worker=t.user_attrs.get("worker"))
     chosen = chosen_trial(trials, plan)
     if chosen is None:
@@ -269,13 +310,15 @@ def run_budgeted(options: BudgetedOptions, ctx: SearchContext) -> SearchResult:
         "complete": sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials),
         "pruned": sum(t.state == optuna.trial.TrialState.PRUNED for t in trials),
         "revisits": sum(bool(t.user_attrs.get("revisit")) for t in trials), "paid_epochs": paid["epochs"],
+        "outside_pool": sum(bool(t.user_attrs.get("outside_pool")) for t in trials), "propose": options.propose,
         "seconds": candidates.spent(), "chosen_trial": chosen.number,
         "chosen_energy_uj": chosen.user_attrs["energy_uj"],
         "within_energy_limit": options.max_energy_uj is None or chosen.user_attrs["energy_uj"] <= options.max_energy_uj,
         "front": front_numbers(trials) if plan.multi else None, "sampler": options.sampler,
         "pruner": type(study.pruner).__name__, "retried_after_a_killed_worker": retried,
     }
-    return SearchResult(pool[chosen.params["cell"]], chosen.user_attrs["val_acc"][-1], record, ctx.net_config)
+    return SearchResult(Genotype.from_str(chosen.user_attrs["genotype"]), chosen.user_attrs["val_acc"][-1], record,
+                        ctx.net_config)
 
 
 METHOD = Method("budgeted", "budgeted search on Optuna: candidates trained epoch by epoch, pruned on validation "

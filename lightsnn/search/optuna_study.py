@@ -21,6 +21,7 @@ from typing import Callable, Protocol
 PRUNERS = ("successive_halving", "hyperband", "median", "none")
 SAMPLERS = ("tpe", "random")
 OBJECTIVES = ("accuracy", "accuracy_energy")
+IDLE_TRIALS = 500  # trials in a row that train nothing before a study stops (a converged sampler)
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ class Candidates(Protocol):
         """Start training candidate ``index`` for trial ``number`` (which seeds its initialisation)."""
 
     def describe(self, index: int) -> dict:
-        """User attributes naming the candidate in the study (e.g. its genotype or benchmark id)."""
+        """User attributes naming the candidate in the study (e.g. its genotype or benchmark id). Optional:
+        ``key(index)``, the candidate's identity for every worker (default: the index), and ``suggest(trial)``,
+        which proposes a candidate from parameters of its own (None: no candidate of the pool)."""
 
     def spent(self) -> float:
         """What the search has spent so far, in the budget's unit."""
@@ -104,27 +107,40 @@ def run_study(plan: StudyPlan, candidates: Candidates, study, on_step: Callable[
     def over_budget() -> bool:
         return plan.budget is not None and candidates.spent() > plan.budget
 
+    idle = {"trials": 0}  # trials in a row that trained nothing (revisits, cells outside the pool)
+
     def tried_cells(number: int) -> set[int]:
         for t in study.get_trials(deepcopy=False):
-            if t.number not in tried and t.number != number and "cell" in t.params \
+            if t.number not in tried and t.number != number and "cell" in t.user_attrs \
                     and not t.user_attrs.get("revisit") and t.state != optuna.trial.TrialState.FAIL:
-                tried[t.number] = t.params["cell"]  # a killed worker's (failed) trial is retried, not revisited
+                tried[t.number] = t.user_attrs["cell"]  # a killed worker's (failed) trial is retried, not revisited
         return set(tried.values())
+
+    def trains_nothing(trial, why: str):
+        trial.set_user_attr(why, True)
+        idle["trials"] += 1
+        if idle["trials"] >= IDLE_TRIALS:  # the sampler keeps proposing what was tried: the search has converged
+            trial.study.stop()
+        return optuna.TrialPruned()
 
     def report(row: dict) -> None:
         if on_step is not None:
             on_step(row)
 
     def objective(trial):
-        index = trial.suggest_categorical("cell", list(range(candidates.size)))
-        for key, value in {**candidates.describe(index), "worker": worker_name()}.items():
+        suggest = getattr(candidates, "suggest", None)  # a candidate set may name its own parameters
+        index = suggest(trial) if suggest is not None else trial.suggest_categorical("cell", list(range(candidates.size)))
+        if index is None:  # parameters that name no candidate of the pool: nothing to train
+            raise trains_nothing(trial, "outside_pool")
+        cell = candidates.key(index) if hasattr(candidates, "key") else index  # the same for every worker
+        for key, value in {**candidates.describe(index), "cell": cell, "worker": worker_name()}.items():
             trial.set_user_attr(key, value)
         seen = tried_cells(trial.number)
-        if index in seen:  # a revisit trains nothing and pays nothing
-            trial.set_user_attr("revisit", True)
+        if cell in seen:  # a revisit trains nothing and pays nothing
             if len(seen) >= candidates.size:  # the pool's end ends the search
                 trial.study.stop()
-            raise optuna.TrialPruned()
+            raise trains_nothing(trial, "revisit")
+        idle["trials"] = 0
         run = candidates.start(index, trial.number)
         curve = []
         for step in range(1, plan.steps + 1):

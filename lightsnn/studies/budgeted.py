@@ -47,6 +47,7 @@ class CurveTable:
     extra: dict = field(default_factory=dict)  # per-candidate scores for prefilters (name -> [n])
     steps: int = 100
     energy_uj: np.ndarray | None = None  # [n]
+    cells: list | None = None  # per candidate, its cell as a tuple of one op per edge (a sampler's parameters)
 
     def __post_init__(self):
         n = len(self.ids)
@@ -138,11 +139,21 @@ class BenchmarkCandidates:
     """Candidates of a curve table as the budgeted search's Optuna loop trains them: a step reads the next
     hundredth of the network's logged curve and pays its logged time; the energy is the trained network's."""
 
-    def __init__(self, table: CurveTable, pool: np.ndarray | None = None):
+    def __init__(self, table: CurveTable, pool: np.ndarray | None = None, by_edges: bool = False):
         self.table = table
         self.pool = np.arange(len(table.ids)) if pool is None else np.asarray(pool)
         self.size = len(self.pool)
         self.ledger = _Ledger(table)
+        if by_edges:  # the sampler sees each edge's op (a model of the space), not an unordered index
+            if table.cells is None:
+                raise ValueError("a search over edge ops needs the table's cells (CurveTable.cells)")
+            self.where = {table.cells[int(i)]: index for index, i in enumerate(self.pool)}
+            self.choices = [sorted({cell[e] for cell in table.cells}) for e in range(len(table.cells[0]))]
+            self.suggest = self._suggest_edges
+
+    def _suggest_edges(self, trial) -> int | None:
+        cell = tuple(trial.suggest_categorical(f"edge{e}", ops) for e, ops in enumerate(self.choices))
+        return self.where.get(cell)
 
     def describe(self, index: int) -> dict:
         return {}
@@ -167,7 +178,7 @@ class BenchmarkCandidates:
 
 
 def optuna_search(table: CurveTable, rng: np.random.Generator, plan, budget: float,
-                  pool: np.ndarray | None = None, study=None) -> list[Event]:
+                  pool: np.ndarray | None = None, study=None, by_edges: bool = False) -> list[Event]:
     """The budgeted search's Optuna loop (sampler, pruner, objective and energy limit from ``plan``, a
     :class:`~lightsnn.search.optuna_study.StudyPlan` whose steps are the table's) on the table, run until
     ``budget`` GPU-hours are spent or every candidate was tried; its incumbent after each complete trial, chosen
@@ -178,7 +189,7 @@ def optuna_search(table: CurveTable, rng: np.random.Generator, plan, budget: flo
     from lightsnn.search.optuna_study import make_pruner, make_sampler, run_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    candidates = BenchmarkCandidates(table, pool)
+    candidates = BenchmarkCandidates(table, pool, by_edges)
     study = study or optuna.create_study(directions=["maximize", "minimize"] if plan.multi else ["maximize"],
                                          sampler=make_sampler(plan.sampler, int(rng.integers(2 ** 31))),
                                          pruner=make_pruner(plan))
@@ -199,7 +210,7 @@ def optuna_search(table: CurveTable, rng: np.random.Generator, plan, budget: flo
                 and (best_feasible is None or key > best_feasible[0]):
             best_feasible = (key, t)
         pick = (best_feasible or best)[1]
-        i = int(candidates.pool[pick.params["cell"]])
+        i = int(candidates.pool[pick.user_attrs["cell"]])
         events.append(Event(t.user_attrs["spent"], i, 0, table.unpaid(i, table.epochs_at(i, plan.steps)),
                             candidates.ledger.order, tried))
     return events

@@ -32,7 +32,7 @@ PREFILTER = 0.1  # a hybrid keeps this share of the candidates by the training-f
 NEAR_FRONT_PP = 0.5  # a pick within this many points of the front's accuracy at its energy is "near" it
 FRONT_BUDGET = 10.0  # GPU-hours at which the training-based searches' picks join the plane (else the largest)
 ENERGY_LIMIT_UJ = 1000.0  # the energy-aware searches' stated limit per inference (1 mJ; the median is 1.11 mJ)
-ENERGY_PREFILTER = 0.5  # the energy-aware hybrid keeps half: the largest networks cost the most energy
+TPE_SHARE, SHORT_TRAIN = 0.3, 5  # TPE over edge ops: the top 30 % by parameter count, 5 steps each
 SHORT_STEPS = 10  # the two-objective search trains every candidate this many steps (no pruner serves it)
 
 
@@ -72,7 +72,8 @@ def curve_table(bench) -> budgeted.CurveTable:
                                test=table.loc[valid, "test_acc"].to_numpy(dtype=np.float64),
                                epochs=table.loc[valid, "epochs"].to_numpy(), neighbours=neighbours,
                                extra={"params": table.loc[valid, "params"].to_numpy(dtype=np.float64)},
-                               energy_uj=energy)
+                               energy_uj=energy,
+                               cells=[tuple(bench.genotype(int(i)).cells[0].op(e) for e in FORWARD_EDGES) for i in ids])
 
 
 def training_searches(table: budgeted.CurveTable, budget: float, scores: dict[str, np.ndarray] | None = None
@@ -81,10 +82,11 @@ def training_searches(table: budgeted.CurveTable, budget: float, scores: dict[st
     ``budget`` GPU-hours. The multi-fidelity ones run the budgeted search's own Optuna loop."""
     from lightsnn.search.optuna_study import StudyPlan
 
-    def optuna(plan: StudyPlan, ranked_by: np.ndarray | None = None, share: float = PREFILTER):
+    def optuna(plan: StudyPlan, ranked_by: np.ndarray | None = None, share: float = PREFILTER,
+               by_edges: bool = False):
         def run(rng):
             pool = None if ranked_by is None else table.ranked(ranked_by, share, rng)
-            return budgeted.optuna_search(table, rng, plan, budget, pool)
+            return budgeted.optuna_search(table, rng, plan, budget, pool, by_edges=by_edges)
         return run
 
     halving = StudyPlan(trials=None, budget=budget, steps=table.steps, pruner="successive_halving",
@@ -100,14 +102,22 @@ def training_searches(table: budgeted.CurveTable, budget: float, scores: dict[st
         table, rng, EVOLUTION["steps"], EVOLUTION["population"], EVOLUTION["sample"])
     for name, values in {"params": table.extra["params"], **(scores or {})}.items():
         searches[f"{name} top {PREFILTER:.0%} + successive halving"] = optuna(halving, values)
+    # chosen on seeds 1000-1099 (never those of the table) among 3, 5, 10 steps x top 10, 20, 30 % x TPE or random
+    short = StudyPlan(trials=None, budget=budget, steps=SHORT_TRAIN, pruner="none", sampler="tpe")
+    tpe_name = f"params top {TPE_SHARE:.0%}, TPE over edge ops, {SHORT_TRAIN} steps each"
+    if table.cells is not None:
+        searches[tpe_name] = optuna(short, table.extra["params"], TPE_SHARE, by_edges=True)
+    searches[f"params top {TPE_SHARE:.0%}, random, {SHORT_TRAIN} steps each"] = optuna(
+        replace(short, sampler="random"), table.extra["params"], TPE_SHARE)
     if table.energy_uj is not None:  # the energy-aware variants, at a stated limit
         limit = f"energy <= {ENERGY_LIMIT_UJ / 1000:g} mJ"
         constrained = replace(halving, max_energy_uj=ENERGY_LIMIT_UJ)
         searches[f"successive halving, {limit} (constraint)"] = optuna(constrained)
-        searches[f"params top {ENERGY_PREFILTER:.0%} + successive halving, {limit} (constraint)"] = optuna(
-            constrained, table.extra["params"], ENERGY_PREFILTER)
         searches[f"two objectives at {SHORT_STEPS} steps, {limit}"] = optuna(
             replace(constrained, steps=SHORT_STEPS, objective="accuracy_energy"))
+        if table.cells is not None:
+            searches[f"{tpe_name}, {limit} (constraint)"] = optuna(
+                replace(short, max_energy_uj=ENERGY_LIMIT_UJ), table.extra["params"], TPE_SHARE, by_edges=True)
     return searches
 
 
