@@ -151,8 +151,11 @@ def run_study(plan: StudyPlan, candidates: Candidates, study, on_step: Callable[
             if not plan.multi:
                 trial.report(curve[-1], step)
                 budget_cut = over_budget() and step < plan.steps
-                too_costly = (plan.max_energy_uj is not None and step == plan.min_steps < plan.steps
-                              and run.energy_uj() > plan.max_energy_uj)  # measured once, early: cheap to stop
+                early_energy = (run.energy_uj() if plan.max_energy_uj is not None and step == plan.min_steps < plan.steps
+                                else None)  # measured once, early: a candidate over the limit is cheap to stop
+                too_costly = early_energy is not None and early_energy > plan.max_energy_uj
+                if too_costly:  # the sampler learns the limit from stopped trials too
+                    trial.set_constraint("energy", early_energy - plan.max_energy_uj)
                 if budget_cut or too_costly or trial.should_prune():
                     trial.set_user_attr("stopped_by", "budget" if budget_cut else "energy" if too_costly
                                         else "pruner")
