@@ -99,6 +99,8 @@ def test_an_energy_limit_stops_a_costly_candidate_after_its_first_rung_and_is_th
     events, study = _replay_on(table, plan)
     stopped = {t.user_attrs["cell"]: t.user_attrs.get("stopped_by") for t in study.trials}
     assert stopped[0] == "energy" and len(study.trials[0].user_attrs["val_acc"]) == 1
+    # the stopped trial tells the sampler by how much it broke the limit (5 - 2 µJ), so TPE learns it
+    assert [v for k, v in study.trials[0].system_attrs.items() if k.endswith(":energy")] == [3.0]
     assert events[-1].pick == 1  # the most accurate of those within the limit (85 at 9 epochs)
 
 
