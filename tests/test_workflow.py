@@ -272,6 +272,31 @@ def _what_a_browser_shows(work, results, output: str, runs, tmp_path) -> None:
     assert "Every run" in front and "accuracy_vs_sar.png" in front
 
 
+def test_the_default_run_as_a_user_sees_it(tmp_path):
+    """The README's quick start, `snakemake --cores all` with the default config, then its report: every job ends,
+    and a browser shows what a user opens: each plot panel with every run of its dataset, the printed link's runs
+    table with every parent run, the report's front page. Prints the run's time (the README's figure comes from a
+    quiet machine; this one may share its cores)."""
+    import time
+
+    work = _workdir(tmp_path)
+    started = time.perf_counter()
+    proc = _smk(work, "--cores", "2", timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(f"the default run on this machine: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    report = _smk(work, "--report", "results/report.html")
+    assert report.returncode == 0, report.stderr[-3000:]
+    from mlflow.tracking import MlflowClient
+    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'results' / 'mlflow.db'}")
+    assert [e.name for e in client.search_experiments()] == ["lightsnn-default"]
+    runs = client.search_runs([client.get_experiment_by_name("lightsnn-default").experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags["kind"] == "group"]
+    assert len(parents) == 2 * 5 * 2  # datasets x methods x seeds
+    assert {r.info.run_name.split()[0] for r in runs if r.data.tags["kind"] != "group"} == \
+        {"search", "train", "evaluate"}
+    _what_a_browser_shows(work, work / "results", proc.stdout + proc.stderr, runs, tmp_path)
+
+
 def _embedded_html(report: str) -> list[str]:
     """The HTML pages a self-contained Snakemake report embeds (base64 data URIs)."""
     import base64
@@ -464,8 +489,8 @@ def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
     assert len(plane) == 7424 and plane["on_front"].sum() >= 1 and (plane["energy_uj"] > 0).all()
     front_picks = pd.read_csv(out / "front_picks.csv")
     assert (front_picks["method"] == "successive halving (Optuna) (10 h)").sum() == 2  # the replayed searches too
-    assert len(front_picks) == 3 * 2 + 11 * 2  # an invalid pick (a tiny search may make one) has no energy
-    assert front_picks.loc[front_picks["valid"], "energy_uj"].notna().all() and front_picks["valid"].sum() >= 22
+    assert len(front_picks) == 3 * 2 + 13 * 2  # 3 training-free methods, 13 replayed searches, 2 seeds each
+    assert front_picks.loc[front_picks["valid"], "energy_uj"].notna().all() and front_picks["valid"].sum() >= 26
     # more search seeds rerun the searches they add and the tables, never the scores
     more = {"benchmark": {**tiny["benchmark"], "seeds": 3}}
     (work / "more.yaml").write_text(yaml.safe_dump(more))
