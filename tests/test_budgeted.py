@@ -217,3 +217,14 @@ def test_a_sampler_over_edge_ops_trains_only_the_pools_cells():
     assert [(e.hours, e.pick) for e in events] == [(3.0, 3), (12.0, 0)]  # 3 epochs at 1 h, then 9 at 1 h
     with pytest.raises(ValueError, match="needs the table's cells"):
         budgeted.optuna_search(TABLE, np.random.default_rng(0), plan, 10.0, by_edges=True)
+
+
+def test_a_seeds_replay_is_reproducible_with_hyperband():
+    """Optuna's Hyperband pruner assigns trials to brackets by a hash of the study's name: the replay names its
+    study, so the same seed gives the same search."""
+    from lightsnn.search.optuna_study import StudyPlan
+
+    plan = StudyPlan(trials=None, budget=None, steps=9, pruner="hyperband", sampler="random")
+    runs = [[(e.hours, e.pick) for e in budgeted.optuna_search(TABLE, np.random.default_rng(3), plan, 30.0)]
+            for _ in range(3)]
+    assert runs[0] and runs[0] == runs[1] == runs[2]

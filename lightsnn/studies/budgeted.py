@@ -192,7 +192,8 @@ def optuna_search(table: CurveTable, rng: np.random.Generator, plan, budget: flo
     candidates = BenchmarkCandidates(table, pool, by_edges)
     study = study or optuna.create_study(directions=["maximize", "minimize"] if plan.multi else ["maximize"],
                                          sampler=make_sampler(plan.sampler, int(rng.integers(2 ** 31))),
-                                         pruner=make_pruner(plan))
+                                         pruner=make_pruner(plan), study_name="replay")  # Hyperband hashes the
+    # study's name into its brackets: a fixed name keeps a seed's replay reproducible
     run_study(replace(plan, budget=budget, trials=None), candidates, study)
     events, best, best_feasible = [], None, None
     complete = optuna.trial.TrialState.COMPLETE
