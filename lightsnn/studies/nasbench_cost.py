@@ -124,7 +124,8 @@ def training_searches(table: budgeted.CurveTable, budget: float, scores: dict[st
 def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
             scores: dict[str, np.ndarray] | None = None, log=None) -> pd.DataFrame:
     """Per method and budget (GPU-hours): the test accuracy of its pick over seeds (mean, 95 % t-interval), its
-    regret to the best valid network, the hours it spent (finishing its pick's training included), and how
+    regret to the best valid network, the hours it spent (finishing its pick's training included), its pick's
+    energy per inference (µJ), and how
     close it came to the accuracy-energy front: the share of seeds whose pick lies within
     :data:`NEAR_FRONT_PP` of the front, and the hypervolume of every network it trained as a share of the true
     front's. A random pick is given by its exact expectation over all valid networks."""
@@ -140,12 +141,12 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
         true_volume = budgeted.hypervolume(table.test[front], energy[front], reference)
     rows = []
 
-    def front_quality(event) -> tuple[float, float]:
+    def front_quality(event) -> tuple[float, float, float]:
         if energy is None:
-            return math.nan, math.nan
+            return math.nan, math.nan, math.nan
         seen = np.asarray(event.evaluated(), dtype=int)
         volume = budgeted.hypervolume(table.test[seen], energy[seen], reference) / true_volume
-        return float(gap[event.pick] <= NEAR_FRONT_PP), volume
+        return float(gap[event.pick] <= NEAR_FRONT_PP), volume, float(energy[event.pick])
 
     def summarise(method: str, kind: str, per_budget: list[list[tuple]]):
         for budget, got in zip(budgets, per_budget):
@@ -159,7 +160,8 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
                          "regret_mean": best - float(acc.mean()) if n else math.nan,
                          "hours_mean": float(np.mean([g[1] for g in got])) if n else math.nan,
                          "near_front_share": float(np.mean([g[2] for g in got])) if n else math.nan,
-                         "hypervolume_share": float(np.mean([g[3] for g in got])) if n else math.nan})
+                         "hypervolume_share": float(np.mean([g[3] for g in got])) if n else math.nan,
+                         "energy_uj_mean": float(np.mean([g[4] for g in got])) if n else math.nan})
 
     budgets = sorted(budgets)
     for method, run in training_searches(table, budgets[-1], scores).items():
@@ -182,7 +184,8 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
         rows.append({"method": "random pick (no training; exact expectation)", "kind": "training-free",
                      "budget_gpu_hours": budget, "seeds": len(table.ids), "acc_mean": float(table.test.mean()),
                      "acc_low": math.nan, "acc_high": math.nan, "regret_mean": best - float(table.test.mean()),
-                     "hours_mean": 0.0, "near_front_share": near, "hypervolume_share": float(single)})
+                     "hours_mean": 0.0, "near_front_share": near, "hypervolume_share": float(single),
+                     "energy_uj_mean": float(energy.mean()) if energy is not None else math.nan})
     by_label: dict[str, list[dict]] = {}
     for record in pick_records:
         by_label.setdefault(pick_label(record), []).append(record)
@@ -200,7 +203,8 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
                 near_it = float(p is not None and energy is not None and gap[p] <= NEAR_FRONT_PP)
                 volume = (budgeted.hypervolume(table.test[[p]], energy[[p]], reference) / true_volume
                           if p is not None and energy is not None else 0.0)
-                got.append((float(r["test_acc"]), r["search_seconds"] / 3600, near_it, volume))
+                got.append((float(r["test_acc"]), r["search_seconds"] / 3600, near_it, volume,
+                            float(energy[p]) if p is not None and energy is not None else math.nan))
             per_budget.append(got)
         summarise(f"{label} (training-free)", "training-free", per_budget)
     return pd.DataFrame(rows)
