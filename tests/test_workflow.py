@@ -484,7 +484,8 @@ def test_the_benchmark_target_scores_correlates_and_looks_searches_up(tmp_path):
             "two objectives at 10 steps, energy <= 1 mJ"} <= set(anytime["method"])
     with_pick = anytime[anytime["seeds"] > 0]  # at 1 h no training-based search can finish its pick's training
     assert with_pick["near_front_share"].between(0, 1).all() and with_pick["hypervolume_share"].between(0, 1).all()
-    assert with_pick["energy_uj_mean"].between(500, 2300).all()  # the valid networks' 0.54-2.28 mJ
+    trained = with_pick[with_pick["kind"] == "training"]  # a tiny training-free search may pick only invalid cells
+    assert trained["energy_uj_mean"].between(500, 2300).all()  # the valid networks' 0.54-2.28 mJ
     assert set(anytime["budget_gpu_hours"]) == {1.0, 10.0} and (anytime["hours_mean"].dropna() <= 10.0).all()
     plane = pd.read_csv(out / "plane.csv")
     assert len(plane) == 7424 and plane["on_front"].sum() >= 1 and (plane["energy_uj"] > 0).all()

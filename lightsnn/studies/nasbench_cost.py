@@ -161,7 +161,7 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
                          "hours_mean": float(np.mean([g[1] for g in got])) if n else math.nan,
                          "near_front_share": float(np.mean([g[2] for g in got])) if n else math.nan,
                          "hypervolume_share": float(np.mean([g[3] for g in got])) if n else math.nan,
-                         "energy_uj_mean": float(np.mean([g[4] for g in got])) if n else math.nan})
+                         "energy_uj_mean": _mean_known([g[4] for g in got])})  # an invalid pick has none
 
     budgets = sorted(budgets)
     for method, run in training_searches(table, budgets[-1], scores).items():
@@ -208,6 +208,11 @@ def anytime(bench, pick_records: list[dict], budgets: list[float], seeds: int,
             per_budget.append(got)
         summarise(f"{label} (training-free)", "training-free", per_budget)
     return pd.DataFrame(rows)
+
+
+def _mean_known(values: list[float]) -> float:
+    known = [v for v in values if math.isfinite(v)]
+    return float(np.mean(known)) if known else math.nan
 
 
 def write_anytime(pick_files: list[str], score_files: list[str], config: dict, out_dir,
